@@ -1,0 +1,213 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * The kernel <-> user space ABI of retina. Included by the BPF programs
+ * (after vmlinux.h) and by the C++ decoder, which static_asserts every size
+ * and offset. All structs have explicit padding and naturally aligned
+ * fields, so the layout is identical under clang -target bpf and g++.
+ *
+ * Every ring-buffer record starts with struct retina_event_hdr. A decoder
+ * checks the record size, then type and version, then copies the record
+ * into a local struct; it never reads past what the kernel wrote.
+ */
+#ifndef RETINA_ABI_EVENTS_H
+#define RETINA_ABI_EVENTS_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define RETINA_ABI_VERSION 1
+
+enum retina_event_type {
+	RETINA_EV_PACKET = 1,     /* packetparser: one packet (low) or a conntrack report (high) */
+	RETINA_EV_DROP = 2,       /* dropreason: one dropped packet */
+	RETINA_EV_DNS = 3,        /* dns: one DNS message; the message bytes follow */
+	RETINA_EV_TCPRETRANS = 4, /* tcpretrans: one retransmitted segment */
+	RETINA_EV_MAX,
+};
+
+/* Where a packet was seen. The decoder maps these to Hubble's points. */
+enum retina_obs_point {
+	RETINA_OBS_FROM_ENDPOINT = 0, /* host side of a pod veth, tc ingress */
+	RETINA_OBS_TO_ENDPOINT = 1,   /* host side of a pod veth, tc egress */
+	RETINA_OBS_FROM_NETWORK = 2,  /* node interface, tc ingress */
+	RETINA_OBS_TO_NETWORK = 3,    /* node interface, tc egress */
+	RETINA_OBS_KERNEL = 4,        /* a tracepoint inside the stack */
+	RETINA_OBS_MAX,
+};
+
+/* TCP flag bits as they appear in byte 13 of the TCP header, plus NS. */
+enum retina_tcp_flag {
+	RETINA_TCP_FIN = 0x01,
+	RETINA_TCP_SYN = 0x02,
+	RETINA_TCP_RST = 0x04,
+	RETINA_TCP_PSH = 0x08,
+	RETINA_TCP_ACK = 0x10,
+	RETINA_TCP_URG = 0x20,
+	RETINA_TCP_ECE = 0x40,
+	RETINA_TCP_CWR = 0x80,
+	RETINA_TCP_NS = 0x100,
+};
+
+/* Index of each flag in the per-flag count arrays below. */
+enum retina_tcp_flag_idx {
+	RETINA_FLAG_IDX_FIN = 0,
+	RETINA_FLAG_IDX_SYN,
+	RETINA_FLAG_IDX_RST,
+	RETINA_FLAG_IDX_PSH,
+	RETINA_FLAG_IDX_ACK,
+	RETINA_FLAG_IDX_URG,
+	RETINA_FLAG_IDX_ECE,
+	RETINA_FLAG_IDX_CWR,
+	RETINA_FLAG_IDX_NS,
+	RETINA_FLAG_IDX_MAX, /* 9 */
+};
+
+struct retina_event_hdr {
+	__u16 type;    /* enum retina_event_type */
+	__u8 version;  /* per-type layout version */
+	__u8 _pad0;
+	__u16 len;     /* bytes in the record, header included */
+	__u16 _pad1;
+	__u64 ts_ns;   /* CLOCK_BOOTTIME, bpf_ktime_get_boot_ns() */
+};
+
+/* IPv4 addresses are stored IPv4-mapped (::ffff:a.b.c.d). Ports are host order. */
+struct retina_tuple {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;  /* IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, IPPROTO_ICMPV6 */
+	__u8 family; /* 4 or 6 */
+	__u16 _pad;
+};
+
+/* packet event flags */
+#define RETINA_PKT_F_REPLY 0x01      /* packet travels responder -> initiator */
+#define RETINA_PKT_F_CT_REPORT 0x02  /* produced by in-kernel conntrack (aggregation high) */
+#define RETINA_PKT_F_NO_PACKET 0x04  /* a flush of pending counts: bytes is 0, no current packet */
+#define RETINA_PKT_F_DIR_UNKNOWN 0x08 /* connection seen mid-stream, initiator guessed */
+
+/* why a conntrack report was sent */
+enum retina_report_reason {
+	RETINA_REPORT_PACKET = 0,   /* aggregation low: every (sampled) packet */
+	RETINA_REPORT_NEW = 1,      /* first packet of a connection */
+	RETINA_REPORT_FLAGS = 2,    /* new TCP flags in this direction, or FIN/RST/SYN/URG/ECE/CWR */
+	RETINA_REPORT_INTERVAL = 3, /* report interval elapsed */
+	RETINA_REPORT_TIMEOUT = 4,  /* connection expired; pending counts flushed */
+	RETINA_REPORT_MAP_FULL = 5, /* conntrack map full: packet reported on its own */
+};
+
+#define RETINA_PACKET_EVENT_VERSION 1
+struct retina_packet_event {
+	struct retina_event_hdr hdr;  /*   0 */
+	struct retina_tuple tuple;    /*  16 */
+	__u32 ifindex;                /*  56 */
+	__u32 bytes;                  /*  60 this packet's length (skb->len) */
+	__u8 obs_point;               /*  64 enum retina_obs_point */
+	__u8 flags;                   /*  65 RETINA_PKT_F_* */
+	__u16 tcp_flags;              /*  66 this packet's flags, RETINA_TCP_* */
+	__u8 report_reason;           /*  68 enum retina_report_reason */
+	__u8 _pad0[3];                /*  69 */
+	__u32 prev_packets;           /*  72 packets since the previous report, this one excluded */
+	__u32 tcp_id;                 /*  76 TCP timestamp value (tsval) when present */
+	__u64 prev_bytes;             /*  80 bytes since the previous report, this one excluded */
+	__u32 prev_flag_counts[RETINA_FLAG_IDX_MAX]; /* 88 per-flag counts since the previous report */
+	__u32 _pad1;                  /* 124 */
+};                                /* 128 */
+
+#define RETINA_DROP_EVENT_VERSION 1
+struct retina_drop_event {
+	struct retina_event_hdr hdr;  /*   0 */
+	struct retina_tuple tuple;    /*  16 zero for non-IP packets */
+	__u32 ifindex;                /*  56 */
+	__u32 bytes;                  /*  60 skb->len */
+	__u32 reason;                 /*  64 enum skb_drop_reason, raw kernel value */
+	__u8 direction;               /*  68 1 ingress, 2 egress, 0 unknown */
+	__u8 _pad0[3];                /*  69 */
+	__u32 suppressed;             /*  72 drops of this flow not sent since the last event (rate limit) */
+	__u32 _pad1;                  /*  76 */
+	__u64 location;               /*  80 kernel text address that freed the skb */
+};                                /*  88 */
+
+#define RETINA_DNS_MAX_PAYLOAD 512
+#define RETINA_DNS_EVENT_VERSION 1
+struct retina_dns_event {
+	struct retina_event_hdr hdr;  /*   0 */
+	struct retina_tuple tuple;    /*  16 */
+	__u32 ifindex;                /*  56 */
+	__u8 obs_point;               /*  60 */
+	__u8 _pad0;                   /*  61 */
+	__u16 dns_len;                /*  62 bytes of DNS message captured in payload */
+	__u32 wire_len;               /*  64 length of the DNS message on the wire */
+	__u32 _pad1;                  /*  68 */
+	__u8 payload[RETINA_DNS_MAX_PAYLOAD]; /* 72 */
+};                                /* 584 */
+
+#define RETINA_TCPRETRANS_EVENT_VERSION 1
+struct retina_tcpretrans_event {
+	struct retina_event_hdr hdr;  /*   0 */
+	struct retina_tuple tuple;    /*  16 */
+	__u8 state;                   /*  56 TCP state (TCP_ESTABLISHED = 1, ...) */
+	__u8 _pad0;                   /*  57 */
+	__u16 tcp_flags;              /*  58 flags of the retransmitted segment */
+	__u32 _pad1;                  /*  60 */
+};                                /*  64 */
+
+/* Per-CPU statistics every BPF object keeps (array map "retina_stats").
+ * Lost entries are events that never reached user space. */
+enum retina_stat {
+	RETINA_STAT_RINGBUF_FULL = 0, /* lost: bpf_ringbuf_reserve failed */
+	RETINA_STAT_CT_FULL = 1,      /* conntrack map full: packet reported without aggregation */
+	RETINA_STAT_SAMPLED_OUT = 2,  /* not reported because of dataSamplingRate */
+	RETINA_STAT_RATE_LIMITED = 3, /* not reported because of a rate limit; counts carried on */
+	RETINA_STAT_NOT_IP = 4,       /* packets that carried no IPv4/IPv6 */
+	RETINA_STAT_TRUNCATED = 5,    /* headers shorter than they claim */
+	RETINA_STAT_CT_EXPIRED = 6,   /* connections removed after their timeout */
+	RETINA_STAT_REPORTS = 7,      /* records successfully submitted */
+	RETINA_STAT_MAX = 8,
+};
+
+/* In-kernel conntrack (aggregation "high"). The key orders the two
+ * addresses so both directions of a connection share one entry, and
+ * includes the interface so each observation point counts separately. */
+struct retina_ct_key {
+	__u8 addr_lo[16];
+	__u8 addr_hi[16];
+	__u16 port_lo;
+	__u16 port_hi;
+	__u8 proto;
+	__u8 _pad[3];
+	__u32 ifindex;
+};                                /* 44 */
+
+/* Counts one TC hook direction of an entry has seen since its last report. */
+struct retina_ct_side {
+	__u64 pending_bytes;
+	__u32 pending_packets;
+	__u32 pending_flags[RETINA_FLAG_IDX_MAX];
+	__u64 total_packets;          /* reported so far, for conntrack_* gauges */
+	__u64 total_bytes;
+	__u64 last_report_ns;
+	__u16 flags_seen;             /* OR of flags already reported in this direction */
+	__u16 _pad0;
+	__u32 _pad1;
+};                                /* 80 */
+
+#define RETINA_CT_INIT_IS_LO 0x01   /* the initiator is addr_lo:port_lo */
+#define RETINA_CT_DIR_UNKNOWN 0x02  /* first packet was not a SYN */
+#define RETINA_CT_FIN_LO 0x04       /* FIN seen from addr_lo */
+#define RETINA_CT_FIN_HI 0x08       /* FIN seen from addr_hi */
+#define RETINA_CT_RST 0x10          /* RST seen */
+
+struct retina_ct_entry {
+	__u64 created_ns;
+	__u64 last_seen_ns;
+	__u64 expires_ns;             /* entry expires when last_seen passes this */
+	__u32 state;                  /* RETINA_CT_* bits */
+	__u32 _pad;
+	struct retina_ct_side side[2]; /* [0] tc ingress, [1] tc egress */
+};                                /* 192 */
+
+#endif /* RETINA_ABI_EVENTS_H */

@@ -1,0 +1,98 @@
+// One Config with Retina's keys and their defaults. validate() returns every
+// problem at once; load_config_yaml() rejects unknown keys.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "retina/error.hpp"
+
+namespace retina {
+
+enum class LogLevel : uint8_t { kTrace, kDebug, kInfo, kWarn, kError };
+enum class AggregationLevel : uint8_t { kLow, kHigh };
+enum class TcxMode : uint8_t { kAuto, kOff };
+
+const char* to_string(LogLevel l);
+const char* to_string(AggregationLevel a);
+
+// Advanced-metrics context option (Retina's MetricsConfiguration spec).
+struct MetricsContextOption {
+  std::string metric_name;                    // e.g. "forward", "drop", "dns", "tcpflags", "tcpretrans"
+  std::vector<std::string> source_labels;     // ip namespace podname workload service port zone
+  std::vector<std::string> destination_labels;
+  std::vector<std::string> additional_labels; // only "is_reply"
+  std::chrono::seconds ttl{0};                // 0: never expire
+};
+
+struct MetricsNamespaces {
+  std::vector<std::string> include;
+  std::vector<std::string> exclude;  // mutually exclusive with include
+};
+
+struct Config {
+  // apiServer
+  std::string api_server_host = "0.0.0.0";
+  uint16_t api_server_port = 10093;
+
+  LogLevel log_level = LogLevel::kInfo;
+  // Plugins that run on a plain host without Kubernetes.
+  std::vector<std::string> enabled_plugins = {"packetparser", "dropreason", "packetforward",
+                                              "linuxutil",    "dns",        "tcpretrans"};
+  std::chrono::milliseconds metrics_interval{std::chrono::seconds(10)};
+
+  // Pod-level (advanced) metrics.
+  bool enable_pod_level = false;
+  bool remote_context = false;
+  bool enable_annotations = false;
+  std::vector<MetricsContextOption> context_options;
+  MetricsNamespaces metrics_namespaces;
+  uint32_t max_series_per_metric = 10000;
+
+  // packetparser
+  bool bypass_lookup_ip_of_interest = true;
+  AggregationLevel data_aggregation_level = AggregationLevel::kHigh;
+  uint32_t data_sampling_rate = 1;
+  std::chrono::seconds conntrack_report_interval{30};
+  bool packet_parser_ring_buffer = true;
+  uint64_t packet_parser_ring_buffer_size = 8ull << 20;
+  uint32_t filter_map_max_entries = 255;
+  TcxMode enable_tcx = TcxMode::kAuto;
+  bool enable_conntrack_metrics = true;
+  uint32_t conntrack_max_entries = 262144;
+  // Interfaces besides pod veths to attach to; empty means "the default-route
+  // interface" when aggregation is low (as Retina does).
+  std::vector<std::string> host_interfaces;
+  // Name prefixes that mark an interface as a pod veth's host side. Empty:
+  // every veth whose peer lives in another network namespace.
+  std::vector<std::string> pod_interface_prefixes;
+
+  // dropreason
+  bool drop_include_expected = false;   // also report consume_skb / NOT_SPECIFIED frees
+  uint32_t drop_events_per_second = 10000;  // per-flow drop events; counts stay exact beyond it
+
+  // Endpoint sources
+  std::string endpoints_file;           // YAML or JSON list of endpoints (ours)
+  std::string kubeconfig;               // outside a cluster; in-cluster config otherwise
+  bool enable_kubernetes = false;       // watch the API server
+  std::string node_name;                // defaults to $NODE_NAME or the host name
+
+  // Flow log (Hubble JSON lines); empty disables it.
+  std::string flow_log_path;
+
+  // Returns all problems, one per line, in one error.
+  Status validate() const;
+};
+
+// Parses Retina's agent config.yaml. Unknown keys and bad values are errors
+// naming the key.
+Result<Config> load_config_yaml(std::string_view yaml_text);
+Result<Config> load_config_file(const std::string& path);
+
+// "30s", "1m30s", "500ms", "2h" -> duration; Go's time.ParseDuration syntax.
+Result<std::chrono::nanoseconds> parse_duration(std::string_view text);
+
+}  // namespace retina

@@ -1,0 +1,135 @@
+// The flow path in user space: ring-buffer record -> decode -> enrich ->
+// every sink and subscriber. One thread feeds a Pipeline.
+//
+//   * A FlowSink runs inline on the feeding thread and sees a Flow view.
+//     It must be quick and must never block (the metric aggregator is one).
+//   * A Subscription gets its own bounded queue of OwnedFlow. When it falls
+//     behind, its own flows are dropped and counted; the kernel reader and
+//     the other consumers never wait for it.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "retina/decoder.hpp"
+#include "retina/flow.hpp"
+#include "retina/ip_cache.hpp"
+
+namespace retina {
+
+namespace metrics {
+class Registry;
+}
+
+class FlowSink {
+ public:
+  virtual ~FlowSink() = default;
+  virtual void on_flow(const Flow& flow) noexcept = 0;
+  // Called after each batch; sinks that accumulate locally publish here.
+  virtual void on_batch_end() noexcept {}
+};
+
+// A Flow that owns what it points to; safe to keep and pass across threads.
+class OwnedFlow {
+ public:
+  OwnedFlow() = default;
+  explicit OwnedFlow(const Flow& view);
+  OwnedFlow(const OwnedFlow& o) { *this = o; }
+  OwnedFlow& operator=(const OwnedFlow& o);
+  OwnedFlow(OwnedFlow&& o) noexcept { *this = std::move(o); }
+  OwnedFlow& operator=(OwnedFlow&& o) noexcept;
+
+  // The flow with its pointers aimed at this object's own copies.
+  const Flow& flow() const { return flow_; }
+  const EndpointPtr& source() const { return source_; }
+  const EndpointPtr& destination() const { return destination_; }
+
+ private:
+  void repoint();
+  Flow flow_{};
+  EndpointPtr source_, destination_;
+  std::optional<DnsInfo> dns_;
+  std::string drop_reason_desc_;
+};
+
+// Which flows a subscriber wants; empty fields match everything.
+struct FlowFilter {
+  std::vector<Verdict> verdicts;
+  std::vector<FlowSource> origins;
+  std::vector<std::string> namespaces;  // either side's namespace
+  std::vector<std::string> pod_names;   // either side's pod, "ns/name" or "name"
+  std::vector<IpAddr> ips;              // either side's address
+  std::vector<uint16_t> ports;          // either side's port
+  bool matches(const Flow& f) const noexcept;
+};
+
+class Subscription {
+ public:
+  virtual ~Subscription() = default;
+  virtual std::string_view name() const = 0;
+  // Non-blocking pop.
+  virtual bool try_pop(OwnedFlow& out) = 0;
+  // Pops up to `max` flows, waiting up to `wait` for the first one.
+  virtual size_t pop_batch(std::vector<OwnedFlow>& out, size_t max, std::chrono::milliseconds wait) = 0;
+  // Flows dropped because this subscriber's queue was full.
+  virtual uint64_t dropped() const = 0;
+  virtual uint64_t delivered() const = 0;
+  // Stops delivery; the pipeline forgets the subscription soon after.
+  virtual void close() = 0;
+};
+
+struct PipelineStats {
+  uint64_t records = 0;        // records handed to process()
+  uint64_t decoded = 0;
+  uint64_t rejected[static_cast<size_t>(DecodeError::kCount)] = {};
+  uint64_t enrich_hits = 0;    // endpoint lookups that found something
+  uint64_t enrich_misses = 0;
+};
+
+class Pipeline {
+ public:
+  // `registry` may be null; otherwise the pipeline exports its own counters
+  // (parsed packets, decoder rejects, subscriber drops) into it.
+  Pipeline(std::shared_ptr<IpCache> cache, metrics::Registry* registry);
+  ~Pipeline();
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
+
+  // ---- consumers: any thread ----
+  uint64_t add_sink(std::shared_ptr<FlowSink> sink);
+  void remove_sink(uint64_t id);
+  std::shared_ptr<Subscription> subscribe(std::string name, size_t capacity = 1 << 16,
+                                          FlowFilter filter = {});
+
+  // ---- producer: one thread at a time ----
+  // Decodes one record from `plugin` (its name labels reject counters),
+  // enriches and dispatches it. Malformed records are counted, never thrown.
+  void process(std::span<const std::byte> record, std::string_view plugin = "packetparser") noexcept;
+  // Enriches and dispatches a flow built elsewhere (e.g. a user-space source).
+  void process_flow(Flow& flow) noexcept;
+  // Ends a batch: releases the cache read section, flushes sinks.
+  void end_batch() noexcept;
+
+  void set_drop_reason_names(std::shared_ptr<const std::vector<std::string>> names);
+  // Disables enrichment (for benchmarks of decode alone).
+  void set_enrich(bool on) noexcept;
+
+  PipelineStats stats() const;
+  IpCache& cache() { return *cache_; }
+
+ private:
+  struct Impl;
+  std::shared_ptr<IpCache> cache_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace retina

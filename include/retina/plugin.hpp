@@ -1,0 +1,83 @@
+// The plugin interface. A plugin owns a data source (BPF programs, /proc
+// files, sysfs) and feeds the engine's pipeline and metrics registry.
+// Lifecycle: init (maps, programs) -> start (attach, threads) -> reconcile
+// (periodic) -> stop. A plugin that cannot run reports why and never stops
+// the others.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "retina/config.hpp"
+#include "retina/error.hpp"
+
+namespace retina {
+
+class FeatureDetector;
+class InterfaceWatcher;
+class Pipeline;
+class IpCache;
+namespace metrics {
+class Registry;
+}
+
+enum class PluginState : uint8_t { kPending, kRunning, kDisabled, kFailed, kStopped };
+const char* to_string(PluginState s);
+
+struct PluginStatus {
+  std::string name;
+  PluginState state = PluginState::kPending;
+  std::string reason;  // why disabled or failed; empty when running
+};
+
+// A source of ring-buffer records that the engine's reader thread polls.
+class EventSource {
+ public:
+  using RecordFn = void (*)(void* user, std::span<const std::byte> record);
+  virtual ~EventSource() = default;
+  virtual std::string_view name() const = 0;  // plugin name, labels lost/reject counters
+  virtual int fd() const = 0;                 // becomes readable when records wait
+  // Hands up to `max` records to fn; returns how many.
+  virtual size_t drain(RecordFn fn, void* user, size_t max) = 0;
+};
+
+// What the engine lends a plugin.
+struct PluginContext {
+  const Config* config = nullptr;
+  metrics::Registry* registry = nullptr;
+  Pipeline* pipeline = nullptr;
+  IpCache* cache = nullptr;
+  FeatureDetector* features = nullptr;
+  InterfaceWatcher* interfaces = nullptr;  // null when no plugin needs interfaces
+  std::string proc_root = "/proc";         // overridable for tests
+  std::string sys_root = "/sys";
+};
+
+class Plugin {
+ public:
+  virtual ~Plugin() = default;
+  virtual std::string_view name() const = 0;
+  // Loads maps and programs. An Error of kind kUnsupported disables the
+  // plugin with that reason; any other error marks it failed.
+  virtual Status init(PluginContext& ctx) = 0;
+  virtual Status start() = 0;
+  virtual void stop() noexcept = 0;
+  // Called every metricsIntervalDuration from the engine's control thread.
+  virtual Status reconcile() { return ok(); }
+  // Ring buffers the engine should drain into the pipeline.
+  virtual std::vector<EventSource*> event_sources() { return {}; }
+};
+
+using PluginFactory = std::unique_ptr<Plugin> (*)();
+
+// Built-in plugins by Retina name: packetparser, dropreason, packetforward,
+// dns, tcpretrans, linuxutil, infiniband. Null for an unknown name.
+std::unique_ptr<Plugin> make_builtin_plugin(std::string_view name);
+std::vector<std::string_view> builtin_plugin_names();
+
+}  // namespace retina

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs every build, test and runtime dependency from Debian 12 packages.
+# Idempotent: apt-get skips what is already present.
+set -euo pipefail
+PKGS=(
+  build-essential cmake ninja-build pkg-config git
+  clang-14 llvm-14 libclang-rt-14-dev bpftool libbpf-dev libelf-dev zlib1g-dev
+  libxxhash-dev libconcurrentqueue-dev libabsl-dev
+  libyaml-cpp-dev libsimdjson-dev libcpp-httplib-dev libcli11-dev
+  libspdlog-dev libfmt-dev libpcap-dev libcurl4-openssl-dev libssl-dev
+  catch2 libbenchmark-dev
+  pybind11-dev python3-dev python3-pytest python3-numpy python3-pandas
+  iproute2 iptables nftables iperf3 dnsmasq-base dnsutils ethtool procps tcpdump openssl curl
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
