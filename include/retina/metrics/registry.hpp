@@ -74,11 +74,16 @@ class Gauge {
   std::atomic<double> v_{0};
 };
 
-// Anything that writes samples at scrape time (kernel maps, /proc files).
+// Anything that produces samples at scrape time (kernel maps, /proc files).
+// A scrape first calls refresh() on every collector (to mirror kernel
+// counters into registry-owned series, e.g. lost_events_counter), then
+// writes the registry's families, then calls collect() on every collector
+// for families it writes itself. A family is written by one producer only.
 class Collector {
  public:
   virtual ~Collector() = default;
-  virtual void collect(TextWriter& w) = 0;
+  virtual void refresh() {}
+  virtual void collect(TextWriter& w) { (void)w; }
 };
 
 // A metric family with a fixed list of label names. Series are created on
