@@ -63,9 +63,10 @@ struct Config {
   TcxMode enable_tcx = TcxMode::kAuto;
   bool enable_conntrack_metrics = true;
   uint32_t conntrack_max_entries = 262144;
-  // Interfaces besides pod veths to attach to; empty means "the default-route
-  // interface" when aggregation is low (as Retina does).
-  std::vector<std::string> host_interfaces;
+  // Node interfaces packetparser attaches to besides pod veths. "auto" is
+  // the default-route interface at aggregation low and nothing at high (as
+  // Retina does); explicit names attach at both levels.
+  std::vector<std::string> host_interfaces = {"auto"};
   // Name prefixes that mark an interface as a pod veth's host side. Empty:
   // every veth whose peer lives in another network namespace.
   std::vector<std::string> pod_interface_prefixes;
