@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include "core/log.hpp"
@@ -610,6 +611,41 @@ void check_labels(std::vector<std::string>& problems, const std::string& path, c
   }
 }
 
+// Counts documents with content, stopping at two. (YAML::LoadAll never
+// returns on some inputs, e.g. a lone ",": it keeps yielding empty documents.)
+class DocumentCounter final : public YAML::EventHandler {
+ public:
+  bool content = false;
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override { content = true; }
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {
+    content = true;
+  }
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    content = true;
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    content = true;
+  }
+  void OnMapEnd() override {}
+};
+
+size_t count_documents(const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  size_t with_content = 0;
+  // Bounded: an input that yields endless empty documents ends here too.
+  for (int i = 0; i < 64 && with_content < 2; ++i) {
+    DocumentCounter counter;
+    if (!parser.HandleNextDocument(counter)) break;
+    if (counter.content) ++with_content;
+  }
+  return with_content;
+}
+
 }  // namespace
 
 Status Config::validate() const {
@@ -712,15 +748,11 @@ Result<Config> load_config_yaml(std::string_view yaml_text) {
                                                  with_unit(kMaxConfigBytes))));
   }
   try {
-    std::vector<YAML::Node> docs = YAML::LoadAll(std::string(yaml_text));
-    size_t non_empty = 0;
-    YAML::Node root;
-    for (const auto& d : docs) {
-      if (!d.IsNull()) {
-        if (non_empty++ == 0) root = d;
-      }
+    const std::string text(yaml_text);
+    if (count_documents(text) > 1) {
+      return unexpected(Error::invalid("config: expected one YAML document, found several"));
     }
-    if (non_empty > 1) return unexpected(Error::invalid("config: expected one YAML document, found several"));
+    const YAML::Node root = YAML::Load(text);
     return parse_document(root);
   } catch (const YAML::Exception& e) {
     if (e.mark.is_null()) return unexpected(Error::parse(fmt::format("yaml: {}", e.msg)));
