@@ -19,3 +19,6 @@ find_path(CLI11_INCLUDE_DIR CLI/CLI.hpp REQUIRED)
 
 find_program(BPF_CLANG NAMES clang-14 clang REQUIRED)
 find_program(BPFTOOL NAMES bpftool PATHS /usr/sbin /sbin REQUIRED)
+# Debian builds cpp-httplib as a shared library; its header must be compiled
+# with the same feature macros (OpenSSL, zlib, brotli) as the library was.
+pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)

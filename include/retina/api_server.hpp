@@ -1,0 +1,81 @@
+// The agent's HTTP API (Retina's port 10093):
+//
+//   GET /metrics   Prometheus text exposition (format 0.0.4)
+//   GET /healthz   JSON: overall status and each plugin's state and reason;
+//                  200 when no plugin failed, 503 otherwise
+//   GET /readyz    200 once the engine runs at least one plugin, 503 before
+//   GET /flows     Hubble JSON lines; ?follow=1 streams. Filters: namespace,
+//                  pod, ip, port, verdict, origin; max=N bounds the count
+//
+// Unknown paths answer 404, other methods on known paths 405, bad query
+// parameters 400 with the reason. Requests are bounded in size and time,
+// and served by a small fixed pool of threads.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "retina/config.hpp"
+#include "retina/error.hpp"
+#include "retina/pipeline.hpp"
+#include "retina/plugin.hpp"
+
+namespace retina {
+
+class Engine;
+
+struct ApiServerOptions {
+  std::string host = "0.0.0.0";
+  uint16_t port = 10093;  // 0 binds an ephemeral port; ApiServer::port() tells which
+  size_t threads = 2;
+  size_t max_body_bytes = 4096;           // larger bodies answer 413
+  size_t max_header_bytes = 16 * 1024;    // all header lines together; larger answer 431
+  std::chrono::seconds read_timeout{5};
+  std::chrono::seconds write_timeout{5};
+  // Concurrent /flows?follow=1 streams; each holds a thread, so this stays
+  // below `threads` and /metrics is always served.
+  size_t max_flow_streams = 1;
+  // How long GET /flows without follow collects flows before answering.
+  std::chrono::milliseconds flow_collect_window{1000};
+  size_t flow_queue_capacity = 4096;      // per /flows subscriber
+  std::string node_name;                  // node_name of each flow line
+
+  static ApiServerOptions from(const Config& config);
+};
+
+// What the server serves. engine_backend() wires an Engine; tests and
+// embedders can supply their own functions.
+struct ApiServerBackend {
+  std::function<void(std::string& out)> metrics;              // appends Prometheus text
+  std::function<std::vector<PluginStatus>()> plugins;
+  std::function<bool()> ready;
+  std::function<std::shared_ptr<Subscription>(std::string name, size_t capacity, FlowFilter filter)> subscribe;
+};
+
+ApiServerBackend engine_backend(Engine& engine);
+
+class ApiServer {
+ public:
+  // Binds host:port and serves from background threads until stop().
+  static Result<std::unique_ptr<ApiServer>> start(ApiServerBackend backend, ApiServerOptions options);
+  ~ApiServer();  // stops
+  ApiServer(const ApiServer&) = delete;
+  ApiServer& operator=(const ApiServer&) = delete;
+
+  // The bound port (the ephemeral one when options.port was 0).
+  uint16_t port() const;
+  // Stops accepting, ends open flow streams and joins the threads. Idempotent.
+  void stop() noexcept;
+
+ private:
+  ApiServer();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace retina

@@ -1,0 +1,358 @@
+// The HTTP API on cpp-httplib. Every route lives in this file: the handlers
+// are thin, the work is in the backend (registry, engine, pipeline).
+#include "retina/api_server.hpp"
+
+#include <errno.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <chrono>
+#include <exception>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+
+#include <fmt/format.h>
+#include <httplib.h>
+
+#include "core/log.hpp"
+#include "engine/http_query.hpp"
+#if __has_include("retina/flow_json.hpp")
+#include "retina/flow_json.hpp"
+#define RETINA_HAVE_FLOW_JSON 1
+#endif
+#include "retina/metrics/registry.hpp"
+
+namespace retina {
+namespace {
+
+constexpr const char* kPrometheusContentType = "text/plain; version=0.0.4; charset=utf-8";
+constexpr const char* kTextContentType = "text/plain; charset=utf-8";
+constexpr const char* kJsonContentType = "application/json";
+constexpr const char* kJsonLinesContentType = "application/x-ndjson";
+
+void append_json_string(std::string& out, std::string_view s) {
+  out.push_back('"');
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out.append("\\\""); break;
+      case '\\': out.append("\\\\"); break;
+      case '\n': out.append("\\n"); break;
+      case '\r': out.append("\\r"); break;
+      case '\t': out.append("\\t"); break;
+      default:
+        if (c < 0x20) {
+          out.append(fmt::format("\\u{:04x}", c));
+        } else {
+          out.push_back(static_cast<char>(c));
+        }
+    }
+  }
+  out.push_back('"');
+}
+
+void text(httplib::Response& res, int status, std::string body) {
+  res.status = status;
+  if (!body.empty() && body.back() != '\n') body.push_back('\n');
+  res.set_content(body, kTextContentType);
+}
+
+// Bodies for the errors httplib answers by itself.
+std::string status_text(int status) {
+  switch (status) {
+    case 400: return "400 bad request";
+    case 404: return "404 not found";
+    case 413: return "413 request body too large";
+    case 414: return "414 request URI too long";
+    case 416: return "416 range not satisfiable";
+    case 500: return "500 internal error";
+    default: return fmt::format("{} error", status);
+  }
+}
+
+// The raw query of a request target ("/flows?a=b" -> "a=b").
+std::string_view query_of(const httplib::Request& req) {
+  std::string_view t = req.target;
+  const size_t q = t.find('?');
+  if (q == std::string_view::npos) return {};
+  t.remove_prefix(q + 1);
+  const size_t frag = t.find('#');
+  return t.substr(0, frag);
+}
+
+}  // namespace
+
+ApiServerOptions ApiServerOptions::from(const Config& config) {
+  ApiServerOptions o;
+  o.host = config.api_server_host;
+  o.port = config.api_server_port;
+  o.node_name = config.node_name;
+  return o;
+}
+
+struct ApiServer::Impl {
+  ApiServerBackend backend;
+  ApiServerOptions options;
+  httplib::Server server;
+  std::thread thread;
+  uint16_t port = 0;
+  std::atomic<bool> stopping{false};
+  std::atomic<bool> listen_returned{false};
+  std::atomic<size_t> flow_streams{0};
+  std::atomic<uint64_t> next_subscriber{0};
+  std::once_flag stopped;
+
+  void routes();
+  void handle_get(const httplib::Request& req, httplib::Response& res);
+  void handle_other(const httplib::Request& req, httplib::Response& res);
+  void metrics(httplib::Response& res);
+  void healthz(httplib::Response& res);
+  void readyz(httplib::Response& res);
+  void flows(const httplib::Request& req, httplib::Response& res);
+  bool headers_too_large(const httplib::Request& req, httplib::Response& res) const;
+};
+
+namespace {
+
+bool known_path(std::string_view path) {
+  return path == "/metrics" || path == "/healthz" || path == "/readyz" || path == "/flows";
+}
+
+}  // namespace
+
+bool ApiServer::Impl::headers_too_large(const httplib::Request& req, httplib::Response& res) const {
+  size_t bytes = req.target.size();
+  for (const auto& [k, v] : req.headers) bytes += k.size() + v.size() + 4;
+  if (bytes <= options.max_header_bytes) return false;
+  text(res, 431, fmt::format("request headers exceed {} bytes", options.max_header_bytes));
+  return true;
+}
+
+void ApiServer::Impl::handle_get(const httplib::Request& req, httplib::Response& res) {
+  if (headers_too_large(req, res)) return;
+  const std::string_view path = req.path;
+  if (path == "/metrics") return metrics(res);
+  if (path == "/healthz") return healthz(res);
+  if (path == "/readyz") return readyz(res);
+  if (path == "/flows") return flows(req, res);
+  text(res, 404, "not found; try /metrics, /healthz, /readyz or /flows");
+}
+
+void ApiServer::Impl::handle_other(const httplib::Request& req, httplib::Response& res) {
+  if (!known_path(req.path)) {
+    text(res, 404, "not found; try /metrics, /healthz, /readyz or /flows");
+    return;
+  }
+  res.set_header("Allow", "GET, HEAD");
+  text(res, 405, fmt::format("method {} not allowed; use GET", req.method));
+}
+
+void ApiServer::Impl::metrics(httplib::Response& res) {
+  std::string body;
+  body.reserve(64 * 1024);
+  backend.metrics(body);
+  res.status = 200;
+  res.set_content(body, kPrometheusContentType);
+}
+
+void ApiServer::Impl::healthz(httplib::Response& res) {
+  const auto plugins = backend.plugins();
+  bool failed = false;
+  for (const auto& p : plugins) failed = failed || p.state == PluginState::kFailed;
+  std::string body = "{\"status\":";
+  append_json_string(body, failed ? "failed" : "ok");
+  body += ",\"plugins\":[";
+  bool first = true;
+  for (const auto& p : plugins) {
+    if (!first) body.push_back(',');
+    first = false;
+    body += "{\"name\":";
+    append_json_string(body, p.name);
+    body += ",\"state\":";
+    append_json_string(body, to_string(p.state));
+    body += ",\"reason\":";
+    append_json_string(body, p.reason);
+    body.push_back('}');
+  }
+  body += "]}\n";
+  res.status = failed ? 503 : 200;
+  res.set_content(body, kJsonContentType);
+}
+
+void ApiServer::Impl::readyz(httplib::Response& res) {
+  if (backend.ready()) {
+    text(res, 200, "ready");
+  } else {
+    text(res, 503, "not ready");
+  }
+}
+
+void ApiServer::Impl::flows(const httplib::Request& req, httplib::Response& res) {
+  auto query = http::parse_flow_query(query_of(req));
+  if (!query) {
+    text(res, 400, fmt::format("bad query: {}", query.error().message));
+    return;
+  }
+  if (!backend.subscribe) {
+    text(res, 503, "flows are not available from this server");
+    return;
+  }
+#ifndef RETINA_HAVE_FLOW_JSON
+  text(res, 501, "flow JSON rendering is not built into this binary");
+#else
+  const bool follow = query->follow;
+  // A follower holds a pool thread for as long as it stays; keep one free.
+  if (follow) {
+    size_t n = flow_streams.load();
+    do {
+      if (n >= options.max_flow_streams) {
+        text(res, 503, fmt::format("too many flow streams (at most {} at a time)", options.max_flow_streams));
+        return;
+      }
+    } while (!flow_streams.compare_exchange_weak(n, n + 1));
+  }
+  const std::string name = fmt::format("api/flows/{}:{}#{}", req.remote_addr, req.remote_port, next_subscriber++);
+  std::shared_ptr<Subscription> sub = backend.subscribe(name, options.flow_queue_capacity, std::move(query->filter));
+  const size_t max = query->max;  // 0: unbounded (follow only)
+  const auto deadline = std::chrono::steady_clock::now() + options.flow_collect_window;
+
+  auto sent = std::make_shared<size_t>(0);
+  res.status = 200;
+  res.set_chunked_content_provider(
+      kJsonLinesContentType,
+      [this, sub, sent, max, follow, deadline](size_t, httplib::DataSink& sink) {
+        std::vector<OwnedFlow> batch;
+        std::string out;
+        const FlowJsonOptions json{options.node_name};
+        while (!stopping.load(std::memory_order_relaxed)) {
+          if (!follow && std::chrono::steady_clock::now() >= deadline) break;
+          if (max != 0 && *sent >= max) break;
+          if (sink.is_writable && !sink.is_writable()) return false;
+          const size_t want = max == 0 ? 256 : std::min<size_t>(256, max - *sent);
+          batch.clear();
+          sub->pop_batch(batch, want, std::chrono::milliseconds(100));
+          if (batch.empty()) continue;
+          out.clear();
+          for (const auto& f : batch) {
+            append_flow_json(out, f.flow(), json);
+            out.push_back('\n');
+          }
+          *sent += batch.size();
+          if (!sink.write(out.data(), out.size())) return false;
+        }
+        sink.done();
+        return true;
+      },
+      [this, sub, follow](bool) {
+        sub->close();
+        if (follow) flow_streams.fetch_sub(1);
+      });
+#endif
+}
+
+void ApiServer::Impl::routes() {
+  server.Get(".*", [this](const httplib::Request& req, httplib::Response& res) { handle_get(req, res); });
+  const auto other = [this](const httplib::Request& req, httplib::Response& res) { handle_other(req, res); };
+  server.Post(".*", other);
+  server.Put(".*", other);
+  server.Patch(".*", other);
+  server.Delete(".*", other);
+  server.Options(".*", other);
+  server.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+    std::string what = "unknown exception";
+    try {
+      if (ep) std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    log::error("api", "request failed", {{"path", req.path}, {"error", what}});
+    text(res, 500, "internal error");
+  });
+  // Errors httplib answers by itself (413, 414, 400) get a text body too.
+  server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    if (res.body.empty() && !res.content_provider_) text(res, res.status, status_text(res.status));
+  });
+  server.set_logger([](const httplib::Request& req, const httplib::Response& res) {
+    log::debug("api", "request", {{"method", req.method}, {"path", req.path}, {"status", res.status},
+                                  {"remote", req.remote_addr}});
+  });
+}
+
+ApiServer::ApiServer() : impl_(std::make_unique<Impl>()) {}
+
+ApiServer::~ApiServer() { stop(); }
+
+Result<std::unique_ptr<ApiServer>> ApiServer::start(ApiServerBackend backend, ApiServerOptions options) {
+  if (!backend.metrics || !backend.plugins || !backend.ready) {
+    return unexpected(Error::invalid("api server: backend needs metrics, plugins and ready functions"));
+  }
+  if (options.threads < 2) return unexpected(Error::invalid("api server: needs at least 2 threads"));
+  if (options.max_flow_streams >= options.threads) {
+    return unexpected(Error::invalid("api server: max_flow_streams must leave a thread for /metrics"));
+  }
+  std::unique_ptr<ApiServer> self(new ApiServer());
+  Impl& s = *self->impl_;
+  s.backend = std::move(backend);
+  s.options = std::move(options);
+  const size_t threads = s.options.threads;
+  s.server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  s.server.set_read_timeout(s.options.read_timeout);
+  s.server.set_write_timeout(s.options.write_timeout);
+  s.server.set_keep_alive_timeout(s.options.read_timeout.count());
+  s.server.set_payload_max_length(s.options.max_body_bytes);
+  // httplib's default also sets SO_REUSEPORT, which would let a second agent
+  // share the port silently; a port in use must be an error.
+  s.server.set_socket_options([](int sock) {
+    const int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
+  s.routes();
+
+  errno = 0;
+  int port = -1;
+  if (s.options.port == 0) {
+    port = s.server.bind_to_any_port(s.options.host);
+  } else {
+    port = s.server.bind_to_port(s.options.host, s.options.port) ? s.options.port : -1;
+  }
+  if (port <= 0) {
+    const int err = errno;
+    const std::string call = fmt::format("bind({}:{})", s.options.host, s.options.port);
+    if (err != 0) return unexpected(Error::system(call, err));
+    return unexpected(Error::invalid(call + ": cannot resolve or bind the address"));
+  }
+  s.port = static_cast<uint16_t>(port);
+  s.thread = std::thread([&s] {
+    if (!s.server.listen_after_bind() && !s.stopping.load()) {
+      log::error("api", "http server stopped unexpectedly", {{"port", s.port}});
+    }
+    s.listen_returned.store(true);
+  });
+  // httplib's stop() only takes effect once listening began: wait for it, so
+  // a stop() right after start() cannot miss.
+  while (!s.server.is_running() && !s.listen_returned.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  if (s.listen_returned.load()) {
+    s.thread.join();
+    return unexpected(Error::internal(fmt::format("api server on {}:{} stopped right after it started",
+                                                  s.options.host, s.port)));
+  }
+  log::info("api", "listening", {{"host", s.options.host}, {"port", s.port}});
+  return self;
+}
+
+uint16_t ApiServer::port() const { return impl_->port; }
+
+void ApiServer::stop() noexcept {
+  if (!impl_) return;
+  Impl& s = *impl_;
+  std::call_once(s.stopped, [&s] {
+    s.stopping.store(true);
+    s.server.stop();
+    if (s.thread.joinable()) s.thread.join();
+  });
+}
+
+}  // namespace retina
