@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -54,6 +55,10 @@ struct PluginContext {
   IpCache* cache = nullptr;
   FeatureDetector* features = nullptr;
   InterfaceWatcher* interfaces = nullptr;  // null when no plugin needs interfaces
+  // Returns the engine's shared interface watcher, creating and starting it
+  // on first use (and setting `interfaces`). Plugins that attach per
+  // interface call it from init(); an error means rtnetlink is unusable.
+  std::function<Result<InterfaceWatcher*>()> request_interfaces;
   std::string proc_root = "/proc";         // overridable for tests
   std::string sys_root = "/sys";
 };
@@ -69,7 +74,9 @@ class Plugin {
   virtual void stop() noexcept = 0;
   // Called every metricsIntervalDuration from the engine's control thread.
   virtual Status reconcile() { return ok(); }
-  // Ring buffers the engine should drain into the pipeline.
+  // Ring buffers the engine should drain into the pipeline. They stay valid
+  // until the plugin is destroyed: the engine drains them once more after
+  // stop(), so records a plugin flushes while stopping are delivered.
   virtual std::vector<EventSource*> event_sources() { return {}; }
 };
 

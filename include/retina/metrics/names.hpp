@@ -48,6 +48,8 @@ inline constexpr std::string_view kParsedPackets = "controlplane_networkobservab
 inline constexpr std::string_view kPluginFailedToReconcile =
     "controlplane_networkobservability_plugin_manager_failed_to_reconcile";
 inline constexpr std::string_view kExpiredMetrics = "controlplane_networkobservability_expired_metrics_counter";
+// Ours: plugin_state{plugin, state} is 1 for the current state, 0 otherwise.
+inline constexpr std::string_view kPluginState = "controlplane_networkobservability_plugin_state";
 
 // lost_events_counter{type}: where the event was lost.
 inline constexpr std::string_view kLostKernel = "kernel";                    // ring buffer reserve failed

@@ -1,0 +1,531 @@
+// The engine: owns the registry, the IP cache, the pipeline with its basic
+// aggregator, the feature detector, the interface watcher (on demand), the
+// endpoints-file watcher and the plugins; runs one reader thread that
+// drains every plugin's ring buffers into the pipeline and one control
+// thread that reconciles plugins every metricsIntervalDuration.
+#include "retina/engine.hpp"
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <exception>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "core/log.hpp"
+#include "loader/interface_watcher.hpp"
+#include "retina/metrics/aggregator.hpp"
+#include "retina/metrics/names.hpp"
+#include "retina/metrics/registry.hpp"
+
+#if __has_include("cache/endpoints_file.hpp")
+#include "cache/endpoints_file.hpp"
+#define RETINA_HAVE_ENDPOINTS_FILE 1
+#endif
+
+namespace retina {
+namespace {
+
+constexpr size_t kDrainBatch = 4096;  // records per source per round
+constexpr auto kIdleDrain = std::chrono::milliseconds(100);
+
+// Plugins known to attach per interface; they get the shared watcher.
+constexpr std::string_view kPerInterfacePlugins[] = {"packetparser"};
+
+constexpr std::array<PluginState, 5> kAllStates = {PluginState::kPending, PluginState::kRunning,
+                                                   PluginState::kDisabled, PluginState::kFailed,
+                                                   PluginState::kStopped};
+
+class UniqueFd {
+ public:
+  explicit UniqueFd(int fd = -1) : fd_(fd) {}
+  UniqueFd(UniqueFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  UniqueFd& operator=(UniqueFd&& o) noexcept {
+    if (this != &o) {
+      reset();
+      fd_ = std::exchange(o.fd_, -1);
+    }
+    return *this;
+  }
+  ~UniqueFd() { reset(); }
+  int get() const { return fd_; }
+  void reset() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_;
+};
+
+std::string default_node_name() {
+  if (const char* env = std::getenv("NODE_NAME"); env && *env) return env;
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) == 0 && host[0]) return host;
+  return "unknown";
+}
+
+bool needs_interfaces(std::string_view plugin) {
+  return std::find(std::begin(kPerInterfacePlugins), std::end(kPerInterfacePlugins), plugin) !=
+         std::end(kPerInterfacePlugins);
+}
+
+}  // namespace
+
+struct Engine::Impl {
+  Config config;
+  std::string proc_root, sys_root;
+
+  // Declared in dependency order: destroyed bottom-up.
+  std::unique_ptr<metrics::Registry> registry;
+  std::shared_ptr<IpCache> cache;
+  std::unique_ptr<Pipeline> pipeline;
+  std::shared_ptr<metrics::BasicAggregator> aggregator;
+  std::unique_ptr<FeatureDetector> features;
+
+  std::mutex interfaces_mu;
+  std::unique_ptr<InterfaceWatcher> interfaces;
+#ifdef RETINA_HAVE_ENDPOINTS_FILE
+  std::unique_ptr<EndpointsFileWatcher> endpoints_file;
+#endif
+
+  struct Slot {
+    std::unique_ptr<Plugin> plugin;  // null: known but not built
+    PluginContext ctx;
+    PluginStatus status;
+    bool initialized = false;
+    bool started = false;
+  };
+  std::vector<Slot> slots;  // fixed after create(); status guarded by status_mu
+  mutable std::mutex status_mu;
+
+  metrics::Family<metrics::Gauge>* state_family = nullptr;
+  metrics::Family<metrics::Counter>* reconcile_failures = nullptr;
+
+  std::mutex lifecycle_mu;  // start() and stop()
+  std::atomic<bool> started{false};
+  bool stopped = false;
+
+  // reader thread
+  std::thread reader;
+  UniqueFd epoll_fd;
+  UniqueFd wake_fd;  // eventfd: stop requested
+  std::atomic<bool> reader_stop{false};
+  std::vector<EventSource*> sources;
+
+  // control thread
+  std::thread control;
+  std::mutex control_mu;
+  std::condition_variable control_cv;
+  bool control_stop = false;
+
+  void set_status(Slot& s, PluginState state, std::string reason);
+  void export_state(const Slot& s);
+  Result<InterfaceWatcher*> request_interfaces();
+  void init_plugin(Slot& s);
+  void start_plugin(Slot& s);
+  Status start_reader();
+  void reader_loop();
+  size_t drain_all(bool& more);
+  void control_loop();
+  void start_endpoints_file();
+};
+
+void Engine::Impl::export_state(const Slot& s) {
+  if (!state_family) return;
+  for (PluginState st : kAllStates) {
+    state_family->with({s.status.name, to_string(st)}).set(st == s.status.state ? 1.0 : 0.0);
+  }
+}
+
+void Engine::Impl::set_status(Slot& s, PluginState state, std::string reason) {
+  {
+    std::lock_guard lock(status_mu);
+    s.status.state = state;
+    s.status.reason = std::move(reason);
+  }
+  export_state(s);
+  switch (state) {
+    case PluginState::kRunning: log::info("engine", "plugin running", {{"plugin", s.status.name}}); break;
+    case PluginState::kDisabled:
+      log::warn("engine", "plugin disabled", {{"plugin", s.status.name}, {"reason", s.status.reason}});
+      break;
+    case PluginState::kFailed:
+      log::error("engine", "plugin failed", {{"plugin", s.status.name}, {"reason", s.status.reason}});
+      break;
+    case PluginState::kStopped: log::info("engine", "plugin stopped", {{"plugin", s.status.name}}); break;
+    case PluginState::kPending: break;
+  }
+}
+
+Result<InterfaceWatcher*> Engine::Impl::request_interfaces() {
+  std::lock_guard lock(interfaces_mu);
+  if (interfaces) return interfaces.get();
+  auto w = InterfaceWatcher::create(config);
+  if (!w) return unexpected(w.error().wrap("interface watcher"));
+  if (auto st = (*w)->start(); !st) return unexpected(st.error().wrap("interface watcher"));
+  interfaces = std::move(*w);
+  log::info("engine", "interface watcher started");
+  return interfaces.get();
+}
+
+void Engine::Impl::init_plugin(Slot& s) {
+  if (!s.plugin) {
+    set_status(s, PluginState::kFailed, "not built into this binary");
+    return;
+  }
+  s.ctx.config = &config;
+  s.ctx.registry = registry.get();
+  s.ctx.pipeline = pipeline.get();
+  s.ctx.cache = cache.get();
+  s.ctx.features = features.get();
+  s.ctx.proc_root = proc_root;
+  s.ctx.sys_root = sys_root;
+  s.ctx.request_interfaces = [this, &s]() -> Result<InterfaceWatcher*> {
+    auto w = request_interfaces();
+    if (w) s.ctx.interfaces = *w;
+    return w;
+  };
+  if (needs_interfaces(s.status.name)) {
+    auto w = s.ctx.request_interfaces();
+    if (!w) {
+      set_status(s, PluginState::kFailed, w.error().message);
+      return;
+    }
+  }
+  Status st = unexpected(Error::internal("init did not return"));
+  try {
+    st = s.plugin->init(s.ctx);
+  } catch (const std::exception& e) {
+    st = unexpected(Error::internal(fmt::format("init threw: {}", e.what())));
+  } catch (...) {
+    st = unexpected(Error::internal("init threw a non-standard exception"));
+  }
+  if (!st) {
+    set_status(s, st.error().kind == Error::Kind::kUnsupported ? PluginState::kDisabled : PluginState::kFailed,
+               st.error().message);
+    return;
+  }
+  s.initialized = true;
+}
+
+void Engine::Impl::start_plugin(Slot& s) {
+  if (!s.initialized) return;
+  Status st = unexpected(Error::internal("start did not return"));
+  try {
+    st = s.plugin->start();
+  } catch (const std::exception& e) {
+    st = unexpected(Error::internal(fmt::format("start threw: {}", e.what())));
+  } catch (...) {
+    st = unexpected(Error::internal("start threw a non-standard exception"));
+  }
+  if (!st) {
+    // Undo whatever it attached before failing.
+    s.plugin->stop();
+    set_status(s, st.error().kind == Error::Kind::kUnsupported ? PluginState::kDisabled : PluginState::kFailed,
+               st.error().message);
+    return;
+  }
+  s.started = true;
+  set_status(s, PluginState::kRunning, "");
+}
+
+Status Engine::Impl::start_reader() {
+  for (auto& s : slots) {
+    if (!s.started) continue;
+    for (EventSource* src : s.plugin->event_sources()) {
+      if (src) sources.push_back(src);
+    }
+  }
+  epoll_fd = UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
+  if (epoll_fd.get() < 0) return unexpected(Error::system("epoll_create1", errno));
+  wake_fd = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (wake_fd.get() < 0) return unexpected(Error::system("eventfd", errno));
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = UINT64_MAX;
+  if (::epoll_ctl(epoll_fd.get(), EPOLL_CTL_ADD, wake_fd.get(), &ev) != 0) {
+    return unexpected(Error::system("epoll_ctl(ADD, eventfd)", errno));
+  }
+  for (size_t i = 0; i < sources.size(); ++i) {
+    const int fd = sources[i]->fd();
+    if (fd < 0) continue;  // drained on the idle timer only
+    ev.events = EPOLLIN;
+    ev.data.u64 = i;
+    if (::epoll_ctl(epoll_fd.get(), EPOLL_CTL_ADD, fd, &ev) != 0) {
+      // Still drained every kIdleDrain; say why it is slower than it could be.
+      log::warn("engine", "cannot poll event source; draining it on a timer",
+                {{"source", sources[i]->name()}, {"error", Error::system("epoll_ctl(ADD)", errno).message}});
+    }
+  }
+  reader = std::thread([this] { reader_loop(); });
+  return ok();
+}
+
+namespace {
+
+struct DrainTarget {
+  Pipeline* pipeline;
+  std::string_view plugin;
+};
+
+void deliver(void* user, std::span<const std::byte> record) {
+  auto* t = static_cast<DrainTarget*>(user);
+  t->pipeline->process(record, t->plugin);
+}
+
+}  // namespace
+
+// Drains every source once, up to kDrainBatch records each. `more` is set
+// when a source filled its batch and may hold more.
+size_t Engine::Impl::drain_all(bool& more) {
+  size_t total = 0;
+  more = false;
+  for (EventSource* src : sources) {
+    DrainTarget t{pipeline.get(), src->name()};
+    const size_t n = src->drain(&deliver, &t, kDrainBatch);
+    total += n;
+    if (n >= kDrainBatch) more = true;
+  }
+  if (total) pipeline->end_batch();
+  return total;
+}
+
+void Engine::Impl::reader_loop() {
+  std::array<epoll_event, 16> events;
+  bool more = false;
+  while (!reader_stop.load(std::memory_order_acquire)) {
+    const int timeout = more ? 0 : static_cast<int>(kIdleDrain.count());
+    const int n = ::epoll_wait(epoll_fd.get(), events.data(), static_cast<int>(events.size()), timeout);
+    if (n < 0 && errno != EINTR) {
+      log::error("engine", "epoll_wait failed; draining on a timer",
+                 {{"error", Error::system("epoll_wait", errno).message}});
+      std::this_thread::sleep_for(kIdleDrain);
+    }
+    // Every wakeup (or the idle timer) drains all sources: a drain of an
+    // empty ring costs a couple of loads, and no source can starve.
+    drain_all(more);
+  }
+  // Final drain: what plugins flushed while stopping.
+  do {
+    drain_all(more);
+  } while (more);
+}
+
+void Engine::Impl::control_loop() {
+  std::unique_lock lock(control_mu);
+  while (!control_stop) {
+    control_cv.wait_for(lock, config.metrics_interval, [this] { return control_stop; });
+    if (control_stop) break;
+    lock.unlock();
+    for (auto& s : slots) {
+      if (!s.started) continue;
+      Status st = ok();
+      try {
+        st = s.plugin->reconcile();
+      } catch (const std::exception& e) {
+        st = unexpected(Error::internal(fmt::format("reconcile threw: {}", e.what())));
+      } catch (...) {
+        st = unexpected(Error::internal("reconcile threw a non-standard exception"));
+      }
+      if (!st) {
+        reconcile_failures->with({s.status.name}).add();
+        log::warn("engine", "plugin reconcile failed", {{"plugin", s.status.name}, {"error", st.error().message}});
+      }
+    }
+    cache->expire();
+    lock.lock();
+  }
+}
+
+void Engine::Impl::start_endpoints_file() {
+  if (config.endpoints_file.empty()) return;
+#ifdef RETINA_HAVE_ENDPOINTS_FILE
+  EndpointsFileWatcher::Options opts;
+  opts.on_load = [](const EndpointsFileStatus& st) {
+    if (st.ok) {
+      log::info("engine", "endpoints file applied", {{"path", st.path}, {"endpoints", st.endpoints}});
+    } else {
+      log::warn("engine", "endpoints file not applied; keeping the last good version",
+                {{"path", st.path}, {"error", st.last_error}});
+    }
+  };
+  auto w = EndpointsFileWatcher::create(config.endpoints_file, cache, std::move(opts));
+  if (!w) {
+    log::error("engine", "cannot watch the endpoints file", {{"path", config.endpoints_file}, {"error", w.error().message}});
+    return;
+  }
+  if (auto st = (*w)->start(); !st) {
+    log::error("engine", "cannot watch the endpoints file", {{"path", config.endpoints_file}, {"error", st.error().message}});
+    return;
+  }
+  endpoints_file = std::move(*w);
+#else
+  log::error("engine", "endpointsFile is set but endpoints-file support is not built into this binary",
+             {{"path", config.endpoints_file}});
+#endif
+}
+
+Engine::Engine() : impl_(std::make_unique<Impl>()) {}
+
+Engine::~Engine() { stop(); }
+
+Result<std::unique_ptr<Engine>> Engine::create(Config config, EngineOptions options) {
+  if (auto st = config.validate(); !st) return unexpected(st.error());
+  if (config.node_name.empty()) config.node_name = default_node_name();
+
+  std::unique_ptr<Engine> engine(new Engine());
+  Impl& m = *engine->impl_;
+  m.config = std::move(config);
+  m.proc_root = std::move(options.proc_root);
+  m.sys_root = std::move(options.sys_root);
+  m.registry = std::make_unique<metrics::Registry>();
+  m.cache = std::make_shared<IpCache>();
+  m.pipeline = std::make_unique<Pipeline>(m.cache, m.registry.get());
+  m.aggregator = std::make_shared<metrics::BasicAggregator>(*m.registry);
+  m.pipeline->add_sink(m.aggregator);
+  m.features = options.features ? std::move(options.features) : make_kernel_feature_detector();
+
+  m.state_family = &m.registry->gauge(std::string(metrics::names::kPluginState),
+                                      "1 for the plugin's current state (pending, running, disabled, failed, "
+                                      "stopped), 0 for the others",
+                                      {"plugin", "state"});
+  m.reconcile_failures = &m.registry->counter(std::string(metrics::names::kPluginFailedToReconcile),
+                                              "Plugin reconcile calls that failed, by plugin",
+                                              {std::string(metrics::names::kReason)});
+
+  const auto add_slot = [&m](std::string name, std::unique_ptr<Plugin> plugin) {
+    for (const auto& s : m.slots) {
+      if (s.status.name == name) {
+        log::error("engine", "plugin listed twice; keeping the first", {{"plugin", name}});
+        return;
+      }
+    }
+    Impl::Slot s;
+    s.plugin = std::move(plugin);
+    s.status.name = std::move(name);
+    m.slots.push_back(std::move(s));
+  };
+  for (const auto& name : m.config.enabled_plugins) add_slot(name, make_builtin_plugin(name));
+  for (auto& p : options.extra_plugins) {
+    if (!p) continue;
+    std::string name(p->name());
+    add_slot(std::move(name), std::move(p));
+  }
+  for (const auto& s : m.slots) m.export_state(s);
+  return engine;
+}
+
+Status Engine::start() {
+  Impl& m = *impl_;
+  std::lock_guard lock(m.lifecycle_mu);
+  if (m.stopped) return unexpected(Error::invalid("engine: start() after stop(); create a new engine"));
+  if (m.started.load()) return ok();
+
+  m.start_endpoints_file();
+  for (auto& s : m.slots) m.init_plugin(s);
+  for (auto& s : m.slots) m.start_plugin(s);
+  if (auto st = m.start_reader(); !st) {
+    // Without a reader no record reaches the pipeline: undo and report.
+    for (auto it = m.slots.rbegin(); it != m.slots.rend(); ++it) {
+      if (it->started) {
+        it->plugin->stop();
+        it->started = false;
+        m.set_status(*it, PluginState::kStopped, "");
+      }
+    }
+    return unexpected(st.error().wrap("engine reader"));
+  }
+  m.control = std::thread([&m] { m.control_loop(); });
+  m.started.store(true);
+
+  size_t running = 0;
+  for (const auto& s : m.slots) running += s.started ? 1 : 0;
+  log::info("engine", "started", {{"plugins", m.slots.size()}, {"running", running}, {"sources", m.sources.size()},
+                                  {"node", m.config.node_name}});
+  return ok();
+}
+
+void Engine::stop() noexcept {
+  if (!impl_) return;
+  Impl& m = *impl_;
+  std::lock_guard lock(m.lifecycle_mu);
+  if (m.stopped) return;
+  m.stopped = true;
+  const bool was_started = m.started.exchange(false);
+
+  if (m.control.joinable()) {
+    {
+      std::lock_guard cl(m.control_mu);
+      m.control_stop = true;
+    }
+    m.control_cv.notify_all();
+    m.control.join();
+  }
+  // Plugins stop in reverse order while the reader still drains, so what
+  // they flush on the way out reaches the pipeline.
+  for (auto it = m.slots.rbegin(); it != m.slots.rend(); ++it) {
+    if (!it->started) continue;
+    try {
+      it->plugin->stop();
+    } catch (...) {
+      log::error("engine", "plugin stop threw", {{"plugin", it->status.name}});
+    }
+    it->started = false;
+    m.set_status(*it, PluginState::kStopped, "");
+  }
+  if (m.reader.joinable()) {
+    m.reader_stop.store(true, std::memory_order_release);
+    const uint64_t one = 1;
+    if (::write(m.wake_fd.get(), &one, sizeof one) < 0) {
+      // The reader still notices reader_stop at its next idle tick.
+    }
+    m.reader.join();
+  }
+#ifdef RETINA_HAVE_ENDPOINTS_FILE
+  if (m.endpoints_file) m.endpoints_file->stop();
+#endif
+  {
+    std::lock_guard il(m.interfaces_mu);
+    if (m.interfaces) m.interfaces->stop();
+  }
+  if (was_started) log::info("engine", "stopped");
+}
+
+const Config& Engine::config() const { return impl_->config; }
+metrics::Registry& Engine::metrics() { return *impl_->registry; }
+IpCache& Engine::cache() { return *impl_->cache; }
+std::shared_ptr<IpCache> Engine::cache_ptr() { return impl_->cache; }
+Pipeline& Engine::pipeline() { return *impl_->pipeline; }
+
+std::vector<PluginStatus> Engine::plugin_status() const {
+  std::lock_guard lock(impl_->status_mu);
+  std::vector<PluginStatus> out;
+  out.reserve(impl_->slots.size());
+  for (const auto& s : impl_->slots) out.push_back(s.status);
+  return out;
+}
+
+bool Engine::ready() const {
+  if (!impl_->started.load()) return false;
+  std::lock_guard lock(impl_->status_mu);
+  for (const auto& s : impl_->slots) {
+    if (s.status.state == PluginState::kRunning) return true;
+  }
+  return false;
+}
+
+}  // namespace retina
