@@ -1,0 +1,427 @@
+#include <catch2/catch.hpp>
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <algorithm>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "retina/abi/events.h"
+#include "retina/engine.hpp"
+#include "retina/metrics/aggregator.hpp"
+#include "retina/metrics/registry.hpp"
+
+using namespace std::chrono_literals;
+using retina::Engine;
+using retina::EngineOptions;
+using retina::Error;
+using retina::PluginState;
+using retina::Status;
+
+namespace {
+
+// Polls `pred` until it holds; fails the test after a generous deadline.
+// Waiting on a condition, not a duration: nothing here asserts timing.
+bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit = 20s) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(1ms);
+  }
+  return pred();
+}
+
+// An in-memory ring: records pushed here come out of drain(). With
+// `pollable` it signals readiness through an eventfd, like a ring buffer.
+class FakeSource final : public retina::EventSource {
+ public:
+  FakeSource(std::string name, bool pollable) : name_(std::move(name)) {
+    if (pollable) efd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  }
+  ~FakeSource() override {
+    if (efd_ >= 0) ::close(efd_);
+  }
+  std::string_view name() const override { return name_; }
+  int fd() const override { return efd_; }
+  size_t drain(RecordFn fn, void* user, size_t max) override {
+    std::deque<std::vector<std::byte>> batch;
+    {
+      std::lock_guard lock(mu_);
+      while (!q_.empty() && batch.size() < max) {
+        batch.push_back(std::move(q_.front()));
+        q_.pop_front();
+      }
+      if (q_.empty() && efd_ >= 0) {
+        uint64_t v;
+        (void)::read(efd_, &v, sizeof v);
+      }
+    }
+    for (const auto& r : batch) fn(user, r);
+    drained_ += batch.size();
+    return batch.size();
+  }
+  void push(std::vector<std::byte> rec) {
+    {
+      std::lock_guard lock(mu_);
+      q_.push_back(std::move(rec));
+    }
+    if (efd_ >= 0) {
+      const uint64_t one = 1;
+      (void)::write(efd_, &one, sizeof one);
+    }
+  }
+  uint64_t drained() const { return drained_.load(); }
+
+ private:
+  std::string name_;
+  int efd_ = -1;
+  std::mutex mu_;
+  std::deque<std::vector<std::byte>> q_;
+  std::atomic<uint64_t> drained_{0};
+};
+
+// An egress TCP packet 10.0.0.1:40000 -> 10.0.0.2:80 of `bytes` bytes.
+std::vector<std::byte> packet_record(uint32_t bytes = 100) {
+  retina_packet_event ev;
+  std::memset(&ev, 0, sizeof ev);
+  ev.hdr.type = RETINA_EV_PACKET;
+  ev.hdr.version = RETINA_PACKET_EVENT_VERSION;
+  ev.hdr.len = sizeof ev;
+  ev.hdr.ts_ns = 1;
+  const uint8_t src[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1};
+  const uint8_t dst[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 2};
+  std::memcpy(ev.tuple.saddr, src, 16);
+  std::memcpy(ev.tuple.daddr, dst, 16);
+  ev.tuple.sport = 40000;
+  ev.tuple.dport = 80;
+  ev.tuple.proto = 6;
+  ev.tuple.family = 4;
+  ev.ifindex = 2;
+  ev.bytes = bytes;
+  ev.obs_point = RETINA_OBS_TO_NETWORK;
+  ev.tcp_flags = RETINA_TCP_ACK;
+  std::vector<std::byte> out(sizeof ev);
+  std::memcpy(out.data(), &ev, sizeof ev);
+  return out;
+}
+
+struct Calls {
+  std::mutex mu;
+  std::vector<std::string> log;  // "init:a", "start:a", "stop:a", ...
+  void add(std::string s) {
+    std::lock_guard lock(mu);
+    log.push_back(std::move(s));
+  }
+  std::vector<std::string> get() {
+    std::lock_guard lock(mu);
+    return log;
+  }
+};
+
+class FakePlugin final : public retina::Plugin {
+ public:
+  struct Behaviour {
+    std::function<Status()> init = [] { return retina::ok(); };
+    std::function<Status()> start = [] { return retina::ok(); };
+    std::function<Status()> reconcile = [] { return retina::ok(); };
+    bool pollable = true;
+    bool has_source = true;
+    size_t records_on_stop = 0;  // pushed into the source while stopping
+  };
+  FakePlugin(std::string name, Calls& calls, Behaviour b = {})
+      : name_(std::move(name)), calls_(calls), b_(std::move(b)), source_(name_, b_.pollable) {}
+
+  std::string_view name() const override { return name_; }
+  Status init(retina::PluginContext& ctx) override {
+    calls_.add("init:" + name_);
+    ctx_ok = ctx.config && ctx.registry && ctx.pipeline && ctx.cache && ctx.features && ctx.request_interfaces;
+    return b_.init();
+  }
+  Status start() override {
+    calls_.add("start:" + name_);
+    return b_.start();
+  }
+  void stop() noexcept override {
+    calls_.add("stop:" + name_);
+    for (size_t i = 0; i < b_.records_on_stop; ++i) source_.push(packet_record());
+  }
+  Status reconcile() override {
+    ++reconciles;
+    return b_.reconcile();
+  }
+  std::vector<retina::EventSource*> event_sources() override {
+    if (!b_.has_source) return {};
+    return {&source_};
+  }
+
+  FakeSource& source() { return source_; }
+  std::atomic<int> reconciles{0};
+  bool ctx_ok = false;
+
+ private:
+  std::string name_;
+  Calls& calls_;
+  Behaviour b_;
+  FakeSource source_;
+};
+
+class FakeFeatures final : public retina::FeatureDetector {
+ public:
+  Status probe(retina::KernelFeature) override { return retina::ok(); }
+};
+
+retina::Config test_config() {
+  retina::Config c;
+  c.enabled_plugins.clear();
+  c.node_name = "test-node";
+  return c;
+}
+
+EngineOptions options_with(std::vector<std::unique_ptr<retina::Plugin>> plugins) {
+  EngineOptions o;
+  o.features = std::make_unique<FakeFeatures>();
+  o.extra_plugins = std::move(plugins);
+  return o;
+}
+
+std::unique_ptr<Engine> make_engine(std::vector<std::unique_ptr<retina::Plugin>> plugins,
+                                    retina::Config cfg = test_config()) {
+  auto e = Engine::create(std::move(cfg), options_with(std::move(plugins)));
+  REQUIRE(e.has_value());
+  return std::move(*e);
+}
+
+PluginState state_of(const Engine& e, std::string_view name) {
+  for (const auto& s : e.plugin_status())
+    if (s.name == name) return s.state;
+  FAIL("no plugin " << name);
+  return PluginState::kPending;
+}
+
+std::string reason_of(const Engine& e, std::string_view name) {
+  for (const auto& s : e.plugin_status())
+    if (s.name == name) return s.reason;
+  return "<none>";
+}
+
+}  // namespace
+
+TEST_CASE("engine: plugin lifecycle and idempotent stop", "[engine]") {
+  Calls calls;
+  std::vector<std::unique_ptr<retina::Plugin>> plugins;
+  auto* a = new FakePlugin("a", calls);
+  auto* b = new FakePlugin("b", calls);
+  plugins.emplace_back(a);
+  plugins.emplace_back(b);
+  auto engine = make_engine(std::move(plugins));
+
+  CHECK_FALSE(engine->ready());
+  CHECK(state_of(*engine, "a") == PluginState::kPending);
+  REQUIRE(engine->start());
+  CHECK(engine->ready());
+  CHECK(a->ctx_ok);
+  CHECK(state_of(*engine, "a") == PluginState::kRunning);
+  CHECK(state_of(*engine, "b") == PluginState::kRunning);
+  REQUIRE(engine->start());  // a second start is a no-op
+  CHECK(engine->config().node_name == "test-node");
+
+  engine->stop();
+  CHECK_FALSE(engine->ready());
+  CHECK(state_of(*engine, "a") == PluginState::kStopped);
+  CHECK(calls.get() ==
+        std::vector<std::string>{"init:a", "init:b", "start:a", "start:b", "stop:b", "stop:a"});
+  engine->stop();
+  engine->stop();
+  CHECK(calls.get().size() == 6);
+  auto again = engine->start();
+  REQUIRE_FALSE(again);
+  CHECK(again.error().message.find("after stop") != std::string::npos);
+}
+
+TEST_CASE("engine: disabled and failed plugins never stop the others", "[engine]") {
+  Calls calls;
+  std::vector<std::unique_ptr<retina::Plugin>> plugins;
+  FakePlugin::Behaviour unsupported;
+  unsupported.init = [] { return Status(retina::unexpected(Error::unsupported("kernel lacks BTF"))); };
+  FakePlugin::Behaviour broken;
+  broken.init = [] { return Status(retina::unexpected(Error::system("bpf_prog_load(x)", EPERM))); };
+  FakePlugin::Behaviour bad_start;
+  bad_start.start = [] { return Status(retina::unexpected(Error::internal("attach went wrong"))); };
+  FakePlugin::Behaviour throws;
+  throws.init = []() -> Status { throw std::runtime_error("boom"); };
+  plugins.emplace_back(new FakePlugin("unsupported", calls, unsupported));
+  plugins.emplace_back(new FakePlugin("broken", calls, broken));
+  plugins.emplace_back(new FakePlugin("badstart", calls, bad_start));
+  plugins.emplace_back(new FakePlugin("throws", calls, throws));
+  auto* good = new FakePlugin("good", calls);
+  plugins.emplace_back(good);
+  auto engine = make_engine(std::move(plugins));
+
+  REQUIRE(engine->start());
+  CHECK(engine->ready());
+  CHECK(state_of(*engine, "unsupported") == PluginState::kDisabled);
+  CHECK(reason_of(*engine, "unsupported") == "kernel lacks BTF");
+  CHECK(state_of(*engine, "broken") == PluginState::kFailed);
+  CHECK(reason_of(*engine, "broken") == "bpf_prog_load(x): Operation not permitted (errno 1)");
+  CHECK(state_of(*engine, "badstart") == PluginState::kFailed);
+  CHECK(reason_of(*engine, "badstart") == "attach went wrong");
+  CHECK(state_of(*engine, "throws") == PluginState::kFailed);
+  CHECK(reason_of(*engine, "throws") == "init threw: boom");
+  CHECK(state_of(*engine, "good") == PluginState::kRunning);
+  CHECK(reason_of(*engine, "good").empty());
+
+  // A plugin whose start failed is stopped right away (it may have attached
+  // something); plugins that never started are not stopped again.
+  const auto log = calls.get();
+  CHECK(std::count(log.begin(), log.end(), "stop:badstart") == 1);
+
+  // States are exported as a gauge.
+  const std::string text = engine->metrics().expose();
+  CHECK(text.find("controlplane_networkobservability_plugin_state{plugin=\"good\",state=\"running\"} 1") !=
+        std::string::npos);
+  CHECK(text.find("controlplane_networkobservability_plugin_state{plugin=\"broken\",state=\"failed\"} 1") !=
+        std::string::npos);
+  CHECK(text.find("controlplane_networkobservability_plugin_state{plugin=\"good\",state=\"failed\"} 0") !=
+        std::string::npos);
+
+  engine->stop();
+  const auto after = calls.get();
+  CHECK(std::count(after.begin(), after.end(), "stop:good") == 1);
+  CHECK(std::count(after.begin(), after.end(), "stop:broken") == 0);
+  CHECK(std::count(after.begin(), after.end(), "stop:badstart") == 1);
+}
+
+TEST_CASE("engine: nothing running means not ready", "[engine]") {
+  Calls calls;
+  std::vector<std::unique_ptr<retina::Plugin>> plugins;
+  FakePlugin::Behaviour unsupported;
+  unsupported.init = [] { return Status(retina::unexpected(Error::unsupported("no"))); };
+  plugins.emplace_back(new FakePlugin("only", calls, unsupported));
+  auto engine = make_engine(std::move(plugins));
+  REQUIRE(engine->start());
+  CHECK_FALSE(engine->ready());
+}
+
+TEST_CASE("engine: built-in plugins missing from this binary are failed, not fatal", "[engine]") {
+  std::string absent;
+  for (auto name : retina::builtin_plugin_names()) {
+    if (!retina::make_builtin_plugin(name)) {
+      absent = std::string(name);
+      break;
+    }
+  }
+  if (absent.empty()) {
+    WARN("every built-in plugin is built; nothing to check");
+    return;
+  }
+  Calls calls;
+  std::vector<std::unique_ptr<retina::Plugin>> plugins;
+  plugins.emplace_back(new FakePlugin("good", calls));
+  auto cfg = test_config();
+  cfg.enabled_plugins = {absent};
+  auto engine = make_engine(std::move(plugins), cfg);
+  REQUIRE(engine->start());
+  CHECK(state_of(*engine, absent) == PluginState::kFailed);
+  CHECK(reason_of(*engine, absent) == "not built into this binary");
+  CHECK(state_of(*engine, "good") == PluginState::kRunning);
+  CHECK(engine->ready());
+}
+
+TEST_CASE("engine: records reach the pipeline and the metrics", "[engine]") {
+  Calls calls;
+  std::vector<std::unique_ptr<retina::Plugin>> plugins;
+  auto* pollable = new FakePlugin("pollable", calls);
+  FakePlugin::Behaviour timer_only;
+  timer_only.pollable = false;  // no fd: drained by the idle timer
+  auto* quiet = new FakePlugin("quiet", calls, timer_only);
+  plugins.emplace_back(pollable);
+  plugins.emplace_back(quiet);
+  auto engine = make_engine(std::move(plugins));
+  REQUIRE(engine->start());
+
+  constexpr int kRecords = 10000;  // more than one drain batch
+  for (int i = 0; i < kRecords; ++i) pollable->source().push(packet_record(100));
+  for (int i = 0; i < 5; ++i) quiet->source().push(packet_record(1000));
+  REQUIRE(eventually([&] { return engine->pipeline().stats().records == kRecords + 5; }));
+  CHECK(engine->pipeline().stats().decoded == kRecords + 5);
+  CHECK(pollable->source().drained() == kRecords);
+  CHECK(quiet->source().drained() == 5);
+
+  const std::string text = engine->metrics().expose();
+  CHECK(text.find("networkobservability_forward_count{direction=\"egress\"} 10005") != std::string::npos);
+  CHECK(text.find("networkobservability_forward_bytes{direction=\"egress\"} 1005000") != std::string::npos);
+  engine->stop();
+}
+
+TEST_CASE("engine: records flushed by a stopping plugin are delivered", "[engine]") {
+  Calls calls;
+  std::vector<std::unique_ptr<retina::Plugin>> plugins;
+  FakePlugin::Behaviour flush;
+  flush.records_on_stop = 9000;
+  plugins.emplace_back(new FakePlugin("flushes", calls, flush));
+  auto engine = make_engine(std::move(plugins));
+  REQUIRE(engine->start());
+  engine->stop();
+  // stop() returns after the final drain: the count is exact right away.
+  CHECK(engine->pipeline().stats().records == 9000);
+}
+
+TEST_CASE("engine: reconcile runs every metrics interval; failures are counted", "[engine]") {
+  Calls calls;
+  std::vector<std::unique_ptr<retina::Plugin>> plugins;
+  FakePlugin::Behaviour failing;
+  failing.reconcile = [] { return Status(retina::unexpected(Error::internal("lost an attachment"))); };
+  auto* bad = new FakePlugin("flaky", calls, failing);
+  auto* fine = new FakePlugin("steady", calls);
+  plugins.emplace_back(bad);
+  plugins.emplace_back(fine);
+  auto cfg = test_config();
+  cfg.metrics_interval = 100ms;
+  auto engine = make_engine(std::move(plugins), cfg);
+  REQUIRE(engine->start());
+  REQUIRE(eventually([&] { return bad->reconciles.load() >= 2 && fine->reconciles.load() >= 2; }));
+  const std::string text = engine->metrics().expose();
+  CHECK(text.find("controlplane_networkobservability_plugin_manager_failed_to_reconcile{reason=\"flaky\"}") !=
+        std::string::npos);
+  CHECK(text.find("failed_to_reconcile{reason=\"steady\"}") == std::string::npos);
+  engine->stop();
+}
+
+TEST_CASE("engine: create validates the config and names duplicates once", "[engine]") {
+  auto cfg = test_config();
+  cfg.data_sampling_rate = 0;
+  auto e = Engine::create(cfg, options_with({}));
+  REQUIRE_FALSE(e);
+  CHECK(e.error().kind == Error::Kind::kInvalidArgument);
+  CHECK(e.error().message.find("dataSamplingRate") != std::string::npos);
+
+  Calls calls;
+  std::vector<std::unique_ptr<retina::Plugin>> plugins;
+  plugins.emplace_back(new FakePlugin("same", calls));
+  plugins.emplace_back(new FakePlugin("same", calls));
+  auto engine = make_engine(std::move(plugins));
+  CHECK(engine->plugin_status().size() == 1);
+  REQUIRE(engine->start());
+  engine->stop();
+  CHECK(calls.get() == std::vector<std::string>{"init:same", "start:same", "stop:same"});
+}
+
+TEST_CASE("engine: destruction without stop() stops everything", "[engine]") {
+  Calls calls;
+  {
+    std::vector<std::unique_ptr<retina::Plugin>> plugins;
+    plugins.emplace_back(new FakePlugin("x", calls));
+    auto engine = make_engine(std::move(plugins));
+    REQUIRE(engine->start());
+  }
+  CHECK(calls.get() == std::vector<std::string>{"init:x", "start:x", "stop:x"});
+}
