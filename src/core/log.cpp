@@ -10,11 +10,13 @@
 #include <spdlog/logger.h>
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
 
 namespace retina::log {
 namespace {
 
 std::atomic<LogLevel> g_level{LogLevel::kInfo};
+std::atomic<bool> g_routed{false};
 
 // Passes each formatted line to a user function.
 class FunctionSink final : public spdlog::sinks::base_sink<std::mutex> {
@@ -29,6 +31,55 @@ class FunctionSink final : public spdlog::sinks::base_sink<std::mutex> {
 
  private:
   std::function<void(std::string_view)> fn_;
+};
+
+LogLevel from_spdlog(spdlog::level::level_enum l) {
+  switch (l) {
+    case spdlog::level::trace: return LogLevel::kTrace;
+    case spdlog::level::debug: return LogLevel::kDebug;
+    case spdlog::level::info: return LogLevel::kInfo;
+    case spdlog::level::warn: return LogLevel::kWarn;
+    default: return LogLevel::kError;
+  }
+}
+
+spdlog::level::level_enum to_spdlog(LogLevel l) {
+  switch (l) {
+    case LogLevel::kTrace: return spdlog::level::trace;
+    case LogLevel::kDebug: return spdlog::level::debug;
+    case LogLevel::kInfo: return spdlog::level::info;
+    case LogLevel::kWarn: return spdlog::level::warn;
+    case LogLevel::kError: return spdlog::level::err;
+  }
+  return spdlog::level::info;
+}
+
+void write_at(int64_t unix_ms, LogLevel l, std::string_view component, std::string_view msg, Fields fields) noexcept;
+
+// Takes spdlog messages written as "component: text" and logs them here.
+class ForwardSink final : public spdlog::sinks::base_sink<spdlog::details::null_mutex> {
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    std::string_view text(msg.payload.data(), msg.payload.size());
+    std::string_view component = "retina";
+    const size_t colon = text.find(": ");
+    if (colon != std::string_view::npos && colon > 0 && colon <= 32) {
+      const std::string_view head = text.substr(0, colon);
+      bool word = true;
+      for (char c : head) {
+        word = word && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                        c == '-' || c == '.');
+      }
+      if (word) {
+        component = head;
+        text.remove_prefix(colon + 2);
+      }
+    }
+    const int64_t ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(msg.time.time_since_epoch()).count();
+    write_at(ms, from_spdlog(msg.level), component, text, {});
+  }
+  void flush_() override {}
 };
 
 std::shared_ptr<spdlog::logger> make_logger(spdlog::sink_ptr sink) {
@@ -139,7 +190,22 @@ void Value::append_to(std::string& out) const {
   }
 }
 
-void set_level(LogLevel level) noexcept { g_level.store(level, std::memory_order_relaxed); }
+void set_level(LogLevel level) noexcept {
+  g_level.store(level, std::memory_order_relaxed);
+  if (g_routed.load()) {
+    try {
+      spdlog::default_logger()->set_level(to_spdlog(level));
+    } catch (...) {
+    }
+  }
+}
+
+void route_spdlog() {
+  auto logger = std::make_shared<spdlog::logger>("", std::make_shared<ForwardSink>());
+  logger->set_level(to_spdlog(level()));
+  spdlog::set_default_logger(std::move(logger));
+  g_routed.store(true);
+}
 
 LogLevel level() noexcept { return g_level.load(std::memory_order_relaxed); }
 
@@ -166,17 +232,25 @@ std::string format_line(int64_t unix_ms, LogLevel level, std::string_view compon
   return line;
 }
 
-void write(LogLevel l, std::string_view component, std::string_view msg, Fields fields) noexcept {
+namespace {
+
+void write_at(int64_t unix_ms, LogLevel l, std::string_view component, std::string_view msg, Fields fields) noexcept {
   if (!enabled(l)) return;
   try {
-    const auto now = std::chrono::system_clock::now();
-    const int64_t ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count();
-    const std::string line = format_line(ms, l, component, msg, fields);
+    const std::string line = format_line(unix_ms, l, component, msg, fields);
     current_logger()->log(spdlog::level::info, spdlog::string_view_t(line.data(), line.size()));
   } catch (...) {
     // Logging must never take the caller down (allocation failure, closed stderr).
   }
+}
+
+}  // namespace
+
+void write(LogLevel l, std::string_view component, std::string_view msg, Fields fields) noexcept {
+  if (!enabled(l)) return;
+  const auto now = std::chrono::system_clock::now();
+  write_at(std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count(), l, component, msg,
+           fields);
 }
 
 void set_output(std::function<void(std::string_view line)> out) {

@@ -91,6 +91,13 @@ inline void error(std::string_view component, std::string_view msg, Fields field
 std::string format_line(int64_t unix_ms, LogLevel level, std::string_view component,
                         std::string_view msg, Fields fields);
 
+// Makes spdlog's default logger (spdlog::info(...) and friends, used by
+// code that predates this API and by the libbpf print hook) write through
+// here, so the process logs one format. "packetparser: loaded" becomes
+// component=packetparser msg=loaded. The agent calls this at startup;
+// embedders that own spdlog's default logger need not.
+void route_spdlog();
+
 // Sends lines to `out` instead of stderr (tests, embedders); an empty
 // function restores stderr. Lines are passed without a trailing newline.
 void set_output(std::function<void(std::string_view line)> out);

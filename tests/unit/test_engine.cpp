@@ -137,8 +137,9 @@ class FakePlugin final : public retina::Plugin {
     bool has_source = true;
     size_t records_on_stop = 0;  // pushed into the source while stopping
   };
-  FakePlugin(std::string name, Calls& calls, Behaviour b = {})
+  FakePlugin(std::string name, Calls& calls, Behaviour b)
       : name_(std::move(name)), calls_(calls), b_(std::move(b)), source_(name_, b_.pollable) {}
+  FakePlugin(std::string name, Calls& calls) : FakePlugin(std::move(name), calls, Behaviour()) {}
 
   std::string_view name() const override { return name_; }
   Status init(retina::PluginContext& ctx) override {

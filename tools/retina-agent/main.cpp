@@ -78,6 +78,9 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  // One log format for the whole process, libbpf and spdlog users included.
+  retina::log::route_spdlog();
+
   retina::Config config;
   if (!config_path.empty()) {
     auto loaded = retina::load_config_file(config_path);
@@ -125,9 +128,12 @@ int main(int argc, char** argv) {
     retina::log::error("agent", "cannot start the engine", {{"error", st.error().message}});
     return kExitRuntime;
   }
+  std::string states;
   for (const auto& p : (*engine)->plugin_status()) {
-    retina::log::info("agent", "plugin", {{"plugin", p.name}, {"state", retina::to_string(p.state)}, {"reason", p.reason}});
+    if (!states.empty()) states += ' ';
+    states += fmt::format("{}={}", p.name, retina::to_string(p.state));
   }
+  retina::log::info("agent", "plugins", {{"states", states}, {"ready", (*engine)->ready()}});
 
   auto server = retina::ApiServer::start(retina::engine_backend(**engine),
                                          retina::ApiServerOptions::from((*engine)->config()));
