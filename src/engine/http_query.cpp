@@ -124,7 +124,10 @@ Result<FlowQuery> parse_flow_query(std::string_view query) {
   if (!params) return unexpected(params.error());
   FlowQuery q;
   bool have_max = false;
-  for (const auto& [key, value] : *params) {
+  for (const auto& param : *params) {
+    // Plain references: clang 14 cannot capture structured bindings.
+    const std::string& key = param.first;
+    const std::string& value = param.second;
     Status st = ok();
     if (key == "follow") {
       if (value.empty() || value == "1" || value == "true") {
