@@ -19,9 +19,9 @@
 
 #include "core/log.hpp"
 #include "engine/http_query.hpp"
-#if __has_include("retina/flow_json.hpp")
+#include "engine/flow_log.hpp"  // RETINA_HAVE_FLOW_JSON
+#ifdef RETINA_HAVE_FLOW_JSON
 #include "retina/flow_json.hpp"
-#define RETINA_HAVE_FLOW_JSON 1
 #endif
 #include "retina/metrics/registry.hpp"
 
@@ -101,7 +101,6 @@ struct ApiServer::Impl {
   std::atomic<bool> stopping{false};
   std::atomic<bool> listen_returned{false};
   std::atomic<size_t> flow_streams{0};
-  std::atomic<uint64_t> next_subscriber{0};
   std::once_flag stopped;
 
   void routes();
@@ -213,8 +212,10 @@ void ApiServer::Impl::flows(const httplib::Request& req, httplib::Response& res)
       }
     } while (!flow_streams.compare_exchange_weak(n, n + 1));
   }
-  const std::string name = fmt::format("api/flows/{}:{}#{}", req.remote_addr, req.remote_port, next_subscriber++);
-  std::shared_ptr<Subscription> sub = backend.subscribe(name, options.flow_queue_capacity, std::move(query->filter));
+  // One stable name for every API subscriber: the pipeline labels its drop
+  // counter with it, and a per-request name would add a series per request.
+  std::shared_ptr<Subscription> sub = backend.subscribe("api_flows", options.flow_queue_capacity, std::move(query->filter));
+  log::debug("api", "flow subscriber", {{"remote", req.remote_addr}, {"follow", follow}, {"max", query->max}});
   const size_t max = query->max;  // 0: unbounded (follow only)
   const auto deadline = std::chrono::steady_clock::now() + options.flow_collect_window;
 

@@ -26,6 +26,7 @@
 #include <fmt/format.h>
 
 #include "core/log.hpp"
+#include "engine/flow_log.hpp"
 #include "loader/interface_watcher.hpp"
 #include "retina/metrics/aggregator.hpp"
 #include "retina/metrics/names.hpp"
@@ -101,6 +102,9 @@ struct Engine::Impl {
 #ifdef RETINA_HAVE_ENDPOINTS_FILE
   std::unique_ptr<EndpointsFileWatcher> endpoints_file;
 #endif
+#ifdef RETINA_HAVE_FLOW_JSON
+  std::unique_ptr<FlowLog> flow_log;
+#endif
 
   struct Slot {
     std::unique_ptr<Plugin> plugin;  // null: known but not built
@@ -142,6 +146,7 @@ struct Engine::Impl {
   size_t drain_all(bool& more);
   void control_loop();
   void start_endpoints_file();
+  void start_flow_log();
 };
 
 void Engine::Impl::export_state(const Slot& s) {
@@ -379,6 +384,23 @@ void Engine::Impl::start_endpoints_file() {
 #endif
 }
 
+void Engine::Impl::start_flow_log() {
+  if (config.flow_log_path.empty()) return;
+#ifdef RETINA_HAVE_FLOW_JSON
+  auto fl = FlowLog::open(config.flow_log_path, *pipeline, registry.get(), config.node_name);
+  if (!fl) {
+    log::error("engine", "cannot open the flow log; running without it",
+               {{"path", config.flow_log_path}, {"error", fl.error().message}});
+    return;
+  }
+  flow_log = std::move(*fl);
+  log::info("engine", "writing flows", {{"path", config.flow_log_path}});
+#else
+  log::error("engine", "flowLogPath is set but flow JSON is not built into this binary",
+             {{"path", config.flow_log_path}});
+#endif
+}
+
 Engine::Engine() : impl_(std::make_unique<Impl>()) {}
 
 Engine::~Engine() { stop(); }
@@ -436,6 +458,11 @@ Status Engine::start() {
   if (m.started.load()) return ok();
 
   m.start_endpoints_file();
+  m.start_flow_log();
+  if (m.config.enable_kubernetes) {
+    log::error("engine", "enableKubernetes is set but the Kubernetes watcher is not built into this binary; "
+                         "use endpointsFile");
+  }
   for (auto& s : m.slots) m.init_plugin(s);
   for (auto& s : m.slots) m.start_plugin(s);
   if (auto st = m.start_reader(); !st) {
@@ -495,6 +522,9 @@ void Engine::stop() noexcept {
     }
     m.reader.join();
   }
+#ifdef RETINA_HAVE_FLOW_JSON
+  if (m.flow_log) m.flow_log->stop();  // after the reader: it writes what the final drain produced
+#endif
 #ifdef RETINA_HAVE_ENDPOINTS_FILE
   if (m.endpoints_file) m.endpoints_file->stop();
 #endif

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstring>
 #include <deque>
+#include <fstream>
 #include <functional>
 #include <mutex>
 #include <sstream>
@@ -208,6 +209,67 @@ TEST_CASE("engine api: one follower at a time keeps /metrics served", "[engine][
   CHECK(lines_of(first.body).size() == 3000);
   // The slot is free again.
   CHECK(retina::test::http_get(rig.port(), "/flows?follow=1&max=1").status == 200);
+}
+
+namespace {
+
+struct FlowLogRun {
+  std::string text;
+  uint64_t pipeline_records = 0;
+  std::string metrics;
+};
+
+// Runs an engine with flowLogPath = `path`, feeds `n` records, stops it.
+FlowLogRun run_flow_log(const std::string& path, int n) {
+  retina::Config cfg;
+  cfg.enabled_plugins.clear();
+  cfg.node_name = "node-b";
+  cfg.flow_log_path = path;
+  retina::EngineOptions opts;
+  opts.features = std::make_unique<NoFeatures>();
+  auto* feeder = new Feeder();
+  opts.extra_plugins.emplace_back(feeder);
+  auto e = retina::Engine::create(cfg, std::move(opts));
+  REQUIRE(e);
+  auto& engine = *e;
+  REQUIRE(engine->start());
+  for (int i = 0; i < n; ++i) feeder->source.push(packet(1));
+  engine->stop();  // drains the sources, then the flow log's queue
+  FlowLogRun r;
+  r.pipeline_records = engine->pipeline().stats().records;
+  r.metrics = engine->metrics().expose();
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("engine api: flowLogPath gets every flow as a JSON line", "[engine][flowlog]") {
+  char tmpl[] = "/tmp/retina-flowlog-XXXXXX";
+  const int fd = ::mkstemp(tmpl);
+  REQUIRE(fd >= 0);
+  ::close(fd);
+  const std::string path = tmpl;
+  auto run = run_flow_log(path, 5000);
+  CHECK(run.pipeline_records == 5000);
+  std::ifstream in(path);
+  std::string line;
+  size_t lines = 0;
+  simdjson::dom::parser parser;
+  while (std::getline(in, line)) {
+    simdjson::dom::element doc;
+    REQUIRE(parser.parse(line).get(doc) == simdjson::SUCCESS);
+    CHECK(std::string_view(doc["node_name"]) == "node-b");
+    ++lines;
+  }
+  CHECK(lines == 5000);
+  ::unlink(path.c_str());
+}
+
+TEST_CASE("engine api: flows the flow log cannot write are counted as lost", "[engine][flowlog]") {
+  auto run = run_flow_log("/dev/full", 300);  // every write fails with ENOSPC
+  CHECK(run.pipeline_records == 300);
+  CHECK(run.metrics.find("controlplane_networkobservability_lost_events_counter{type=\"external_channel\","
+                         "reason=\"flowlog\"} 300") != std::string::npos);
 }
 
 #else
