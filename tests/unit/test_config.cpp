@@ -8,6 +8,8 @@
 #include <unistd.h>
 #include <vector>
 
+#include <yaml-cpp/yaml.h>
+
 #include "core/log.hpp"
 #include "retina/config.hpp"
 
@@ -478,4 +480,13 @@ TEST_CASE("config: to_string", "[config]") {
   CHECK(std::string(retina::to_string(retina::LogLevel::kTrace)) == "trace");
   CHECK(std::string(retina::to_string(retina::AggregationLevel::kLow)) == "low");
   CHECK(std::string(retina::to_string(retina::AggregationLevel::kHigh)) == "high");
+}
+
+TEST_CASE("config: the config map shipped in deploy/ loads", "[config]") {
+  const YAML::Node cm = YAML::LoadFile(std::string(RETINA_SOURCE_DIR) + "/deploy/kubernetes/configmap.yaml");
+  const std::string text = cm["data"]["config.yaml"].as<std::string>();
+  auto r = load_config_yaml(text);
+  INFO((r ? std::string() : r.error().message));
+  REQUIRE(r.has_value());
+  CHECK(r->api_server_port == 10093);
 }
