@@ -21,6 +21,7 @@
 #include "retina/abi/events.h"
 #include "retina/api_server.hpp"
 #include "retina/engine.hpp"
+#include "retina/metrics/registry.hpp"
 #include "support/http_client.hpp"
 
 using namespace std::chrono_literals;
