@@ -188,8 +188,10 @@ class Reader {
   std::optional<bool> boolean(const std::string& key, const YAML::Node& n) {
     if (n.IsScalar()) {
       const std::string v = lower(trim(n.Scalar()));
-      if (v == "true" || v == "yes" || v == "on") return true;
-      if (v == "false" || v == "no" || v == "off") return false;
+      // YAML 1.1 spellings, and Go's strconv.ParseBool ones that viper's
+      // weak decoding accepts in Retina (1, t, 0, f).
+      if (v == "true" || v == "yes" || v == "on" || v == "1" || v == "t") return true;
+      if (v == "false" || v == "no" || v == "off" || v == "0" || v == "f") return false;
     }
     type_error(key, "a boolean (true or false)", n);
     return std::nullopt;

@@ -282,6 +282,8 @@ TEST_CASE("config: Retina's value spellings", "[config]") {
     CHECK(load_config_yaml("enablePodLevel: yes")->enable_pod_level);
     CHECK(load_config_yaml("enablePodLevel: \"true\"")->enable_pod_level);
     CHECK_FALSE(load_config_yaml("enableConntrackMetrics: off")->enable_conntrack_metrics);
+    CHECK(load_config_yaml("enablePodLevel: 1")->enable_pod_level);
+    CHECK_FALSE(load_config_yaml("enableConntrackMetrics: 0")->enable_conntrack_metrics);
   }
   SECTION("comma-separated plugin list") {
     auto r = load_config_yaml("enabledPlugin: \"dropreason, dns\"");
@@ -321,6 +323,7 @@ TEST_CASE("config: unknown keys are errors naming the key and the closest one", 
 
 TEST_CASE("config: type errors name the key and the expected type", "[config]") {
   CHECK(load_error("enablePodLevel: maybe") == "enablePodLevel: expected a boolean (true or false), got \"maybe\"");
+  CHECK(load_error("enablePodLevel: 2") == "enablePodLevel: expected a boolean (true or false), got \"2\"");
   CHECK(load_error("apiServer:\n  port: 70000") ==
         "apiServer.port: expected an integer from 0 to 65535, got \"70000\"");
   CHECK(load_error("apiServer:\n  port: -1") == "apiServer.port: expected an integer from 0 to 65535, got \"-1\"");
