@@ -7,10 +7,12 @@
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <sstream>
 #include <string>
 
 #include "cache/ip_index.hpp"
@@ -289,15 +291,52 @@ Result<std::vector<EndpointPtr>> parse_document(const YAML::Node& root) {
   return out;
 }
 
+// Ignores the events: used only to count documents.
+class NullHandler final : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+// A YAML stream holds several documents only if a line starts with a "---"
+// or "..." marker.
+bool may_hold_several_documents(std::string_view text) {
+  for (size_t pos = 0; pos < text.size();) {
+    std::string_view line = text.substr(pos, text.find('\n', pos) - pos);
+    if (line.starts_with("---") || line.starts_with("...")) return true;
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string_view::npos) break;
+    pos = nl + 1;
+  }
+  return false;
+}
+
+// Counts documents, stopping at 2. Not YAML::LoadAll: yaml-cpp 0.7 loops
+// forever, allocating empty documents, on a stray top-level ",".
+size_t count_documents(const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  NullHandler handler;
+  size_t n = 0;
+  while (n < 2 && parser.HandleNextDocument(handler)) ++n;
+  return n;
+}
+
 }  // namespace
 
 Result<std::vector<EndpointPtr>> parse_endpoints(std::string_view text) {
   try {
-    std::vector<YAML::Node> docs = YAML::LoadAll(std::string(text));
-    if (docs.empty()) return parse_document(YAML::Node(YAML::NodeType::Null));
-    if (docs.size() > 1)
-      return unexpected(Error::invalid(fmt::format("found {} YAML documents; expected one", docs.size())));
-    return parse_document(docs.front());
+    const std::string owned(text);
+    if (may_hold_several_documents(text) && count_documents(owned) > 1)
+      return unexpected(Error::invalid("more than one YAML document, or stray text after the first; expected one"));
+    return parse_document(YAML::Load(owned));
   } catch (const YAML::Exception& e) {
     // e.what() already says "yaml-cpp: error at line L, column C: ...".
     return unexpected(Error::parse(fmt::format("malformed YAML/JSON: {}", e.what())));

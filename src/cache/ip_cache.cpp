@@ -3,20 +3,19 @@
 // Readers: arrive on the read indicator of the current version, load the
 // left-right switch, look up in that copy, depart. Nothing else.
 //
-// Writers (serialized by write_mu_) work in two phases:
-//  1. Under state_mu_, change the writer-side state (records per source and
+// Writers (serialized by write_mu) work in two phases:
+//  1. Under state_mu, change the writer-side state (records per source and
 //     key, claimants per IP) and compute the new winner of every touched IP.
 //     Replaced or removed endpoints move to a local `retired` list.
-//  2. Without state_mu_: apply the winners to the inactive copy, switch
+//  2. Without state_mu: apply the winners to the inactive copy, switch
 //     readers to it, wait until no reader can still be in the old copy,
 //     apply the same winners to the old copy. Then drop `retired`: no reader
 //     can reach those endpoints any more.
-// state_mu_ is never held while waiting for readers, so find() and stats()
+// state_mu is never held while waiting for readers, so find() and stats()
 // stay safe to call from a thread that holds a ReadGuard.
 #include "retina/ip_cache.hpp"
 
 #include <absl/container/flat_hash_set.h>
-#include <absl/container/inlined_vector.h>
 
 #include <algorithm>
 #include <atomic>
@@ -26,34 +25,22 @@
 
 #include "cache/ip_index.hpp"
 #include "cache/read_indicator.hpp"
+#include "cache/records.hpp"
 
 namespace retina {
 
+using cache::ClaimList;
 using cache::IpEq;
 using cache::IpHash;
 using cache::IpIndex;
 using cache::ReadIndicator;
+using cache::Record;
+using cache::RecordSet;
 using Clock = std::chrono::steady_clock;
 
 namespace {
 
 constexpr size_t kSources = static_cast<size_t>(EndpointSource::kCount);
-
-// One endpoint contributed by one source, live or lingering after removal.
-struct Record {
-  EndpointPtr ep;
-  std::string key;
-  uint64_t seq = 0;  // write order; the most recent live claimant of an IP wins
-  EndpointSource source = EndpointSource::kApi;
-  bool lingering = false;
-  Clock::time_point deadline{};
-  uint32_t claims = 0;  // IPs whose claimant list holds this record
-};
-
-using RecordMap = absl::flat_hash_map<std::string_view, std::unique_ptr<Record>>;
-// Nearly every IP has one claimant; a second one appears only when sources
-// overlap, an IP is reused, or a removed endpoint lingers.
-using Claimants = absl::InlinedVector<Record*, 1>;
 
 struct Op {
   IpAddr ip;
@@ -84,9 +71,9 @@ struct IpCache::Impl {
   // ---- writer side ----
   std::mutex write_mu;          // serializes writers, held across the reader drain
   mutable std::mutex state_mu;  // guards everything below; never held while waiting
-  std::array<RecordMap, kSources> live;
-  std::array<RecordMap, kSources> lingering;
-  absl::flat_hash_map<IpAddr, Claimants, IpHash, IpEq> claims;
+  std::array<RecordSet, kSources> live;
+  std::array<RecordSet, kSources> lingering;
+  absl::flat_hash_map<IpAddr, ClaimList, IpHash, IpEq> claims;
   uint64_t seq = 0;
   uint64_t updates = 0;
   uint64_t live_count = 0;
@@ -99,12 +86,12 @@ struct IpCache::Impl {
   // lingering claim on the same IP ("until claimed").
   void claim(Record* r, Batch& b) {
     for (const IpAddr& ip : r->ep->ips) {
-      Claimants& list = claims[ip];
-      if (std::find(list.begin(), list.end(), r) != list.end()) continue;  // listed twice
+      ClaimList& list = claims[ip];
+      if (list.contains(r)) continue;  // the address is listed twice
       for (size_t i = 0; i < list.size();) {
         Record* c = list[i];
         if (c->lingering) {
-          list.erase(list.begin() + i);
+          list.erase_at(i);
           if (--c->claims == 0) drop_lingering(c, b);
         } else {
           ++i;
@@ -120,72 +107,61 @@ struct IpCache::Impl {
   void unclaim(Record* r, Batch& b) {
     for (const IpAddr& ip : r->ep->ips) {
       auto it = claims.find(ip);
-      if (it == claims.end()) continue;
-      Claimants& list = it->second;
-      auto pos = std::find(list.begin(), list.end(), r);
-      if (pos == list.end()) continue;
-      list.erase(pos);
+      if (it == claims.end() || !it->second.erase(r)) continue;
       --r->claims;
-      if (list.empty()) claims.erase(it);
+      if (it->second.empty()) claims.erase(it);
       b.touched.insert(ip);
     }
   }
 
-  // A lingering record whose last claim was taken over.
+  // Takes a lingering record out of its set and retires its endpoint.
   void drop_lingering(Record* r, Batch& b) {
-    RecordMap& m = lingering[index_of(r->source)];
-    auto it = m.find(r->key);
-    if (it == m.end() || it->second.get() != r) return;
-    unclaim(r, b);  // no-op for the IP being claimed, clears any others
-    b.retired.push_back(std::move(r->ep));
-    m.erase(it);
+    RecordSet& set = lingering[index_of(r->source)];
+    auto it = set.find(r);
+    if (it == set.end()) return;
+    auto node = set.extract(it);
+    std::unique_ptr<Record> owned = std::move(node.value());
+    unclaim(owned.get(), b);  // no-op for the address being claimed, clears any others
+    b.retired.push_back(std::move(owned->ep));
     --lingering_count;
   }
 
   void drop_lingering_key(EndpointSource source, std::string_view key, Batch& b) {
-    RecordMap& m = lingering[index_of(source)];
-    auto it = m.find(key);
-    if (it == m.end()) return;
-    Record* r = it->second.get();
-    unclaim(r, b);
-    b.retired.push_back(std::move(r->ep));
-    m.erase(it);
-    --lingering_count;
+    RecordSet& set = lingering[index_of(source)];
+    auto it = set.find(key);
+    if (it == set.end()) return;
+    drop_lingering(it->get(), b);
     b.changed = true;
   }
 
-  void upsert(EndpointPtr ep, EndpointSource source, std::string key, Batch& b) {
+  void upsert(EndpointPtr ep, EndpointSource source, std::string_view key, Batch& b) {
     drop_lingering_key(source, key, b);
-    RecordMap& m = live[index_of(source)];
-    auto it = m.find(key);
+    RecordSet& set = live[index_of(source)];
+    auto it = set.find(key);
     Record* r;
-    if (it != m.end()) {
-      r = it->second.get();
+    if (it != set.end()) {
+      r = it->get();
       unclaim(r, b);
-      b.retired.push_back(std::move(r->ep));
+      // Same key, so the record keeps its place in the set.
+      b.retired.push_back(std::exchange(r->ep, std::move(ep)));
     } else {
       auto owned = std::make_unique<Record>();
       r = owned.get();
-      r->key = std::move(key);
+      r->ep = std::move(ep);
       r->source = source;
-      m.emplace(std::string_view(r->key), std::move(owned));
+      set.insert(std::move(owned));
       ++live_count;
     }
-    r->ep = std::move(ep);
     r->seq = ++seq;
     claim(r, b);
     b.changed = true;
   }
 
-  // Takes the live record out of its source's map.
-  std::unique_ptr<Record> detach(EndpointSource source, std::string_view key) {
-    RecordMap& m = live[index_of(source)];
-    auto it = m.find(key);
-    if (it == m.end()) return nullptr;
-    std::unique_ptr<Record> owned = std::move(it->second);
-    m.erase(it);
+  // Takes a live record out of its source's set.
+  std::unique_ptr<Record> detach(RecordSet& set, RecordSet::iterator it) {
+    auto node = set.extract(it);
     --live_count;
-    return owned;
+    return std::move(node.value());
   }
 
   // Ends a detached record: at once, or after `grace` on the IPs no live
@@ -201,18 +177,19 @@ struct IpCache::Impl {
       for (const IpAddr& ip : r->ep->ips) {
         auto c = claims.find(ip);
         if (c == claims.end()) continue;
-        Claimants& list = c->second;
-        auto pos = std::find(list.begin(), list.end(), r);
-        if (pos == list.end()) continue;
-        if (std::any_of(list.begin(), list.end(), [](const Record* o) { return !o->lingering; })) {
-          list.erase(pos);
+        ClaimList& list = c->second;
+        if (!list.contains(r)) continue;
+        bool other_live = false;
+        for (size_t i = 0; i < list.size(); ++i) other_live |= !list[i]->lingering;
+        if (other_live) {
+          list.erase(r);
           --r->claims;
         }
         b.touched.insert(ip);
       }
       if (r->claims > 0) {
         next_deadline = std::min(next_deadline, r->deadline);
-        lingering[index_of(r->source)].emplace(std::string_view(r->key), std::move(owned));
+        lingering[index_of(r->source)].insert(std::move(owned));
         ++lingering_count;
         return;
       }
@@ -223,37 +200,34 @@ struct IpCache::Impl {
 
   void remove(EndpointSource source, std::string_view key, std::chrono::nanoseconds grace, Clock::time_point now,
               Batch& b) {
-    if (auto owned = detach(source, key)) retire(std::move(owned), grace, now, b);
+    RecordSet& set = live[index_of(source)];
+    auto it = set.find(key);
+    if (it != set.end()) retire(detach(set, it), grace, now, b);
   }
 
   void expire(Clock::time_point now, Batch& b) {
     if (now < next_deadline) return;
     next_deadline = Clock::time_point::max();
-    for (RecordMap& m : lingering) {
-      for (auto it = m.begin(); it != m.end();) {
-        Record* r = it->second.get();
-        if (r->deadline <= now) {
-          unclaim(r, b);
-          b.retired.push_back(std::move(r->ep));
-          m.erase(it++);
-          --lingering_count;
-          b.changed = true;
-        } else {
-          next_deadline = std::min(next_deadline, r->deadline);
-          ++it;
-        }
+    std::vector<Record*> due;
+    for (RecordSet& set : lingering) {
+      for (const auto& r : set) {
+        if (r->deadline <= now) due.push_back(r.get());
+        else next_deadline = std::min(next_deadline, r->deadline);
       }
     }
+    for (Record* r : due) drop_lingering(r, b);
+    if (!due.empty()) b.changed = true;
   }
 
   // Most recent live claimant, else most recent lingering one.
   const Record* winner(const IpAddr& ip) const {
     auto it = claims.find(ip);
     if (it == claims.end()) return nullptr;
+    const ClaimList& list = it->second;
     const Record* best = nullptr;
-    for (const Record* r : it->second) {
-      if (!best || (best->lingering && !r->lingering) ||
-          (best->lingering == r->lingering && r->seq > best->seq))
+    for (size_t i = 0; i < list.size(); ++i) {
+      const Record* r = list[i];
+      if (!best || (best->lingering && !r->lingering) || (best->lingering == r->lingering && r->seq > best->seq))
         best = r;
     }
     return best;
@@ -342,8 +316,8 @@ IpCache::~IpCache() = default;
 
 void IpCache::upsert(EndpointPtr ep, EndpointSource source) {
   if (!ep) return;
-  std::string key = ep->key();
-  impl_->write([&](Batch& b) { impl_->upsert(std::move(ep), source, std::move(key), b); });
+  const std::string key = ep->key();
+  impl_->write([&](Batch& b) { impl_->upsert(std::move(ep), source, key, b); });
 }
 
 void IpCache::remove(std::string_view key, EndpointSource source, std::chrono::nanoseconds grace) {
@@ -371,7 +345,7 @@ void IpCache::replace_source(EndpointSource source, std::vector<EndpointPtr> eps
   const auto now = Clock::now();
   impl_->write([&](Batch& b) {
     Impl& im = *impl_;
-    RecordMap& current = im.live[index_of(source)];
+    RecordSet& current = im.live[index_of(source)];
     // The last endpoint listed for a key wins; they apply in list order, so
     // among this source's endpoints claiming one IP the later one wins.
     std::vector<std::string> keys(eps.size());
@@ -383,31 +357,26 @@ void IpCache::replace_source(EndpointSource source, std::vector<EndpointPtr> eps
       wanted.insert_or_assign(std::string_view(keys[i]), i);
     }
 
-    std::vector<std::string_view> gone_keys;
-    for (const auto& [key, rec] : current)
-      if (!wanted.contains(key)) gone_keys.push_back(key);
+    std::vector<Record*> gone_records;
+    for (const auto& r : current)
+      if (!wanted.contains(r->ep->key())) gone_records.push_back(r.get());
     std::vector<std::unique_ptr<Record>> gone;
-    gone.reserve(gone_keys.size());
-    for (std::string_view key : gone_keys) gone.push_back(im.detach(source, key));
+    gone.reserve(gone_records.size());
+    for (Record* r : gone_records) gone.push_back(im.detach(current, current.find(r)));
     if (grace.count() > 0)
       for (auto& r : gone) r->lingering = true;
     for (auto& r : gone) im.retire(std::move(r), grace, now, b);
 
-    std::vector<size_t> order;  // the winning index of each key, in list order
-    order.reserve(wanted.size());
-    for (size_t i = 0; i < eps.size(); ++i)
-      if (eps[i] && wanted[keys[i]] == i) order.push_back(i);
-    wanted.clear();  // holds views into `keys`, which are moved below
-
-    b.touched.reserve(b.touched.size() + order.size());
-    im.claims.reserve(im.claims.size() + order.size());
-    current.reserve(order.size());
-    for (size_t i : order) {
-      auto it = current.find(keys[i]);
+    b.touched.reserve(b.touched.size() + wanted.size());
+    im.claims.reserve(im.claims.size() + wanted.size());
+    current.reserve(wanted.size());
+    for (size_t i = 0; i < eps.size(); ++i) {
+      if (!eps[i] || wanted[keys[i]] != i) continue;
+      auto it = current.find(std::string_view(keys[i]));
       // Unchanged endpoints keep their record: no reader-visible change and
       // no new claim order, so reloading the same file flips nothing.
-      if (it != current.end() && same_content(*it->second->ep, *eps[i])) continue;
-      im.upsert(std::move(eps[i]), source, std::move(keys[i]), b);
+      if (it != current.end() && same_content(*(*it)->ep, *eps[i])) continue;
+      im.upsert(std::move(eps[i]), source, keys[i], b);
     }
   });
 }
@@ -447,9 +416,9 @@ EndpointPtr IpCache::find(const IpAddr& ip) const {
 EndpointPtr IpCache::find_key(std::string_view key) const {
   std::lock_guard l(impl_->state_mu);
   const Record* best = nullptr;
-  for (const RecordMap& m : impl_->live) {
-    auto it = m.find(key);
-    if (it != m.end() && (!best || it->second->seq > best->seq)) best = it->second.get();
+  for (const RecordSet& set : impl_->live) {
+    auto it = set.find(key);
+    if (it != set.end() && (!best || (*it)->seq > best->seq)) best = it->get();
   }
   return best ? best->ep : nullptr;
 }
@@ -469,8 +438,8 @@ void IpCache::for_each(const std::function<void(const EndpointPtr&)>& fn) const 
   {
     std::lock_guard l(impl_->state_mu);
     all.reserve(impl_->live_count);
-    for (const RecordMap& m : impl_->live)
-      for (const auto& [key, rec] : m) all.push_back(rec->ep);
+    for (const RecordSet& set : impl_->live)
+      for (const auto& rec : set) all.push_back(rec->ep);
   }
   for (const EndpointPtr& ep : all) fn(ep);
 }
