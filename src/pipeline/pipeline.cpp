@@ -23,7 +23,8 @@ using pipeline::SubscriptionState;
 namespace {
 
 constexpr size_t kRejectKinds = static_cast<size_t>(DecodeError::kCount);
-// How often the boot-to-realtime offset is sampled again (NTP steps).
+// How often the boot-to-realtime offset is sampled again (NTP steps), and
+// how long subscriber endpoint references are memoized.
 constexpr auto kClockResync = std::chrono::seconds(1);
 
 struct SinkEntry {
@@ -74,13 +75,17 @@ struct Pipeline::Impl {
   // Decoder reject counters by plugin, resolved on a plugin's first reject.
   std::vector<std::pair<std::string, metrics::Counter*>> reject_counters;
 
-  // Owning endpoint references handed to subscribers, memoized per batch
-  // by the address the read section returned (stable within the batch).
+  // Owning endpoint references handed to subscribers, memoized by the
+  // address the read section returned. An entry holds the endpoint alive,
+  // so no other endpoint can appear at that address while it is cached;
+  // entries are kept across batches and dropped every kMemoFlush so that
+  // endpoints removed from the cache are not kept for long.
   struct Memo {
     const Endpoint* raw = nullptr;
     EndpointPtr owned;
   };
-  std::array<Memo, 64> memo{};
+  static constexpr unsigned kMemoBits = 13;
+  std::vector<Memo> memo;  // 1 << kMemoBits slots once a subscriber needs it
   bool memo_used = false;
 
   Impl(IpCache* c, metrics::Registry* r) : cache(c), registry(r) {
@@ -103,6 +108,10 @@ struct Pipeline::Impl {
     if (now - clock_synced >= kClockResync) {
       ctx.boot_to_realtime_ns = boot_to_realtime_offset_ns();
       clock_synced = now;
+      if (memo_used) {
+        for (Memo& m : memo) m = Memo{};
+        memo_used = false;
+      }
     }
     if (batch_enrich) guard.emplace(cache->read());
   }
@@ -134,17 +143,23 @@ struct Pipeline::Impl {
     if (!raw) return nullptr;
     Memo* slot = nullptr;
     if (from_cache) {
-      slot = &memo[(reinterpret_cast<uintptr_t>(raw) >> 6) % memo.size()];
+      if (memo.empty()) memo.resize(size_t{1} << kMemoBits);
+      const uint64_t h = (reinterpret_cast<uintptr_t>(raw) >> 4) * 0x9E3779B97F4A7C15ull;
+      slot = &memo[h >> (64 - kMemoBits)];
       if (slot->raw == raw) return slot->owned;
     }
     EndpointPtr p = from_cache ? cache->find(ip) : nullptr;
-    // The cache may have moved on since this batch's read section began;
-    // the subscriber gets what the flow was enriched with.
-    if (p.get() != raw) p = std::make_shared<const Endpoint>(*raw);
+    if (p.get() != raw) {
+      // The cache moved on since this batch's read section began: the
+      // subscriber gets a copy of what the flow was enriched with. Not
+      // memoized: nothing keeps `raw` itself alive.
+      return std::make_shared<const Endpoint>(*raw);
+    }
     if (slot) {
       slot->raw = raw;
-      slot->owned = p;
+      slot->owned = std::move(p);
       memo_used = true;
+      return slot->owned;
     }
     return p;
   }
@@ -152,7 +167,10 @@ struct Pipeline::Impl {
   void dispatch(const Flow& f, bool enriched_here) {
     for (const SinkEntry& e : *batch_sinks) e.sink->on_flow(f);
     if (batch_subs->empty()) return;
+    // The flow is copied once for the first taker; each further taker gets
+    // a copy and the last one the original, moved.
     std::optional<OwnedFlow> owned;
+    SubscriptionState* pending = nullptr;
     for (const auto& s : *batch_subs) {
       if (s->closed()) {
         saw_closed = true;
@@ -167,8 +185,10 @@ struct Pipeline::Impl {
         owned.emplace(f, owned_endpoint(f.source, f.src, enriched_here),
                       owned_endpoint(f.destination, f.dst, enriched_here));
       }
-      s->push(OwnedFlow(*owned));
+      if (pending) pending->push(OwnedFlow(*owned));
+      pending = s.get();
     }
+    if (pending) pending->push(std::move(*owned));
   }
 
   void publish_stats() {
@@ -194,10 +214,6 @@ struct Pipeline::Impl {
     if (!in_batch) return;
     for (const SinkEntry& e : *batch_sinks) e.sink->on_batch_end();
     guard.reset();
-    if (memo_used) {
-      for (Memo& m : memo) m = Memo{};
-      memo_used = false;
-    }
     publish_stats();
     if (saw_closed) {
       prune_closed();
