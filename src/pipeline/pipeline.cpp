@@ -41,12 +41,16 @@ struct Pipeline::Impl {
   IpCache* cache;
   metrics::Registry* registry;
 
-  // ---- consumer side: any thread, writers serialized by mu ----
+  // ---- consumer side: any thread ----
+  // The lists are immutable once published; a change publishes a new list
+  // under `mu` and bumps `version`. The producer compares `version` once
+  // per batch and takes `mu` only when it changed, to copy the pointers.
   std::mutex mu;
   uint64_t next_sink_id = 1;
-  std::atomic<std::shared_ptr<const SinkList>> sinks{std::make_shared<const SinkList>()};
-  std::atomic<std::shared_ptr<const SubList>> subs{std::make_shared<const SubList>()};
-  std::atomic<std::shared_ptr<const Names>> drop_names{nullptr};
+  std::shared_ptr<const SinkList> sinks = std::make_shared<const SinkList>();
+  std::shared_ptr<const SubList> subs = std::make_shared<const SubList>();
+  std::shared_ptr<const Names> drop_names;
+  std::atomic<uint64_t> version{1};
   std::atomic<bool> enrich{true};
 
   // ---- published statistics ----
@@ -55,6 +59,7 @@ struct Pipeline::Impl {
 
   // ---- producer side ----
   bool in_batch = false;
+  uint64_t seen_version = 0;
   std::optional<IpCache::ReadGuard> guard;
   std::shared_ptr<const SinkList> batch_sinks;
   std::shared_ptr<const SubList> batch_subs;
@@ -99,9 +104,13 @@ struct Pipeline::Impl {
 
   void begin_batch() {
     in_batch = true;
-    batch_sinks = sinks.load(std::memory_order_acquire);
-    batch_subs = subs.load(std::memory_order_acquire);
-    batch_names = drop_names.load(std::memory_order_acquire);
+    if (version.load(std::memory_order_acquire) != seen_version) {
+      std::lock_guard lock(mu);
+      batch_sinks = sinks;
+      batch_subs = subs;
+      batch_names = drop_names;
+      seen_version = version.load(std::memory_order_relaxed);
+    }
     batch_enrich = enrich.load(std::memory_order_relaxed);
     ctx.drop_reason_names = batch_names.get();
     const auto now = std::chrono::steady_clock::now();
@@ -200,14 +209,17 @@ struct Pipeline::Impl {
     records = decoded = hits = misses = parsed = 0;
   }
 
+  // Publishes a change made under `mu`.
+  void bump() { version.fetch_add(1, std::memory_order_release); }
+
   void prune_closed() {
     std::lock_guard lock(mu);
-    auto cur = subs.load(std::memory_order_acquire);
     auto next = std::make_shared<SubList>();
-    next->reserve(cur->size());
-    for (const auto& s : *cur)
+    next->reserve(subs->size());
+    for (const auto& s : *subs)
       if (!s->closed()) next->push_back(s);
-    subs.store(std::move(next), std::memory_order_release);
+    subs = std::move(next);
+    bump();
   }
 
   void end_batch() {
@@ -219,9 +231,13 @@ struct Pipeline::Impl {
       prune_closed();
       saw_closed = false;
     }
-    batch_sinks.reset();
-    batch_subs.reset();
-    batch_names.reset();
+    // Let go of lists that changed meanwhile (removed sinks die here).
+    if (version.load(std::memory_order_acquire) != seen_version) {
+      batch_sinks.reset();
+      batch_subs.reset();
+      batch_names.reset();
+      seen_version = 0;
+    }
     ctx.drop_reason_names = nullptr;
     in_batch = false;
   }
@@ -234,29 +250,32 @@ Pipeline::Pipeline(std::shared_ptr<IpCache> cache, metrics::Registry* registry)
 Pipeline::~Pipeline() {
   impl_->end_batch();
   // Wake consumers blocked in pop_batch(); their flows stay poppable.
-  for (const auto& s : *impl_->subs.load()) s->close();
+  std::lock_guard lock(impl_->mu);
+  for (const auto& s : *impl_->subs) s->close();
 }
 
 uint64_t Pipeline::add_sink(std::shared_ptr<FlowSink> sink) {
   if (!sink) return 0;
   Impl& im = *impl_;
   std::lock_guard lock(im.mu);
-  auto next = std::make_shared<SinkList>(*im.sinks.load(std::memory_order_acquire));
+  auto next = std::make_shared<SinkList>(*im.sinks);
   const uint64_t id = im.next_sink_id++;
   next->push_back({id, std::move(sink)});
-  im.sinks.store(std::move(next), std::memory_order_release);
+  im.sinks = std::move(next);
+  im.bump();
   return id;
 }
 
 void Pipeline::remove_sink(uint64_t id) {
   Impl& im = *impl_;
+  std::shared_ptr<const SinkList> old;  // released outside the lock
   std::lock_guard lock(im.mu);
-  auto cur = im.sinks.load(std::memory_order_acquire);
   auto next = std::make_shared<SinkList>();
-  next->reserve(cur->size());
-  for (const SinkEntry& e : *cur)
+  next->reserve(im.sinks->size());
+  for (const SinkEntry& e : *im.sinks)
     if (e.id != id) next->push_back(e);
-  im.sinks.store(std::move(next), std::memory_order_release);
+  old = std::exchange(im.sinks, std::move(next));
+  im.bump();
 }
 
 std::shared_ptr<Subscription> Pipeline::subscribe(std::string name, size_t capacity, FlowFilter filter) {
@@ -266,9 +285,10 @@ std::shared_ptr<Subscription> Pipeline::subscribe(std::string name, size_t capac
   auto state = std::make_shared<SubscriptionState>(std::move(name), capacity, std::move(filter), lost);
   {
     std::lock_guard lock(im.mu);
-    auto next = std::make_shared<SubList>(*im.subs.load(std::memory_order_acquire));
+    auto next = std::make_shared<SubList>(*im.subs);
     next->push_back(state);
-    im.subs.store(std::move(next), std::memory_order_release);
+    im.subs = std::move(next);
+    im.bump();
   }
   return std::make_shared<SubscriptionHandle>(std::move(state));
 }
@@ -299,7 +319,10 @@ void Pipeline::process_flow(Flow& flow) noexcept {
 void Pipeline::end_batch() noexcept { impl_->end_batch(); }
 
 void Pipeline::set_drop_reason_names(std::shared_ptr<const std::vector<std::string>> names) {
-  impl_->drop_names.store(std::move(names), std::memory_order_release);
+  std::shared_ptr<const Names> old;  // released outside the lock
+  std::lock_guard lock(impl_->mu);
+  old = std::exchange(impl_->drop_names, std::move(names));
+  impl_->bump();
 }
 
 void Pipeline::set_enrich(bool on) noexcept { impl_->enrich.store(on, std::memory_order_relaxed); }
