@@ -238,3 +238,19 @@ TEST_CASE("dns: error names", "[dns]") {
   for (int e = 0; e < static_cast<int>(DnsError::kCount); ++e)
     CHECK(std::string(to_string(static_cast<DnsError>(e))) != "unknown DNS error");
 }
+
+TEST_CASE("dns: type and return code names", "[dns]") {
+  CHECK(std::string(dns_qtype_name(1)) == "A");
+  CHECK(std::string(dns_qtype_name(28)) == "AAAA");
+  CHECK(std::string(dns_qtype_name(33)) == "SRV");
+  CHECK(std::string(dns_qtype_name(65)) == "HTTPS");
+  CHECK(std::string(dns_qtype_name(255)) == "ANY");
+  CHECK(std::string(dns_qtype_name(999)) == "TYPE999");
+  CHECK(std::string(dns_qtype_name(65535)) == "TYPE65535");
+  CHECK(dns_qtype_name(999) == dns_qtype_name(999));  // static storage
+  CHECK(std::string(dns_rcode_name(0)) == "NOERROR");
+  CHECK(std::string(dns_rcode_name(3)) == "NXDOMAIN");
+  CHECK(std::string(dns_rcode_name(5)) == "REFUSED");
+  CHECK(std::string(dns_rcode_name(12)) == "RCODE12");
+  CHECK(std::string(dns_rcode_name(23)) == "BADCOOKIE");
+}

@@ -228,3 +228,17 @@ TEST_CASE("flow json: drops and retransmissions", "[flow_json]") {
   CHECK(bool(rt["l4"]["TCP"]["flags"]["PSH"]) == true);
   CHECK(bool(rt["l4"]["TCP"]["flags"]["ACK"]) == true);
 }
+
+TEST_CASE("flow json: enum names are Hubble's", "[flow_json]") {
+  CHECK(std::string(to_string(Verdict::FORWARDED)) == "FORWARDED");
+  CHECK(std::string(to_string(Verdict::RETRANSMISSION)) == "RETRANSMISSION");
+  CHECK(std::string(to_string(Verdict::DNS)) == "DNS");
+  CHECK(std::string(to_string(static_cast<Verdict>(99))) == "VERDICT_UNKNOWN");
+  CHECK(std::string(to_string(TraceObservationPoint::TO_STACK)) == "TO_STACK");
+  CHECK(std::string(to_string(TraceObservationPoint::TO_ENDPOINT)) == "TO_ENDPOINT");
+  CHECK(std::string(to_string(TraceObservationPoint::FROM_NETWORK)) == "FROM_NETWORK");
+  CHECK(std::string(to_string(TrafficDirection::INGRESS)) == "INGRESS");
+  CHECK(std::string(to_string(IpVersion::IPv6)) == "IPv6");
+  CHECK(std::string(to_string(L4Protocol::kICMPv6)) == "ICMPv6");
+  CHECK(std::string(to_string(L4Protocol::kTCP)) == "TCP");
+}
