@@ -28,7 +28,11 @@ void SubscriptionState::push(OwnedFlow&& flow) {
   // Counted before it is queued, so a consumer never takes the count
   // below zero; it may briefly see a count ahead of the queue.
   size_.fetch_add(1, std::memory_order_seq_cst);
-  queue_.enqueue(producer_, std::move(flow));
+  if (!queue_.enqueue(producer_, std::move(flow))) {  // out of memory for a new block
+    size_.fetch_sub(1, std::memory_order_relaxed);
+    drop();
+    return;
+  }
   delivered_.fetch_add(1, std::memory_order_relaxed);
   // seq_cst pairs with the consumer's store to waiting_ (see pop_batch).
   if (waiting_.load(std::memory_order_seq_cst)) {
