@@ -83,7 +83,7 @@ struct Pipeline::Impl {
   // Owning endpoint references handed to subscribers, memoized by the
   // address the read section returned. An entry holds the endpoint alive,
   // so no other endpoint can appear at that address while it is cached;
-  // entries are kept across batches and dropped every kMemoFlush so that
+  // entries are kept across batches and dropped every kClockResync so that
   // endpoints removed from the cache are not kept for long.
   struct Memo {
     const Endpoint* raw = nullptr;
