@@ -10,6 +10,7 @@
 
 #include "alloc_counter.hpp"
 #include "bench_records.hpp"
+#include "retina/flow_json.hpp"
 #include "retina/ip_cache.hpp"
 #include "retina/metrics/aggregator.hpp"
 #include "retina/metrics/registry.hpp"
@@ -132,3 +133,23 @@ void BM_PipelineSubscriber(benchmark::State& state) {
 BENCHMARK(BM_PipelineSubscriber);
 
 }  // namespace
+
+// Rendering enriched flows as Hubble JSON lines (the flow log's cost).
+void BM_FlowJson(benchmark::State& state) {
+  auto set = bench::packet_records(1024, 10000);
+  struct Render final : FlowSink {
+    std::string out;
+    void on_flow(const Flow& f) noexcept override {
+      out.clear();
+      append_flow_json(out, f, {.node_name = "node-1"});
+      benchmark::DoNotOptimize(out.data());
+    }
+  };
+  Pipeline p(cache_with(10000), nullptr);
+  auto sink = std::make_shared<Render>();
+  sink->out.reserve(4096);
+  p.add_sink(sink);
+  run_batches(state, p, set);
+  state.counters["bytes/flow"] = static_cast<double>(sink->out.size());
+}
+BENCHMARK(BM_FlowJson);

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <charconv>
+#include <cstring>
 
 #include "retina/flow_json.hpp"
 
@@ -78,7 +79,7 @@ void append_string(std::string& out, std::string_view s) {
 void append_uint(std::string& out, uint64_t v) {
   char buf[24];
   auto r = std::to_chars(buf, buf + sizeof buf, v);
-  out.append(buf, r.ptr);
+  out.append(buf, static_cast<size_t>(r.ptr - buf));
 }
 
 void append_rfc3339(std::string& out, uint64_t unix_ns) {
@@ -125,7 +126,7 @@ void append_rfc3339(std::string& out, uint64_t unix_ns) {
   }
   *p++ = 'Z';
   out.push_back('"');
-  out.append(buf, p);
+  out.append(buf, static_cast<size_t>(p - buf));
   out.push_back('"');
 }
 
@@ -141,11 +142,18 @@ class Obj {
  public:
   explicit Obj(std::string& out) : out_(out) { out_.push_back('{'); }
   std::string& key(std::string_view k) {
-    if (!first_) out_.push_back(',');
+    // One append of `,"key":` composed on the stack (keys are short literals).
+    char buf[64];
+    char* p = buf;
+    if (!first_) *p++ = ',';
     first_ = false;
-    out_.push_back('"');
-    out_.append(k);
-    out_ += "\":";
+    *p++ = '"';
+    const size_t n = k.size() < sizeof buf - 4 ? k.size() : sizeof buf - 4;
+    std::memcpy(p, k.data(), n);
+    p += n;
+    *p++ = '"';
+    *p++ = ':';
+    out_.append(buf, static_cast<size_t>(p - buf));
     return out_;
   }
   void str(std::string_view k, std::string_view v) { append_string(key(k), v); }
@@ -160,8 +168,23 @@ class Obj {
 };
 
 void append_ip(std::string& out, const IpAddr& ip) {
+  if (ip.is_v4()) {
+    // Dotted quad by hand: inet_ntop formats IPv4 through sprintf.
+    char buf[18];
+    char* p = buf;
+    *p++ = '"';
+    for (int i = 12; i < 16; ++i) {
+      unsigned v = ip.bytes[i];
+      if (v >= 100) *p++ = static_cast<char>('0' + v / 100);
+      if (v >= 10) *p++ = static_cast<char>('0' + v / 10 % 10);
+      *p++ = static_cast<char>('0' + v % 10);
+      *p++ = i < 15 ? '.' : '"';
+    }
+    out.append(buf, static_cast<size_t>(p - buf));
+    return;
+  }
   out.push_back('"');
-  ip.append_to(out);  // digits, dots and colons only
+  ip.append_to(out);  // hex digits and colons only
   out.push_back('"');
 }
 
@@ -326,6 +349,7 @@ void append_extensions(std::string& out, Obj& o, const Flow& f) {
 }  // namespace
 
 void append_flow_json(std::string& out, const Flow& f, const FlowJsonOptions& options) {
+  out.reserve(out.size() + 1024);
   out += "{\"flow\":";
   Obj o(out);
   json::append_rfc3339(o.key("time"), f.time_ns);
