@@ -1,0 +1,63 @@
+// Pieces shared by the polling plugins (linuxutil, infiniband): the latest
+// poll result handed from the engine's control thread to scrapes, and the
+// per-source error counter.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "retina/error.hpp"
+#include "retina/metrics/registry.hpp"
+
+namespace retina::linuxutil {
+
+// Holds the snapshot of the last poll and writes it at scrape time, so a
+// scrape never touches /proc or sysfs and polling keeps its own interval.
+template <class Snapshot>
+class SnapshotCollector final : public metrics::Collector {
+ public:
+  using WriteFn = void (*)(const Snapshot&, metrics::TextWriter&);
+  explicit SnapshotCollector(WriteFn write) : write_(write) {}
+
+  void publish(std::shared_ptr<const Snapshot> s) {
+    std::lock_guard lock(mu_);
+    snapshot_ = std::move(s);
+  }
+  std::shared_ptr<const Snapshot> latest() const {
+    std::lock_guard lock(mu_);
+    return snapshot_;
+  }
+  void collect(metrics::TextWriter& w) override {
+    if (auto s = latest()) write_(*s, w);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::shared_ptr<const Snapshot> snapshot_;
+  WriteFn write_;
+};
+
+// One polled source (a file, an ioctl family). Counts each failed poll in
+// controlplane_networkobservability_plugin_source_errors_total{plugin,source}
+// and logs only when the source starts failing and when it recovers, so a
+// persistent problem does not flood the log.
+class PolledSource {
+ public:
+  PolledSource(metrics::Registry& registry, std::string_view plugin, std::string_view source);
+
+  void failed(const Error& e);
+  void succeeded();
+  bool failing() const { return failing_; }
+  const std::string& name() const { return source_; }
+
+ private:
+  metrics::Counter* errors_;
+  std::string plugin_, source_;
+  bool failing_ = false;
+};
+
+}  // namespace retina::linuxutil
