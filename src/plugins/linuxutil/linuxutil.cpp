@@ -167,19 +167,16 @@ class LinuxUtilPlugin final : public Plugin {
  private:
   // Reads every source into a fresh snapshot. A failing source leaves its
   // series out of this snapshot (no stale values) and is counted; the
-  // result is an error only when every source failed.
+  // result is an error only when the poll produced nothing at all.
   Status poll() {
     auto snap = std::make_shared<Snapshot>();
     StatList tcp, ip, udp;
-    size_t failures = 0, sources = 0;
     std::optional<Error> first_error;
     auto report = [&](PolledSource& src, const Status& st) {
-      ++sources;
       if (st) {
         src.succeeded();
         return;
       }
-      ++failures;
       src.failed(st.error());
       if (!first_error) first_error = st.error();
     };
@@ -213,9 +210,10 @@ class LinuxUtilPlugin final : public Plugin {
     snap->tcp_stats = tcp.take();
     snap->ip_stats = ip.take();
     snap->udp_stats = udp.take();
+    const bool empty = !snap->tcp && snap->tcp_stats.empty() && snap->ip_stats.empty() && snap->udp_stats.empty() &&
+                       snap->interfaces.empty();
     collector_->publish(std::move(snap));
-    if (failures == sources)
-      return unexpected(first_error->wrap("linuxutil: every source failed this poll; first"));
+    if (empty && first_error) return unexpected(first_error->wrap("linuxutil: no source could be read this poll; first"));
     return ok();
   }
 
