@@ -231,3 +231,37 @@ TEST_CASE("a malformed counter file is skipped and counted; the rest export", "[
   CHECK(text.find("source_errors_total{plugin=\"infiniband\",source=\"counters\"} 1\n") != std::string::npos);
   CHECK(text.find("source_errors_total{plugin=\"infiniband\",source=\"ipoib\"} 1\n") != std::string::npos);
 }
+
+TEST_CASE("infiniband reconcile fails only when both sources fail", "[infiniband]") {
+  const fs::path root = fs::temp_directory_path() / fmt::format("retina-ib-gone-{}", ::getpid());
+  fs::remove_all(root);
+  fs::copy(kSys, root, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+  struct Cleanup {
+    fs::path p;
+    ~Cleanup() {
+      std::error_code ec;
+      fs::remove_all(p, ec);
+    }
+  } cleanup{root};
+  Harness h(root.string());
+  REQUIRE(h.plugin->init(h.ctx));
+  REQUIRE(h.plugin->start());
+
+  fs::remove_all(root / "class/net");  // IPoIB side gone: counters still export
+  REQUIRE(h.plugin->reconcile());
+  std::string text = h.registry.expose();
+  CHECK(samples(text, metrics::names::kInfinibandCounterStats).size() == 35);
+  CHECK(samples(text, metrics::names::kInfinibandStatusParams).empty());
+
+  fs::remove_all(root / "class");  // and now the devices too
+  auto st = h.plugin->reconcile();
+  REQUIRE_FALSE(st);
+  CHECK(st.error().message ==
+        fmt::format("infiniband: every source failed this poll; first: opendir({}/class/infiniband): "
+                    "No such file or directory (errno 2)",
+                    root.string()));
+  text = h.registry.expose();
+  CHECK(samples(text, metrics::names::kInfinibandCounterStats).empty());
+  CHECK(text.find("source_errors_total{plugin=\"infiniband\",source=\"counters\"} 1\n") != std::string::npos);
+  CHECK(text.find("source_errors_total{plugin=\"infiniband\",source=\"ipoib\"} 2\n") != std::string::npos);
+}
