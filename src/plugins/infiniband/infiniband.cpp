@@ -24,6 +24,8 @@ namespace {
 
 namespace names = metrics::names;
 using linuxutil::EntryKind;
+using linuxutil::FirstError;
+using linuxutil::has_errno;
 using linuxutil::list_dir;
 using linuxutil::PolledSource;
 using linuxutil::read_text_file;
@@ -61,15 +63,11 @@ void write_snapshot(const Snapshot& s, TextWriter& w) {
   }
   if (!s.params.empty()) {
     w.family(names::kInfinibandStatusParams, "IPoIB interface parameters (/sys/class/net/<if>)", MetricType::kGauge);
-    for (const ParamSample& p : s.params) {
-      const std::initializer_list<metrics::Label> labels = {{"statistic_name", p.name}, {"interface_name", p.iface}};
-      if (p.value.negative) w.sample(names::kInfinibandStatusParams, labels, -static_cast<double>(p.value.magnitude));
-      else w.sample(names::kInfinibandStatusParams, labels, p.value.magnitude);
-    }
+    for (const ParamSample& p : s.params)
+      linuxutil::write_stat(w, names::kInfinibandStatusParams,
+                            {{"statistic_name", p.name}, {"interface_name", p.iface}}, p.value);
   }
 }
-
-bool is_errno(const Error& e, int code) { return e.kind == Error::Kind::kSystem && e.code == code; }
 
 // A parsed attribute; nullopt when the attribute says "unknown".
 using ParamValue = Result<std::optional<StatValue>>;
@@ -160,16 +158,13 @@ class InfinibandPlugin final : public Plugin {
     const std::string ib = sys_ + "/class/infiniband";
     auto devices = list_dir(ib, EntryKind::kDirectory);
     if (!devices) return unexpected(devices.error());
-    Status status = ok();
-    auto fail = [&](Error e) {
-      if (status) status = unexpected(std::move(e));
-    };
+    FirstError error;
     absl::flat_hash_set<std::string> seen;
     for (const std::string& dev : *devices) {
       const std::string ports_dir = ib + "/" + dev + "/ports";
       auto ports = list_dir(ports_dir, EntryKind::kDirectory);
       if (!ports) {
-        if (!is_errno(ports.error(), ENOENT)) fail(ports.error());  // ENOENT: device removed
+        if (!has_errno(ports.error(), ENOENT)) error.note(ports.error());  // ENOENT: device removed
         continue;
       }
       for (const std::string& port : *ports) {
@@ -178,19 +173,19 @@ class InfinibandPlugin final : public Plugin {
           const std::string dir = ports_dir + "/" + port + "/" + sub;
           auto files = list_dir(dir);
           if (!files) {
-            if (!is_errno(files.error(), ENOENT)) fail(files.error());  // hw_counters is driver specific
+            if (!has_errno(files.error(), ENOENT)) error.note(files.error());  // hw_counters is driver specific
             continue;
           }
           for (const std::string& f : *files) {
             if (seen.contains(f)) continue;  // a hw_counters name that counters/ already has
             const std::string path = dir + "/" + f;
             if (auto st = read_text_file(path, buf_); !st) {
-              fail(st.error());
+              error.note(st.error());
               continue;
             }
             auto v = parse_ib_counter(buf_);
             if (!v) {
-              fail(v.error().wrap(path));
+              error.note(v.error().wrap(path));
               continue;
             }
             if (!*v) continue;  // "N/A (no PMA)"
@@ -200,7 +195,7 @@ class InfinibandPlugin final : public Plugin {
         }
       }
     }
-    return status;
+    return error.status();
   }
 
   // IPoIB interfaces are those whose type is ARPHRD_INFINIBAND (32).
@@ -208,19 +203,16 @@ class InfinibandPlugin final : public Plugin {
     const std::string net = sys_ + "/class/net";
     auto ifaces = list_dir(net, EntryKind::kDirectory);
     if (!ifaces) return unexpected(ifaces.error());
-    Status status = ok();
-    auto fail = [&](Error e) {
-      if (status) status = unexpected(std::move(e));
-    };
+    FirstError error;
     for (const std::string& iface : *ifaces) {
       const std::string dir = net + "/" + iface;
       if (auto st = read_text_file(dir + "/type", buf_); !st) {
-        if (!is_errno(st.error(), ENOENT)) fail(st.error());  // ENOENT: interface removed
+        if (!has_errno(st.error(), ENOENT)) error.note(st.error());  // ENOENT: interface removed
         continue;
       }
       auto type = linuxutil::parse_sysfs_u64(buf_);
       if (!type) {
-        fail(type.error().wrap(dir + "/type"));
+        error.note(type.error().wrap(dir + "/type"));
         continue;
       }
       if (*type != kArphrdInfiniband) continue;
@@ -229,19 +221,19 @@ class InfinibandPlugin final : public Plugin {
         if (auto st = read_text_file(path, buf_); !st) {
           // ENOENT: not every driver has every attribute. EINVAL: carrier
           // and speed of an interface that is down.
-          if (!is_errno(st.error(), ENOENT) && !is_errno(st.error(), EINVAL)) fail(st.error());
+          if (!has_errno(st.error(), ENOENT) && !has_errno(st.error(), EINVAL)) error.note(st.error());
           continue;
         }
         auto v = p.parse(buf_);
         if (!v) {
-          fail(v.error().wrap(path));
+          error.note(v.error().wrap(path));
           continue;
         }
         if (*v) out.push_back({iface, std::string(p.file), **v});
       }
       read_debug_params(iface, dir + "/debug", out);
     }
-    return status;
+    return error.status();
   }
 
   // Retina's source: the numeric files of /sys/class/net/<if>/debug (mlx5

@@ -36,6 +36,9 @@ class UniqueFd {
 // report a meaningless size, so this reads until EOF.
 Status read_text_file(const std::string& path, std::string& out);
 
+// True for an Error::system(...) with this errno.
+inline bool has_errno(const Error& e, int code) { return e.kind == Error::Kind::kSystem && e.code == code; }
+
 enum class EntryKind { kAny, kDirectory };
 // Entry names of a directory, sorted, without "." and "..". kDirectory
 // keeps entries that are (or link to) directories.

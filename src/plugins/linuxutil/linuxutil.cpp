@@ -64,16 +64,10 @@ class StatList {
   std::vector<Stat> out_;
 };
 
-void write_value(TextWriter& w, std::string_view family, std::initializer_list<metrics::Label> labels,
-                 StatValue v) {
-  if (v.negative) w.sample(family, labels, -static_cast<double>(v.magnitude));
-  else w.sample(family, labels, v.magnitude);
-}
-
 void write_stats(TextWriter& w, std::string_view family, std::string_view help, const std::vector<Stat>& stats) {
   if (stats.empty()) return;
   w.family(family, help, MetricType::kGauge);
-  for (const Stat& s : stats) write_value(w, family, {{"statistic_name", s.name}}, s.value);
+  for (const Stat& s : stats) write_stat(w, family, {{"statistic_name", s.name}}, s.value);
 }
 
 void write_snapshot(const Snapshot& s, TextWriter& w) {
@@ -106,11 +100,12 @@ void write_snapshot(const Snapshot& s, TextWriter& w) {
              MetricType::kGauge);
     for (const InterfaceStats& i : s.interfaces)
       for (const Stat& st : i.stats)
-        write_value(w, names::kInterfaceStats, {{"interface_name", i.name}, {"statistic_name", st.name}}, st.value);
+        write_stat(w, names::kInterfaceStats, {{"interface_name", i.name}, {"statistic_name", st.name}}, st.value);
   }
 }
 
-bool is_gone(const Error& e) { return e.kind == Error::Kind::kSystem && (e.code == ENOENT || e.code == ENODEV); }
+// The file or interface disappeared between listing and reading it.
+bool is_gone(const Error& e) { return has_errno(e, ENOENT) || has_errno(e, ENODEV); }
 
 // sysfs statistics/* worth exporting: errors and drops, plus rx_nohandler
 // (packets dropped because no protocol handler wanted them).
@@ -171,14 +166,14 @@ class LinuxUtilPlugin final : public Plugin {
   Status poll() {
     auto snap = std::make_shared<Snapshot>();
     StatList tcp, ip, udp;
-    std::optional<Error> first_error;
+    FirstError first_error;
     auto report = [&](PolledSource& src, const Status& st) {
       if (st) {
         src.succeeded();
         return;
       }
       src.failed(st.error());
-      if (!first_error) first_error = st.error();
+      first_error.note(st.error());
     };
 
     report(*snmp_, read_tables(proc_ + "/net/snmp", [&](const StatTable& t) {
@@ -213,7 +208,8 @@ class LinuxUtilPlugin final : public Plugin {
     const bool empty = !snap->tcp && snap->tcp_stats.empty() && snap->ip_stats.empty() && snap->udp_stats.empty() &&
                        snap->interfaces.empty();
     collector_->publish(std::move(snap));
-    if (empty && first_error) return unexpected(first_error->wrap("linuxutil: no source could be read this poll; first"));
+    if (auto st = first_error.status(); empty && !st)
+      return unexpected(st.error().wrap("linuxutil: no source could be read this poll; first"));
     return ok();
   }
 
@@ -270,12 +266,12 @@ class LinuxUtilPlugin final : public Plugin {
     auto ifaces = list_dir(net, EntryKind::kDirectory);
     if (!ifaces) return unexpected(ifaces.error());
     std::optional<EthtoolReader> ethtool;
+    FirstError ethtool_error, sysfs_error;
     if (ethtool_enabled_) {
       auto r = EthtoolReader::open();
       if (r) ethtool.emplace(std::move(*r));
-      ethtool_status = r ? ok() : Status(unexpected(r.error()));
+      else ethtool_error.note(r.error());
     }
-    Status sysfs_status = ok();
     absl::flat_hash_set<std::string> seen;
     for (const std::string& name : *ifaces) {
       if (name == "lo") continue;
@@ -288,26 +284,26 @@ class LinuxUtilPlugin final : public Plugin {
             if (is_error_or_drop_key(s.name) && seen.insert(s.name).second)
               iface.stats.push_back({std::move(s.name), StatValue{s.value, false}});
         } else if (stats.error().kind != Error::Kind::kUnsupported && !is_gone(stats.error()) &&
-                   stats.error().code != ENXIO && *ethtool_status) {
-          *ethtool_status = unexpected(stats.error());
+                   !has_errno(stats.error(), ENXIO)) {
+          ethtool_error.note(stats.error());
         }
       }
       const std::string dir = net + "/" + name + "/statistics";
       auto files = list_dir(dir);
       if (!files) {
-        if (!is_gone(files.error()) && sysfs_status) sysfs_status = unexpected(files.error());
+        if (!is_gone(files.error())) sysfs_error.note(files.error());
       } else {
         for (const std::string& f : *files) {
           if (!keep_sysfs_stat(f) || seen.contains(f)) continue;
           const std::string path = dir + "/" + f;
           if (auto st = read_text_file(path, buf_); !st) {
             if (is_gone(st.error())) break;  // the interface went away mid-read
-            if (sysfs_status) sysfs_status = unexpected(st.error());
+            sysfs_error.note(st.error());
             continue;
           }
           auto v = parse_sysfs_u64(buf_);
           if (!v) {
-            if (sysfs_status) sysfs_status = unexpected(v.error().wrap(path));
+            sysfs_error.note(v.error().wrap(path));
             continue;
           }
           iface.stats.push_back({f, StatValue{*v, false}});
@@ -315,7 +311,8 @@ class LinuxUtilPlugin final : public Plugin {
       }
       if (!iface.stats.empty()) out.push_back(std::move(iface));
     }
-    return sysfs_status;
+    if (ethtool_enabled_) ethtool_status = ethtool_error.status();
+    return sysfs_error.status();
   }
 
   LinuxUtilOptions options_;

@@ -4,12 +4,15 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 
+#include "plugins/linuxutil/value_parsers.hpp"
 #include "retina/error.hpp"
 #include "retina/metrics/registry.hpp"
 
@@ -59,5 +62,25 @@ class PolledSource {
   std::string plugin_, source_;
   bool failing_ = false;
 };
+
+// The first error of a source that reads on past a bad entry, so one bad
+// file fails the source for the poll without hiding the good ones.
+class FirstError {
+ public:
+  void note(Error e) {
+    if (!error_) error_ = std::move(e);
+  }
+  Status status() const { return error_ ? Status(unexpected(*error_)) : ok(); }
+
+ private:
+  std::optional<Error> error_;
+};
+
+// One sample of a value that may be negative (Tcp MaxConn is -1).
+inline void write_stat(metrics::TextWriter& w, std::string_view family,
+                       std::initializer_list<metrics::Label> labels, StatValue v) {
+  if (v.negative) w.sample(family, labels, -static_cast<double>(v.magnitude));
+  else w.sample(family, labels, v.magnitude);
+}
 
 }  // namespace retina::linuxutil
