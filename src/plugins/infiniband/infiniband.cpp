@@ -13,7 +13,7 @@
 
 #include "plugins/infiniband/sysfs_parsers.hpp"
 #include "plugins/linuxutil/file_io.hpp"
-#include "plugins/linuxutil/polled_collector.hpp"
+#include "plugins/linuxutil/polling.hpp"
 #include "plugins/linuxutil/value_parsers.hpp"
 #include "retina/metrics/names.hpp"
 #include "retina/metrics/registry.hpp"
@@ -28,8 +28,8 @@ using linuxutil::FirstError;
 using linuxutil::has_errno;
 using linuxutil::list_dir;
 using linuxutil::PolledSource;
+using linuxutil::PollingPlugin;
 using linuxutil::read_text_file;
-using linuxutil::SnapshotCollector;
 using linuxutil::StatValue;
 using metrics::MetricType;
 using metrics::TextWriter;
@@ -98,9 +98,8 @@ constexpr ParamSpec kParams[] = {
     {"carrier", decimal}, {"operstate", operstate}, {"speed", speed}, {"tx_queue_len", decimal},
 };
 
-class InfinibandPlugin final : public Plugin {
+class InfinibandPlugin final : public PollingPlugin<Snapshot> {
  public:
-  ~InfinibandPlugin() override { stop(); }
 
   std::string_view name() const override { return kPlugin; }
 
@@ -115,39 +114,21 @@ class InfinibandPlugin final : public Plugin {
     if (devices->empty())
       return unexpected(Error::unsupported(fmt::format("infiniband: no InfiniBand devices ({} is empty)", ib)));
 
-    registry_ = ctx.registry;
     sys_ = ctx.sys_root;
-    counters_.emplace(*registry_, kPlugin, "counters");
-    ipoib_.emplace(*registry_, kPlugin, "ipoib");
-    collector_ = std::make_shared<SnapshotCollector<Snapshot>>(&write_snapshot);
-    collector_id_ = registry_->add_collector(collector_);
+    counters_.emplace(*ctx.registry, kPlugin, "counters");
+    ipoib_.emplace(*ctx.registry, kPlugin, "ipoib");
+    attach(*ctx.registry, &write_snapshot);
     return ok();
-  }
-
-  Status start() override {
-    if (!collector_) return unexpected(Error::internal("infiniband: start() before init()"));
-    (void)poll();  // failures are counted per source
-    return ok();
-  }
-
-  void stop() noexcept override {
-    if (registry_ && collector_) registry_->remove_collector(collector_id_);
-    collector_.reset();
-  }
-
-  Status reconcile() override {
-    if (!collector_) return unexpected(Error::internal("infiniband: reconcile() before init()"));
-    return poll();
   }
 
  private:
-  Status poll() {
+  Status poll() override {
     auto snap = std::make_shared<Snapshot>();
     const Status counters = read_counters(snap->counters);
     const Status params = read_params(snap->params);
     counters ? counters_->succeeded() : counters_->failed(counters.error());
     params ? ipoib_->succeeded() : ipoib_->failed(params.error());
-    collector_->publish(std::move(snap));
+    publish(std::move(snap));
     if (!counters && !params) return unexpected(counters.error().wrap("infiniband: every source failed this poll; first"));
     return ok();
   }
@@ -248,11 +229,8 @@ class InfinibandPlugin final : public Plugin {
     }
   }
 
-  metrics::Registry* registry_ = nullptr;
   std::string sys_;
   std::optional<PolledSource> counters_, ipoib_;
-  std::shared_ptr<SnapshotCollector<Snapshot>> collector_;
-  uint64_t collector_id_ = 0;
   std::string buf_;
 };
 

@@ -13,7 +13,7 @@
 
 #include "plugins/linuxutil/ethtool.hpp"
 #include "plugins/linuxutil/file_io.hpp"
-#include "plugins/linuxutil/polled_collector.hpp"
+#include "plugins/linuxutil/polling.hpp"
 #include "plugins/linuxutil/proc_parsers.hpp"
 #include "plugins/linuxutil/sock_diag.hpp"
 #include "plugins/linuxutil/socket_summary.hpp"
@@ -111,16 +111,14 @@ bool is_gone(const Error& e) { return has_errno(e, ENOENT) || has_errno(e, ENODE
 // (packets dropped because no protocol handler wanted them).
 bool keep_sysfs_stat(std::string_view name) { return is_error_or_drop_key(name) || name == "rx_nohandler"; }
 
-class LinuxUtilPlugin final : public Plugin {
+class LinuxUtilPlugin final : public PollingPlugin<Snapshot> {
  public:
   explicit LinuxUtilPlugin(LinuxUtilOptions options) : options_(options) {}
-  ~LinuxUtilPlugin() override { stop(); }
 
   std::string_view name() const override { return kPlugin; }
 
   Status init(PluginContext& ctx) override {
     if (!ctx.registry) return unexpected(Error::invalid("linuxutil: no metrics registry"));
-    registry_ = ctx.registry;
     proc_ = ctx.proc_root;
     sys_ = ctx.sys_root;
     using S = LinuxUtilOptions::Sockets;
@@ -128,7 +126,7 @@ class LinuxUtilPlugin final : public Plugin {
     tcp_diag_ = udp_diag_ = diag;
     ethtool_enabled_ = options_.ethtool && sys_ == "/sys";
 
-    auto& r = *registry_;
+    auto& r = *ctx.registry;
     snmp_.emplace(r, kPlugin, "snmp");
     netstat_.emplace(r, kPlugin, "netstat");
     snmp6_.emplace(r, kPlugin, "snmp6");
@@ -136,34 +134,15 @@ class LinuxUtilPlugin final : public Plugin {
     udp_sockets_.emplace(r, kPlugin, "udp_sockets");
     interfaces_.emplace(r, kPlugin, "interfaces");
     if (ethtool_enabled_) ethtool_.emplace(r, kPlugin, "ethtool");
-
-    collector_ = std::make_shared<SnapshotCollector<Snapshot>>(&write_snapshot);
-    collector_id_ = registry_->add_collector(collector_);
+    attach(r, &write_snapshot);
     return ok();
-  }
-
-  // The first poll happens here so the first scrape has data.
-  Status start() override {
-    if (!collector_) return unexpected(Error::internal("linuxutil: start() before init()"));
-    (void)poll();  // failures are counted per source; the plugin keeps running
-    return ok();
-  }
-
-  void stop() noexcept override {
-    if (registry_ && collector_) registry_->remove_collector(collector_id_);
-    collector_.reset();
-  }
-
-  Status reconcile() override {
-    if (!collector_) return unexpected(Error::internal("linuxutil: reconcile() before init()"));
-    return poll();
   }
 
  private:
   // Reads every source into a fresh snapshot. A failing source leaves its
   // series out of this snapshot (no stale values) and is counted; the
   // result is an error only when the poll produced nothing at all.
-  Status poll() {
+  Status poll() override {
     auto snap = std::make_shared<Snapshot>();
     StatList tcp, ip, udp;
     FirstError first_error;
@@ -207,7 +186,7 @@ class LinuxUtilPlugin final : public Plugin {
     snap->udp_stats = udp.take();
     const bool empty = !snap->tcp && snap->tcp_stats.empty() && snap->ip_stats.empty() && snap->udp_stats.empty() &&
                        snap->interfaces.empty();
-    collector_->publish(std::move(snap));
+    publish(std::move(snap));
     if (auto st = first_error.status(); empty && !st)
       return unexpected(st.error().wrap("linuxutil: no source could be read this poll; first"));
     return ok();
@@ -316,12 +295,9 @@ class LinuxUtilPlugin final : public Plugin {
   }
 
   LinuxUtilOptions options_;
-  metrics::Registry* registry_ = nullptr;
   std::string proc_, sys_;
   bool tcp_diag_ = false, udp_diag_ = false, ethtool_enabled_ = false;
   std::optional<PolledSource> snmp_, netstat_, snmp6_, tcp_sockets_, udp_sockets_, interfaces_, ethtool_;
-  std::shared_ptr<SnapshotCollector<Snapshot>> collector_;
-  uint64_t collector_id_ = 0;
   std::string buf_;  // file contents, reused across reads
 };
 

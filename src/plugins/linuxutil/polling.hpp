@@ -1,6 +1,6 @@
-// Pieces shared by the polling plugins (linuxutil, infiniband): the latest
-// poll result handed from the engine's control thread to scrapes, and the
-// per-source error counter.
+// Pieces shared by the polling plugins (linuxutil, infiniband): their
+// lifecycle, the latest poll result handed from the engine's control thread
+// to scrapes, and the per-source error counter.
 #pragma once
 
 #include <cstdint>
@@ -15,6 +15,7 @@
 #include "plugins/linuxutil/value_parsers.hpp"
 #include "retina/error.hpp"
 #include "retina/metrics/registry.hpp"
+#include "retina/plugin.hpp"
 
 namespace retina::linuxutil {
 
@@ -42,6 +43,46 @@ class SnapshotCollector final : public metrics::Collector {
   mutable std::mutex mu_;
   std::shared_ptr<const Snapshot> snapshot_;
   WriteFn write_;
+};
+
+// Lifecycle of a polling plugin: init() (the subclass's) calls attach() to
+// register the collector; start() polls once so the first scrape has data;
+// reconcile() polls; stop() unregisters. poll() publishes a new snapshot and
+// returns an error only when it read nothing at all; a failing source is
+// counted by its PolledSource and never stops the plugin.
+template <class Snapshot>
+class PollingPlugin : public Plugin {
+ public:
+  ~PollingPlugin() override { PollingPlugin::stop(); }
+
+  Status start() override {
+    if (!collector_) return unexpected(Error::internal(std::string(name()) + ": start() before init()"));
+    (void)poll();  // failures are counted per source; the plugin keeps running
+    return ok();
+  }
+  Status reconcile() override {
+    if (!collector_) return unexpected(Error::internal(std::string(name()) + ": reconcile() before init()"));
+    return poll();
+  }
+  void stop() noexcept override {
+    if (registry_ && collector_) registry_->remove_collector(collector_id_);
+    collector_.reset();
+  }
+
+ protected:
+  virtual Status poll() = 0;
+
+  void attach(metrics::Registry& registry, typename SnapshotCollector<Snapshot>::WriteFn write) {
+    registry_ = &registry;
+    collector_ = std::make_shared<SnapshotCollector<Snapshot>>(write);
+    collector_id_ = registry.add_collector(collector_);
+  }
+  void publish(std::shared_ptr<const Snapshot> s) { collector_->publish(std::move(s)); }
+
+ private:
+  metrics::Registry* registry_ = nullptr;
+  std::shared_ptr<SnapshotCollector<Snapshot>> collector_;
+  uint64_t collector_id_ = 0;
 };
 
 // One polled source (a file, an ioctl family). Counts each failed poll in

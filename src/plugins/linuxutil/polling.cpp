@@ -1,4 +1,4 @@
-#include "plugins/linuxutil/polled_collector.hpp"
+#include "plugins/linuxutil/polling.hpp"
 
 #include <spdlog/spdlog.h>
 
