@@ -40,6 +40,7 @@
 #include "retina/metrics/names.hpp"
 #include "retina/metrics/registry.hpp"
 #include "support/privileged.hpp"
+#include "support/prom_text.hpp"
 
 using namespace retina;
 using linuxutil::UniqueFd;
@@ -230,15 +231,6 @@ std::vector<Sample> samples(const std::string& text, std::string_view family) {
   return out;
 }
 
-std::vector<std::string> sample_lines(const std::string& text, std::string_view family) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  std::string line;
-  while (std::getline(in, line))
-    if (line.starts_with(std::string(family) + "{")) out.push_back(line);
-  return out;
-}
-
 // Statistics that are gauges in the kernel tables: they may go down, so the
 // before/after bracket does not hold for them.
 bool is_gauge_stat(const std::string& name) {
@@ -323,24 +315,32 @@ Status add_v4_alias(int fd, const char* label, const char* addr) {
   return ok();
 }
 
-Result<UniqueFd> tcp_listener(int family, const char* addr, uint16_t& port) {
-  UniqueFd fd(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return unexpected(Error::system("socket", errno));
-  sockaddr_storage ss{};
-  socklen_t len;
+// addr:port as a sockaddr of `family`; returns its length.
+socklen_t make_sockaddr(int family, const char* addr, uint16_t port, sockaddr_storage& ss) {
+  ss = {};
   if (family == AF_INET) {
     auto* a = reinterpret_cast<sockaddr_in*>(&ss);
     a->sin_family = AF_INET;
+    a->sin_port = htons(port);
     ::inet_pton(AF_INET, addr, &a->sin_addr);
-    len = sizeof(sockaddr_in);
-  } else {
+    return sizeof(sockaddr_in);
+  }
+  auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+  a->sin6_family = AF_INET6;
+  a->sin6_port = htons(port);
+  ::inet_pton(AF_INET6, addr, &a->sin6_addr);
+  return sizeof(sockaddr_in6);
+}
+
+Result<UniqueFd> tcp_listener(int family, const char* addr, uint16_t& port) {
+  UniqueFd fd(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return unexpected(Error::system("socket", errno));
+  if (family == AF_INET6) {
     int one = 1;
     ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
-    a->sin6_family = AF_INET6;
-    ::inet_pton(AF_INET6, addr, &a->sin6_addr);
-    len = sizeof(sockaddr_in6);
   }
+  sockaddr_storage ss;
+  socklen_t len = make_sockaddr(family, addr, 0, ss);
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0)
     return unexpected(Error::system(fmt::format("bind({})", addr), errno));
   if (::listen(fd.get(), 64) != 0) return unexpected(Error::system("listen", errno));
@@ -355,21 +355,8 @@ Result<UniqueFd> tcp_listener(int family, const char* addr, uint16_t& port) {
 Status connect_pair(int listener, int family, const char* addr, uint16_t port, std::vector<UniqueFd>& keep) {
   UniqueFd c(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!c) return unexpected(Error::system("socket", errno));
-  sockaddr_storage ss{};
-  socklen_t len;
-  if (family == AF_INET) {
-    auto* a = reinterpret_cast<sockaddr_in*>(&ss);
-    a->sin_family = AF_INET;
-    a->sin_port = htons(port);
-    ::inet_pton(AF_INET, addr, &a->sin_addr);
-    len = sizeof(sockaddr_in);
-  } else {
-    auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
-    a->sin6_family = AF_INET6;
-    a->sin6_port = htons(port);
-    ::inet_pton(AF_INET6, addr, &a->sin6_addr);
-    len = sizeof(sockaddr_in6);
-  }
+  sockaddr_storage ss;
+  const socklen_t len = make_sockaddr(family, addr, port, ss);
   if (::connect(c.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0)
     return unexpected(Error::system(fmt::format("connect({})", addr), errno));
   UniqueFd s(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC));
@@ -407,12 +394,11 @@ Result<NetnsScrapes> scrape_fresh_netns(const std::string& empty_sys) {
   for (int i = 0; i < 2; ++i)
     if (auto st = connect_pair(l6->get(), AF_INET6, "::1", p6, conns); !st) return unexpected(st.error());
   UniqueFd u4(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)), u6(::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  sockaddr_in any4{};
-  any4.sin_family = AF_INET;
-  sockaddr_in6 any6{};
-  any6.sin6_family = AF_INET6;
-  if (::bind(u4.get(), reinterpret_cast<sockaddr*>(&any4), sizeof any4) != 0 ||
-      ::bind(u6.get(), reinterpret_cast<sockaddr*>(&any6), sizeof any6) != 0)
+  sockaddr_storage any4, any6;
+  const socklen_t len4 = make_sockaddr(AF_INET, "0.0.0.0", 0, any4);
+  const socklen_t len6 = make_sockaddr(AF_INET6, "::", 0, any6);
+  if (::bind(u4.get(), reinterpret_cast<sockaddr*>(&any4), len4) != 0 ||
+      ::bind(u6.get(), reinterpret_cast<sockaddr*>(&any6), len6) != 0)
     return unexpected(Error::system("bind(udp)", errno));
 
   NetnsScrapes out;
@@ -467,7 +453,7 @@ TEST_CASE("linuxutil counters lie between readings of the kernel files taken aro
   check_bracketed(*text, names::kUdpConnectionStats, merge({&snmp0.at("Udp"), &udp6_0}),
                   merge({&snmp1.at("Udp"), &udp6_1}));
   // Tcp MaxConn is the kernel's -1, exported signed.
-  const auto tcp_lines = sample_lines(*text, names::kTcpConnectionStats);
+  const auto tcp_lines = test::sample_lines(*text, names::kTcpConnectionStats);
   CHECK(std::count(tcp_lines.begin(), tcp_lines.end(), stat_line(names::kTcpConnectionStats, "MaxConn", "-1")) == 1);
 
   // Interface counters: the sysfs files and `ethtool -S` bracket them too.
@@ -548,15 +534,15 @@ TEST_CASE("tcp_state and tcp_connection_remote count the sockets of a fresh name
       expected.push_back(fmt::format("networkobservability_tcp_state{{state=\"{}\"}} {}", s,
                                      s == "ESTABLISHED" ? 14 : s == "LISTEN" ? 2 : 0));
     }
-    CHECK(sample_lines(*text, names::kTcpState) == expected);
+    CHECK(test::sample_lines(*text, names::kTcpState) == expected);
     // Only 192.0.2.1 is not loopback; both ends of each of its 3 connections see it.
-    CHECK(sample_lines(*text, names::kTcpConnectionRemote) ==
+    CHECK(test::sample_lines(*text, names::kTcpConnectionRemote) ==
           std::vector<std::string>{"networkobservability_tcp_connection_remote{address=\"192.0.2.1\"} 6"});
-    const auto tcp = sample_lines(*text, names::kTcpConnectionStats);
+    const auto tcp = test::sample_lines(*text, names::kTcpConnectionStats);
     CHECK(std::count(tcp.begin(), tcp.end(), stat_line(names::kTcpConnectionStats, "ActiveOpens", "7")) == 1);
     CHECK(std::count(tcp.begin(), tcp.end(), stat_line(names::kTcpConnectionStats, "PassiveOpens", "7")) == 1);
     CHECK(std::count(tcp.begin(), tcp.end(), stat_line(names::kTcpConnectionStats, "CurrEstab", "14")) == 1);
-    const auto udp = sample_lines(*text, names::kUdpConnectionStats);
+    const auto udp = test::sample_lines(*text, names::kUdpConnectionStats);
     CHECK(std::count(udp.begin(), udp.end(), stat_line(names::kUdpConnectionStats, "ACTIVE", "2")) == 1);
   }
 }
@@ -578,11 +564,9 @@ TEST_CASE("ethtool statistics of a veth match `ethtool -S`, and interface_stats 
   auto receiver = on_thread([&]() -> Result<UniqueFd> {
     if (auto st = enter_netns(b.name()); !st) return unexpected(st.error());
     UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(9999);
-    ::inet_pton(AF_INET, "198.18.0.2", &addr.sin_addr);
-    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+    sockaddr_storage addr;
+    const socklen_t len = make_sockaddr(AF_INET, "198.18.0.2", 9999, addr);
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), len) != 0)
       return unexpected(Error::system("bind", errno));
     timeval tv{5, 0};
     ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -592,13 +576,11 @@ TEST_CASE("ethtool statistics of a veth match `ethtool -S`, and interface_stats 
   auto sent = on_thread([&]() -> Result<int> {
     if (auto st = enter_netns(a.name()); !st) return unexpected(st.error());
     UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    sockaddr_in to{};
-    to.sin_family = AF_INET;
-    to.sin_port = htons(9999);
-    ::inet_pton(AF_INET, "198.18.0.2", &to.sin_addr);
+    sockaddr_storage to;
+    const socklen_t len = make_sockaddr(AF_INET, "198.18.0.2", 9999, to);
     int n = 0;
     for (int i = 0; i < 10; ++i)
-      if (::sendto(fd.get(), "x", 1, 0, reinterpret_cast<sockaddr*>(&to), sizeof to) == 1) ++n;
+      if (::sendto(fd.get(), "x", 1, 0, reinterpret_cast<sockaddr*>(&to), len) == 1) ++n;
     return n;
   });
   REQUIRE(sent);
@@ -698,7 +680,7 @@ TEST_CASE("ethtool statistics of a veth match `ethtool -S`, and interface_stats 
     expected.push_back(fmt::format("networkobservability_interface_stats{{interface_name=\"{}\",statistic_name=\"{}\"}} {}",
                                    va, f, v.substr(0, v.find('\n'))));
   }
-  CHECK(sample_lines(*text, names::kInterfaceStats) == expected);  // lo skipped, only the veth
+  CHECK(test::sample_lines(*text, names::kInterfaceStats) == expected);  // lo skipped, only the veth
   Num drops = 0;
   for (const Sample& s : samples(*text, names::kInterfaceStats))
     if (s.labels.at("statistic_name") == "rx_dropped" || s.labels.at("statistic_name") == "rx_nohandler")

@@ -25,19 +25,19 @@ namespace {
 
 const std::string kSys = std::string(RETINA_SOURCE_DIR) + "/tests/fixtures/sys/infiniband";
 
-std::vector<std::string> samples(const std::string& text, std::string_view family) {
-  std::vector<std::string> out;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t nl = text.find('\n', pos);
-    if (nl == std::string::npos) nl = text.size();
-    std::string_view line(text.data() + pos, nl - pos);
-    if (line.starts_with(family) && line.size() > family.size() && line[family.size()] == '{')
-      out.emplace_back(line);
-    pos = nl + 1;
+// A scratch copy of the fixture tree that a test may break; removed after.
+struct ScratchSys {
+  fs::path root;
+  explicit ScratchSys(std::string_view tag)
+      : root(fs::temp_directory_path() / fmt::format("retina-ib-{}-{}", tag, ::getpid())) {
+    fs::remove_all(root);
+    fs::copy(kSys, root, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
   }
-  return out;
-}
+  ~ScratchSys() {
+    std::error_code ec;
+    fs::remove_all(root, ec);
+  }
+};
 
 struct Harness {
   metrics::Registry registry;
@@ -131,7 +131,7 @@ TEST_CASE("infiniband exports port counters and IPoIB parameters from the fixtur
 
   // Devices and ports sorted; counters/ then hw_counters/, each sorted by
   // name; mlx5_1's "N/A (no PMA)" files are left out.
-  CHECK(samples(text, metrics::names::kInfinibandCounterStats) ==
+  CHECK(test::sample_lines(text, metrics::names::kInfinibandCounterStats) ==
         std::vector<std::string>{
             counter("VL15_dropped", "mlx5_0", "1", "0"),
             counter("excessive_buffer_overrun_errors", "mlx5_0", "1", "0"),
@@ -172,7 +172,7 @@ TEST_CASE("infiniband exports port counters and IPoIB parameters from the fixtur
 
   // ib0 and ib1 (type 32); eth0 is not IPoIB. ib1 has no carrier file and
   // an unknown speed (-1); ib0's debug/driver_version is text, not a value.
-  CHECK(samples(text, metrics::names::kInfinibandStatusParams) ==
+  CHECK(test::sample_lines(text, metrics::names::kInfinibandStatusParams) ==
         std::vector<std::string>{
             param("mode", "ib0", "0"),
             param("umcast", "ib0", "0"),
@@ -191,7 +191,7 @@ TEST_CASE("infiniband exports port counters and IPoIB parameters from the fixtur
             param("tx_queue_len", "ib1", "256"),
         });
 
-  CHECK(samples(text, metrics::names::kPluginSourceErrors) ==
+  CHECK(test::sample_lines(text, metrics::names::kPluginSourceErrors) ==
         std::vector<std::string>{
             "controlplane_networkobservability_plugin_source_errors_total{plugin=\"infiniband\",source=\"counters\"} 0",
             "controlplane_networkobservability_plugin_source_errors_total{plugin=\"infiniband\",source=\"ipoib\"} 0",
@@ -202,16 +202,8 @@ TEST_CASE("infiniband exports port counters and IPoIB parameters from the fixtur
 }
 
 TEST_CASE("a malformed counter file is skipped and counted; the rest export", "[infiniband]") {
-  const fs::path root = fs::temp_directory_path() / fmt::format("retina-ib-{}", ::getpid());
-  fs::remove_all(root);
-  fs::copy(kSys, root, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
-  struct Cleanup {
-    fs::path p;
-    ~Cleanup() {
-      std::error_code ec;
-      fs::remove_all(p, ec);
-    }
-  } cleanup{root};
+  const ScratchSys scratch("malformed");
+  const fs::path& root = scratch.root;
   const fs::path port = root / "devices/pci0000:00/0000:00:08.0/infiniband/mlx5_0/ports/1";
   std::ofstream(port / "counters/symbol_error", std::ios::trunc) << "garbage\n";
   std::ofstream(root / "class/net/ib1/mode", std::ios::trunc) << "bogus\n";
@@ -221,11 +213,11 @@ TEST_CASE("a malformed counter file is skipped and counted; the rest export", "[
   REQUIRE(h.plugin->start());
   const std::string text = h.registry.expose();
   INFO(text);
-  const auto counters = samples(text, metrics::names::kInfinibandCounterStats);
+  const auto counters = test::sample_lines(text, metrics::names::kInfinibandCounterStats);
   CHECK(counters.size() == 34);
   CHECK(std::find(counters.begin(), counters.end(), counter("symbol_error", "mlx5_0", "1", "0")) == counters.end());
   CHECK(std::find(counters.begin(), counters.end(), counter("port_xmit_wait", "mlx5_0", "1", "55")) != counters.end());
-  const auto params = samples(text, metrics::names::kInfinibandStatusParams);
+  const auto params = test::sample_lines(text, metrics::names::kInfinibandStatusParams);
   CHECK(params.size() == 14);
   CHECK(std::find(params.begin(), params.end(), param("mtu", "ib1", "65520")) != params.end());
   CHECK(text.find("source_errors_total{plugin=\"infiniband\",source=\"counters\"} 1\n") != std::string::npos);
@@ -233,16 +225,8 @@ TEST_CASE("a malformed counter file is skipped and counted; the rest export", "[
 }
 
 TEST_CASE("infiniband reconcile fails only when both sources fail", "[infiniband]") {
-  const fs::path root = fs::temp_directory_path() / fmt::format("retina-ib-gone-{}", ::getpid());
-  fs::remove_all(root);
-  fs::copy(kSys, root, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
-  struct Cleanup {
-    fs::path p;
-    ~Cleanup() {
-      std::error_code ec;
-      fs::remove_all(p, ec);
-    }
-  } cleanup{root};
+  const ScratchSys scratch("gone");
+  const fs::path& root = scratch.root;
   Harness h(root.string());
   REQUIRE(h.plugin->init(h.ctx));
   REQUIRE(h.plugin->start());
@@ -250,8 +234,8 @@ TEST_CASE("infiniband reconcile fails only when both sources fail", "[infiniband
   fs::remove_all(root / "class/net");  // IPoIB side gone: counters still export
   REQUIRE(h.plugin->reconcile());
   std::string text = h.registry.expose();
-  CHECK(samples(text, metrics::names::kInfinibandCounterStats).size() == 35);
-  CHECK(samples(text, metrics::names::kInfinibandStatusParams).empty());
+  CHECK(test::sample_lines(text, metrics::names::kInfinibandCounterStats).size() == 35);
+  CHECK(test::sample_lines(text, metrics::names::kInfinibandStatusParams).empty());
 
   fs::remove_all(root / "class");  // and now the devices too
   auto st = h.plugin->reconcile();
@@ -261,7 +245,7 @@ TEST_CASE("infiniband reconcile fails only when both sources fail", "[infiniband
                     "No such file or directory (errno 2)",
                     root.string()));
   text = h.registry.expose();
-  CHECK(samples(text, metrics::names::kInfinibandCounterStats).empty());
+  CHECK(test::sample_lines(text, metrics::names::kInfinibandCounterStats).empty());
   CHECK(text.find("source_errors_total{plugin=\"infiniband\",source=\"counters\"} 1\n") != std::string::npos);
   CHECK(text.find("source_errors_total{plugin=\"infiniband\",source=\"ipoib\"} 2\n") != std::string::npos);
 }

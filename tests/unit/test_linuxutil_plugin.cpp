@@ -25,22 +25,6 @@ namespace {
 
 const std::string kFixtures = std::string(RETINA_SOURCE_DIR) + "/tests/fixtures";
 
-// Sample lines of one family, in exposition order.
-std::vector<std::string> samples(const std::string& text, std::string_view family) {
-  std::vector<std::string> out;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t nl = text.find('\n', pos);
-    if (nl == std::string::npos) nl = text.size();
-    std::string_view line(text.data() + pos, nl - pos);
-    if (line.starts_with(family) && line.size() > family.size() &&
-        (line[family.size()] == '{' || line[family.size()] == ' '))
-      out.emplace_back(line);
-    pos = nl + 1;
-  }
-  return out;
-}
-
 // A scratch copy of the proc fixture that a test may break; removed after.
 struct ScratchProc {
   fs::path root;
@@ -89,7 +73,7 @@ TEST_CASE("linuxutil exports tcp_state and tcp_connection_remote from the socket
   const std::string text = h.scrape();
   INFO(text);
   CHECK(test::parse_prom_text(text).error.empty());
-  CHECK(samples(text, metrics::names::kTcpState) == std::vector<std::string>{
+  CHECK(test::sample_lines(text, metrics::names::kTcpState) == std::vector<std::string>{
                                                        "networkobservability_tcp_state{state=\"ESTABLISHED\"} 7",
                                                        "networkobservability_tcp_state{state=\"SYN_SENT\"} 1",
                                                        "networkobservability_tcp_state{state=\"SYN_RECV\"} 1",
@@ -102,7 +86,7 @@ TEST_CASE("linuxutil exports tcp_state and tcp_connection_remote from the socket
                                                        "networkobservability_tcp_state{state=\"LISTEN\"} 3",
                                                        "networkobservability_tcp_state{state=\"CLOSING\"} 1",
                                                    });
-  CHECK(samples(text, metrics::names::kTcpConnectionRemote) ==
+  CHECK(test::sample_lines(text, metrics::names::kTcpConnectionRemote) ==
         std::vector<std::string>{
             "networkobservability_tcp_connection_remote{address=\"10.0.0.9\"} 3",
             "networkobservability_tcp_connection_remote{address=\"10.0.0.1\"} 1",
@@ -115,7 +99,7 @@ TEST_CASE("linuxutil folds remote addresses beyond the top N into 'other'", "[li
   LinuxUtilOptions opts;
   opts.remote_top_n = 1;
   Harness h(kFixtures + "/proc/linuxutil", kFixtures + "/sys/linuxutil", opts);
-  CHECK(samples(h.scrape(), metrics::names::kTcpConnectionRemote) ==
+  CHECK(test::sample_lines(h.scrape(), metrics::names::kTcpConnectionRemote) ==
         std::vector<std::string>{
             "networkobservability_tcp_connection_remote{address=\"10.0.0.9\"} 3",
             "networkobservability_tcp_connection_remote{address=\"other\"} 2",
@@ -126,7 +110,7 @@ TEST_CASE("linuxutil exports Tcp/TcpExt/MPTcpExt, Ip/IpExt/Ip6 and Udp/Udp6 coun
   Harness h(kFixtures + "/proc/linuxutil", kFixtures + "/sys/linuxutil");
   const std::string text = h.scrape();
   INFO(text);
-  const auto tcp = samples(text, metrics::names::kTcpConnectionStats);
+  const auto tcp = test::sample_lines(text, metrics::names::kTcpConnectionStats);
   const auto has = [](const std::vector<std::string>& v, const std::string& line) {
     return std::find(v.begin(), v.end(), line) != v.end();
   };
@@ -145,7 +129,7 @@ TEST_CASE("linuxutil exports Tcp/TcpExt/MPTcpExt, Ip/IpExt/Ip6 and Udp/Udp6 coun
   // Names stay unique across the merged tables.
   CHECK(std::set<std::string>(tcp.begin(), tcp.end()).size() == tcp.size());
 
-  const auto ip = samples(text, metrics::names::kIpConnectionStats);
+  const auto ip = test::sample_lines(text, metrics::names::kIpConnectionStats);
   CHECK(ip[0] == "networkobservability_ip_connection_stats{statistic_name=\"Forwarding\"} 2");
   CHECK(has(ip, "networkobservability_ip_connection_stats{statistic_name=\"InReceives\"} 1234567"));
   CHECK(has(ip, "networkobservability_ip_connection_stats{statistic_name=\"InDiscards\"} 3"));
@@ -157,7 +141,7 @@ TEST_CASE("linuxutil exports Tcp/TcpExt/MPTcpExt, Ip/IpExt/Ip6 and Udp/Udp6 coun
   CHECK(has(ip, "networkobservability_ip_connection_stats{statistic_name=\"Ip6OutRequests\"} 4000"));
   for (const auto& line : ip) CHECK(line.find("Icmp") == std::string::npos);
 
-  CHECK(samples(text, metrics::names::kUdpConnectionStats) ==
+  CHECK(test::sample_lines(text, metrics::names::kUdpConnectionStats) ==
         std::vector<std::string>{
             "networkobservability_udp_connection_stats{statistic_name=\"InDatagrams\"} 5000",
             "networkobservability_udp_connection_stats{statistic_name=\"NoPorts\"} 12",
@@ -210,13 +194,13 @@ TEST_CASE("linuxutil exports sysfs error and drop counters per interface, lo ski
     add(iface, "tx_heartbeat_errors", "0");
     add(iface, "tx_window_errors", "0");
   }
-  CHECK(samples(text, metrics::names::kInterfaceStats) == expected);
+  CHECK(test::sample_lines(text, metrics::names::kInterfaceStats) == expected);
 }
 
 TEST_CASE("linuxutil counts source errors at zero on a clean poll", "[linuxutil]") {
   Harness h(kFixtures + "/proc/linuxutil", kFixtures + "/sys/linuxutil");
   const std::string text = h.scrape();
-  CHECK(samples(text, metrics::names::kPluginSourceErrors) ==
+  CHECK(test::sample_lines(text, metrics::names::kPluginSourceErrors) ==
         std::vector<std::string>{source_errors("snmp", "0"), source_errors("netstat", "0"),
                                  source_errors("snmp6", "0"), source_errors("tcp_sockets", "0"),
                                  source_errors("udp_sockets", "0"), source_errors("interfaces", "0")});
@@ -231,29 +215,29 @@ TEST_CASE("a malformed file fails only its own source, counted per poll", "[linu
   REQUIRE(h.plugin->reconcile());  // the other sources still work: not a failed poll
   const std::string text = h.scrape();
   INFO(text);
-  const auto errors = samples(text, metrics::names::kPluginSourceErrors);
+  const auto errors = test::sample_lines(text, metrics::names::kPluginSourceErrors);
   CHECK(std::find(errors.begin(), errors.end(), source_errors("snmp", "2")) != errors.end());  // start + reconcile
   CHECK(std::find(errors.begin(), errors.end(), source_errors("tcp_sockets", "2")) != errors.end());
   CHECK(std::find(errors.begin(), errors.end(), source_errors("netstat", "0")) != errors.end());
   // No partial socket counts: tcp_state is absent rather than IPv4 only.
-  CHECK(samples(text, metrics::names::kTcpState).empty());
-  CHECK(samples(text, metrics::names::kTcpConnectionRemote).empty());
+  CHECK(test::sample_lines(text, metrics::names::kTcpState).empty());
+  CHECK(test::sample_lines(text, metrics::names::kTcpConnectionRemote).empty());
   // snmp's Tcp/Ip/Udp tables are gone, the netstat, snmp6 and socket-count values stay.
-  const auto tcp = samples(text, metrics::names::kTcpConnectionStats);
+  const auto tcp = test::sample_lines(text, metrics::names::kTcpConnectionStats);
   CHECK(std::find(tcp.begin(), tcp.end(), "networkobservability_tcp_connection_stats{statistic_name=\"RetransSegs\"} 42") ==
         tcp.end());
   CHECK(std::find(tcp.begin(), tcp.end(), "networkobservability_tcp_connection_stats{statistic_name=\"TCPTimeouts\"} 7") !=
         tcp.end());
-  CHECK(samples(text, metrics::names::kUdpConnectionStats).back() ==
+  CHECK(test::sample_lines(text, metrics::names::kUdpConnectionStats).back() ==
         "networkobservability_udp_connection_stats{statistic_name=\"ACTIVE\"} 3");
-  CHECK_FALSE(samples(text, metrics::names::kInterfaceStats).empty());
+  CHECK_FALSE(test::sample_lines(text, metrics::names::kInterfaceStats).empty());
 
   // Fixed on disk: the next poll exports everything again.
   fs::copy_file(kFixtures + "/proc/linuxutil/net/snmp", proc.root / "net/snmp", fs::copy_options::overwrite_existing);
   fs::copy_file(kFixtures + "/proc/linuxutil/net/tcp6", proc.root / "net/tcp6", fs::copy_options::overwrite_existing);
   REQUIRE(h.plugin->reconcile());
   const std::string fixed = h.scrape();
-  CHECK(samples(fixed, metrics::names::kTcpState).size() == 11);
+  CHECK(test::sample_lines(fixed, metrics::names::kTcpState).size() == 11);
   CHECK(fixed.find("networkobservability_tcp_connection_stats{statistic_name=\"RetransSegs\"} 42\n") !=
         std::string::npos);
   CHECK(fixed.find(source_errors("snmp", "2") + "\n") != std::string::npos);
@@ -265,13 +249,13 @@ TEST_CASE("missing IPv6 files mean IPv6 is off, not an error", "[linuxutil]") {
   Harness h(proc.root.string(), kFixtures + "/sys/linuxutil");
   const std::string text = h.scrape();
   INFO(text);
-  CHECK(samples(text, metrics::names::kPluginSourceErrors) ==
+  CHECK(test::sample_lines(text, metrics::names::kPluginSourceErrors) ==
         std::vector<std::string>{source_errors("snmp", "0"), source_errors("netstat", "0"),
                                  source_errors("snmp6", "0"), source_errors("tcp_sockets", "0"),
                                  source_errors("udp_sockets", "0"), source_errors("interfaces", "0")});
   CHECK(text.find("networkobservability_tcp_state{state=\"ESTABLISHED\"} 5\n") != std::string::npos);
   CHECK(text.find("networkobservability_tcp_state{state=\"LISTEN\"} 2\n") != std::string::npos);
-  for (const auto& line : samples(text, metrics::names::kUdpConnectionStats))
+  for (const auto& line : test::sample_lines(text, metrics::names::kUdpConnectionStats))
     CHECK(line.find("Udp6") == std::string::npos);
   CHECK(text.find("networkobservability_udp_connection_stats{statistic_name=\"ACTIVE\"} 2\n") != std::string::npos);
 }
@@ -283,7 +267,7 @@ TEST_CASE("a poll that reads nothing makes reconcile fail; the plugin keeps runn
   CHECK(st.error().message.starts_with("linuxutil: no source could be read this poll; first: open(/nonexistent-proc/net/snmp)"));
   const std::string text = h.scrape();
   CHECK(text.find(source_errors("interfaces", "2")) != std::string::npos);
-  CHECK(samples(text, metrics::names::kTcpState).empty());
+  CHECK(test::sample_lines(text, metrics::names::kTcpState).empty());
 }
 
 TEST_CASE("stop() removes the collector from the registry", "[linuxutil]") {
