@@ -52,8 +52,13 @@ Status dump_family(int fd, int family, int protocol, uint32_t seq, std::vector<S
       return unexpected(diag_error("recv", family, protocol, errno));
     }
     if (n == 0) return unexpected(Error::internal("sock_diag: netlink socket closed during a dump"));
-    int len = static_cast<int>(n);
-    for (auto* h = reinterpret_cast<const nlmsghdr*>(buf); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+    const size_t size = static_cast<size_t>(n);
+    size_t next = 0;
+    for (size_t off = 0; off + sizeof(nlmsghdr) <= size; off = next) {
+      const auto* h = reinterpret_cast<const nlmsghdr*>(buf + off);
+      if (h->nlmsg_len < sizeof(nlmsghdr) || h->nlmsg_len > size - off)
+        return unexpected(Error::parse("sock_diag: netlink message length out of bounds"));
+      next = off + NLMSG_ALIGN(h->nlmsg_len);
       if (h->nlmsg_seq != seq) continue;
       if (h->nlmsg_type == NLMSG_DONE) return ok();
       if (h->nlmsg_type == NLMSG_ERROR) {
