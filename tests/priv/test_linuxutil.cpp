@@ -288,7 +288,8 @@ std::map<std::string, std::map<std::string, Num>> read_sysfs_stats() {
     for (const std::string& f : *files) {
       if (!linuxutil::is_error_or_drop_key(f) && f != "rx_nohandler") continue;
       std::string text;
-      if (linuxutil::read_text_file("/sys/class/net/" + i + "/statistics/" + f, text)) out[i][f] = to_num(text.substr(0, text.find('\n')));
+      if (linuxutil::read_text_file("/sys/class/net/" + i + "/statistics/" + f, text))
+        out[i][f] = to_num(text.substr(0, text.find('\n')));
     }
   }
   return out;
@@ -677,8 +678,9 @@ TEST_CASE("ethtool statistics of a veth match `ethtool -S`, and interface_stats 
   for (const std::string& f : stat_files) {
     if ((!linuxutil::is_error_or_drop_key(f) && f != "rx_nohandler") || from_ethtool.count(f)) continue;
     const std::string v = capture(fmt::format("ip netns exec {} cat /sys/class/net/{}/statistics/{}", a.name(), va, f));
-    expected.push_back(fmt::format("networkobservability_interface_stats{{interface_name=\"{}\",statistic_name=\"{}\"}} {}",
-                                   va, f, v.substr(0, v.find('\n'))));
+    expected.push_back(
+        fmt::format("networkobservability_interface_stats{{interface_name=\"{}\",statistic_name=\"{}\"}} {}", va, f,
+                    v.substr(0, v.find('\n'))));
   }
   CHECK(test::sample_lines(*text, names::kInterfaceStats) == expected);  // lo skipped, only the veth
   Num drops = 0;

@@ -52,8 +52,9 @@ struct Harness {
 };
 
 std::string counter(const char* stat, const char* dev, const char* port, std::string_view v) {
-  return fmt::format("networkobservability_infiniband_counter_stats{{statistic_name=\"{}\",device=\"{}\",port=\"{}\"}} {}",
-                     stat, dev, port, v);
+  return fmt::format(
+      "networkobservability_infiniband_counter_stats{{statistic_name=\"{}\",device=\"{}\",port=\"{}\"}} {}", stat, dev,
+      port, v);
 }
 std::string param(const char* stat, const char* iface, std::string_view v) {
   return fmt::format("networkobservability_infiniband_status_params{{statistic_name=\"{}\",interface_name=\"{}\"}} {}",

@@ -224,10 +224,10 @@ TEST_CASE("a malformed file fails only its own source, counted per poll", "[linu
   CHECK(test::sample_lines(text, metrics::names::kTcpConnectionRemote).empty());
   // snmp's Tcp/Ip/Udp tables are gone, the netstat, snmp6 and socket-count values stay.
   const auto tcp = test::sample_lines(text, metrics::names::kTcpConnectionStats);
-  CHECK(std::find(tcp.begin(), tcp.end(), "networkobservability_tcp_connection_stats{statistic_name=\"RetransSegs\"} 42") ==
-        tcp.end());
-  CHECK(std::find(tcp.begin(), tcp.end(), "networkobservability_tcp_connection_stats{statistic_name=\"TCPTimeouts\"} 7") !=
-        tcp.end());
+  CHECK(std::find(tcp.begin(), tcp.end(),
+                  "networkobservability_tcp_connection_stats{statistic_name=\"RetransSegs\"} 42") == tcp.end());
+  CHECK(std::find(tcp.begin(), tcp.end(),
+                  "networkobservability_tcp_connection_stats{statistic_name=\"TCPTimeouts\"} 7") != tcp.end());
   CHECK(test::sample_lines(text, metrics::names::kUdpConnectionStats).back() ==
         "networkobservability_udp_connection_stats{statistic_name=\"ACTIVE\"} 3");
   CHECK_FALSE(test::sample_lines(text, metrics::names::kInterfaceStats).empty());
@@ -264,7 +264,8 @@ TEST_CASE("a poll that reads nothing makes reconcile fail; the plugin keeps runn
   Harness h("/nonexistent-proc", "/nonexistent-sys");
   auto st = h.plugin->reconcile();
   REQUIRE_FALSE(st);
-  CHECK(st.error().message.starts_with("linuxutil: no source could be read this poll; first: open(/nonexistent-proc/net/snmp)"));
+  CHECK(st.error().message.starts_with(
+      "linuxutil: no source could be read this poll; first: open(/nonexistent-proc/net/snmp)"));
   const std::string text = h.scrape();
   CHECK(text.find(source_errors("interfaces", "2")) != std::string::npos);
   CHECK(test::sample_lines(text, metrics::names::kTcpState).empty());

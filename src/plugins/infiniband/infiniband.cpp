@@ -94,13 +94,12 @@ struct ParamSpec {
   ParamValue (*parse)(std::string_view text);
 };
 constexpr ParamSpec kParams[] = {
-    {"mode", mode},   {"umcast", decimal},     {"pkey", hex},   {"mtu", decimal},
+    {"mode", mode},       {"umcast", decimal},      {"pkey", hex},    {"mtu", decimal},
     {"carrier", decimal}, {"operstate", operstate}, {"speed", speed}, {"tx_queue_len", decimal},
 };
 
 class InfinibandPlugin final : public PollingPlugin<Snapshot> {
  public:
-
   std::string_view name() const override { return kPlugin; }
 
   Status init(PluginContext& ctx) override {
@@ -129,7 +128,8 @@ class InfinibandPlugin final : public PollingPlugin<Snapshot> {
     counters ? counters_->succeeded() : counters_->failed(counters.error());
     params ? ipoib_->succeeded() : ipoib_->failed(params.error());
     publish(std::move(snap));
-    if (!counters && !params) return unexpected(counters.error().wrap("infiniband: every source failed this poll; first"));
+    if (!counters && !params)
+      return unexpected(counters.error().wrap("infiniband: every source failed this poll; first"));
     return ok();
   }
 
@@ -223,7 +223,8 @@ class InfinibandPlugin final : public PollingPlugin<Snapshot> {
     auto files = list_dir(dir);
     if (!files) return;  // most drivers have no debug directory
     for (const std::string& f : *files) {
-      const bool taken = std::any_of(std::begin(kParams), std::end(kParams), [&](const ParamSpec& p) { return p.file == f; });
+      const bool taken =
+          std::any_of(std::begin(kParams), std::end(kParams), [&](const ParamSpec& p) { return p.file == f; });
       if (taken || !read_text_file(dir + "/" + f, buf_)) continue;
       if (auto v = linuxutil::parse_sysfs_u64(buf_)) out.push_back({iface, f, StatValue{*v, false}});
     }

@@ -88,10 +88,10 @@ void write_snapshot(const Snapshot& s, TextWriter& w) {
       if (s.tcp->other_remotes) w.sample(names::kTcpConnectionRemote, {{"address", "other"}}, s.tcp->other_remotes);
     }
   }
-  write_stats(w, names::kTcpConnectionStats, "TCP counters: Tcp (/proc/net/snmp), TcpExt and MPTcpExt (/proc/net/netstat)",
-              s.tcp_stats);
-  write_stats(w, names::kIpConnectionStats, "IP counters: Ip (/proc/net/snmp), IpExt (/proc/net/netstat), Ip6 (/proc/net/snmp6)",
-              s.ip_stats);
+  write_stats(w, names::kTcpConnectionStats,
+              "TCP counters: Tcp (/proc/net/snmp), TcpExt and MPTcpExt (/proc/net/netstat)", s.tcp_stats);
+  write_stats(w, names::kIpConnectionStats,
+              "IP counters: Ip (/proc/net/snmp), IpExt (/proc/net/netstat), Ip6 (/proc/net/snmp6)", s.ip_stats);
   write_stats(w, names::kUdpConnectionStats,
               "UDP counters: Udp (/proc/net/snmp), Udp6 (/proc/net/snmp6); ACTIVE is the number of UDP sockets",
               s.udp_stats);
