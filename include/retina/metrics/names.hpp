@@ -50,6 +50,9 @@ inline constexpr std::string_view kPluginFailedToReconcile =
 inline constexpr std::string_view kExpiredMetrics = "controlplane_networkobservability_expired_metrics_counter";
 // Ours: plugin_state{plugin, state} is 1 for the current state, 0 otherwise.
 inline constexpr std::string_view kPluginState = "controlplane_networkobservability_plugin_state";
+// Ours: a polled source (a /proc or sysfs file, an ioctl) that failed one poll.
+inline constexpr std::string_view kPluginSourceErrors =
+    "controlplane_networkobservability_plugin_source_errors_total";
 
 // lost_events_counter{type}: where the event was lost.
 inline constexpr std::string_view kLostKernel = "kernel";                    // ring buffer reserve failed
