@@ -19,10 +19,8 @@
 
 #include "core/log.hpp"
 #include "engine/http_query.hpp"
-#include "engine/flow_log.hpp"  // RETINA_HAVE_FLOW_JSON
-#ifdef RETINA_HAVE_FLOW_JSON
+#include "core/flow_json.hpp"
 #include "retina/flow_json.hpp"
-#endif
 #include "retina/metrics/registry.hpp"
 
 namespace retina {
@@ -32,26 +30,6 @@ constexpr const char* kPrometheusContentType = "text/plain; version=0.0.4; chars
 constexpr const char* kTextContentType = "text/plain; charset=utf-8";
 constexpr const char* kJsonContentType = "application/json";
 constexpr const char* kJsonLinesContentType = "application/x-ndjson";
-
-void append_json_string(std::string& out, std::string_view s) {
-  out.push_back('"');
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out.append("\\\""); break;
-      case '\\': out.append("\\\\"); break;
-      case '\n': out.append("\\n"); break;
-      case '\r': out.append("\\r"); break;
-      case '\t': out.append("\\t"); break;
-      default:
-        if (c < 0x20) {
-          out.append(fmt::format("\\u{:04x}", c));
-        } else {
-          out.push_back(static_cast<char>(c));
-        }
-    }
-  }
-  out.push_back('"');
-}
 
 void text(httplib::Response& res, int status, std::string body) {
   res.status = status;
@@ -161,18 +139,18 @@ void ApiServer::Impl::healthz(httplib::Response& res) {
   bool failed = false;
   for (const auto& p : plugins) failed = failed || p.state == PluginState::kFailed;
   std::string body = "{\"status\":";
-  append_json_string(body, failed ? "failed" : "ok");
+  json::append_string(body, failed ? "failed" : "ok");
   body += ",\"plugins\":[";
   bool first = true;
   for (const auto& p : plugins) {
     if (!first) body.push_back(',');
     first = false;
     body += "{\"name\":";
-    append_json_string(body, p.name);
+    json::append_string(body, p.name);
     body += ",\"state\":";
-    append_json_string(body, to_string(p.state));
+    json::append_string(body, to_string(p.state));
     body += ",\"reason\":";
-    append_json_string(body, p.reason);
+    json::append_string(body, p.reason);
     body.push_back('}');
   }
   body += "]}\n";
@@ -198,9 +176,6 @@ void ApiServer::Impl::flows(const httplib::Request& req, httplib::Response& res)
     text(res, 503, "flows are not available from this server");
     return;
   }
-#ifndef RETINA_HAVE_FLOW_JSON
-  text(res, 501, "flow JSON rendering is not built into this binary");
-#else
   const bool follow = query->follow;
   // A follower holds a pool thread for as long as it stays; keep one free.
   if (follow) {
@@ -250,7 +225,6 @@ void ApiServer::Impl::flows(const httplib::Request& req, httplib::Response& res)
         sub->close();
         if (follow) flow_streams.fetch_sub(1);
       });
-#endif
 }
 
 void ApiServer::Impl::routes() {

@@ -25,6 +25,7 @@
 
 #include <fmt/format.h>
 
+#include "cache/endpoints_file.hpp"
 #include "core/log.hpp"
 #include "engine/flow_log.hpp"
 #include "loader/interface_watcher.hpp"
@@ -32,10 +33,6 @@
 #include "retina/metrics/names.hpp"
 #include "retina/metrics/registry.hpp"
 
-#if __has_include("cache/endpoints_file.hpp")
-#include "cache/endpoints_file.hpp"
-#define RETINA_HAVE_ENDPOINTS_FILE 1
-#endif
 
 namespace retina {
 namespace {
@@ -99,12 +96,8 @@ struct Engine::Impl {
 
   std::mutex interfaces_mu;
   std::unique_ptr<InterfaceWatcher> interfaces;
-#ifdef RETINA_HAVE_ENDPOINTS_FILE
   std::unique_ptr<EndpointsFileWatcher> endpoints_file;
-#endif
-#ifdef RETINA_HAVE_FLOW_JSON
   std::unique_ptr<FlowLog> flow_log;
-#endif
 
   struct Slot {
     std::unique_ptr<Plugin> plugin;  // null: known but not built
@@ -358,7 +351,6 @@ void Engine::Impl::control_loop() {
 
 void Engine::Impl::start_endpoints_file() {
   if (config.endpoints_file.empty()) return;
-#ifdef RETINA_HAVE_ENDPOINTS_FILE
   EndpointsFileWatcher::Options opts;
   opts.on_load = [](const EndpointsFileStatus& st) {
     if (st.ok) {
@@ -378,15 +370,10 @@ void Engine::Impl::start_endpoints_file() {
     return;
   }
   endpoints_file = std::move(*w);
-#else
-  log::error("engine", "endpointsFile is set but endpoints-file support is not built into this binary",
-             {{"path", config.endpoints_file}});
-#endif
 }
 
 void Engine::Impl::start_flow_log() {
   if (config.flow_log_path.empty()) return;
-#ifdef RETINA_HAVE_FLOW_JSON
   auto fl = FlowLog::open(config.flow_log_path, *pipeline, registry.get(), config.node_name);
   if (!fl) {
     log::error("engine", "cannot open the flow log; running without it",
@@ -395,10 +382,6 @@ void Engine::Impl::start_flow_log() {
   }
   flow_log = std::move(*fl);
   log::info("engine", "writing flows", {{"path", config.flow_log_path}});
-#else
-  log::error("engine", "flowLogPath is set but flow JSON is not built into this binary",
-             {{"path", config.flow_log_path}});
-#endif
 }
 
 Engine::Engine() : impl_(std::make_unique<Impl>()) {}
@@ -522,12 +505,8 @@ void Engine::stop() noexcept {
     }
     m.reader.join();
   }
-#ifdef RETINA_HAVE_FLOW_JSON
   if (m.flow_log) m.flow_log->stop();  // after the reader: it writes what the final drain produced
-#endif
-#ifdef RETINA_HAVE_ENDPOINTS_FILE
   if (m.endpoints_file) m.endpoints_file->stop();
-#endif
   {
     std::lock_guard il(m.interfaces_mu);
     if (m.interfaces) m.interfaces->stop();

@@ -1,7 +1,5 @@
 #include "engine/flow_log.hpp"
 
-#ifdef RETINA_HAVE_FLOW_JSON
-
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -104,5 +102,3 @@ void FlowLog::stop() noexcept {
 }
 
 }  // namespace retina
-
-#endif  // RETINA_HAVE_FLOW_JSON

@@ -13,12 +13,6 @@
 #include "retina/error.hpp"
 #include "retina/pipeline.hpp"
 
-// Flow JSON comes with the flow decoder; builds without it have no flow
-// log and no GET /flows.
-#if __has_include("retina/flow_json.hpp")
-#define RETINA_HAVE_FLOW_JSON 1
-#endif
-
 namespace retina {
 
 namespace metrics {

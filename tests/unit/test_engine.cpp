@@ -3,11 +3,12 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <atomic>
-#include <chrono>
 #include <algorithm>
+#include <chrono>
+#include <atomic>
 #include <cstring>
 #include <deque>
+#include <fstream>
 #include <functional>
 #include <mutex>
 #include <stdexcept>
@@ -425,4 +426,40 @@ TEST_CASE("engine: destruction without stop() stops everything", "[engine]") {
     REQUIRE(engine->start());
   }
   CHECK(calls.get() == std::vector<std::string>{"init:x", "start:x", "stop:x"});
+}
+
+TEST_CASE("engine: endpointsFile fills the IP cache and follows edits", "[engine]") {
+  char tmpl[] = "/tmp/retina-engine-endpoints-XXXXXX";
+  const int fd = ::mkstemp(tmpl);
+  REQUIRE(fd >= 0);
+  ::close(fd);
+  const std::string path = tmpl;
+  {
+    std::ofstream out(path);
+    out << "endpoints:\n  - {kind: pod, namespace: shop, name: web-0, ips: [10.0.0.1]}\n";
+  }
+  Calls calls;
+  std::vector<std::unique_ptr<retina::Plugin>> plugins;
+  plugins.emplace_back(new FakePlugin("x", calls));
+  auto cfg = test_config();
+  cfg.endpoints_file = path;
+  auto engine = make_engine(std::move(plugins), cfg);
+  REQUIRE(engine->start());
+  const auto ip = *retina::IpAddr::parse("10.0.0.1");
+  REQUIRE(eventually([&] { return engine->cache().find(ip) != nullptr; }));
+  CHECK(engine->cache().find(ip)->name == "web-0");
+  CHECK(engine->cache().find(ip)->namespace_ == "shop");
+
+  // Replaced the way editors and ConfigMap volumes do: a new file renamed over.
+  {
+    std::ofstream out(path + ".new");
+    out << "endpoints:\n  - {kind: pod, namespace: shop, name: web-1, ips: [10.0.0.1]}\n";
+  }
+  REQUIRE(::rename((path + ".new").c_str(), path.c_str()) == 0);
+  REQUIRE(eventually([&] {
+    auto ep = engine->cache().find(ip);
+    return ep && ep->name == "web-1";
+  }));
+  engine->stop();
+  ::unlink(path.c_str());
 }

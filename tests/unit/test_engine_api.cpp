@@ -144,8 +144,6 @@ std::vector<std::string> lines_of(const std::string& body) {
 
 }  // namespace
 
-#if __has_include("retina/flow_json.hpp")
-
 TEST_CASE("engine api: GET /flows returns Hubble JSON lines", "[engine][api]") {
   Rig rig;
   auto r = retina::test::http_get(rig.port(), "/flows?max=5");
@@ -272,13 +270,3 @@ TEST_CASE("engine api: flows the flow log cannot write are counted as lost", "[e
   CHECK(run.metrics.find("controlplane_networkobservability_lost_events_counter{type=\"external_channel\","
                          "reason=\"flowlog\"} 300") != std::string::npos);
 }
-
-#else
-
-TEST_CASE("engine api: /flows without the JSON renderer says so", "[engine][api]") {
-  Rig rig;
-  auto r = retina::test::http_get(rig.port(), "/flows?max=1");
-  CHECK(r.status == 501);
-}
-
-#endif
