@@ -404,11 +404,11 @@ Result<std::unique_ptr<Engine>> Engine::create(Config config, EngineOptions opti
   m.pipeline->add_sink(m.aggregator);
   m.features = options.features ? std::move(options.features) : make_kernel_feature_detector();
 
-  m.state_family = &m.registry->gauge(std::string(metrics::names::kPluginState),
+  m.state_family = &m.registry->gauge(metrics::names::kPluginState,
                                       "1 for the plugin's current state (pending, running, disabled, failed, "
                                       "stopped), 0 for the others",
                                       {"plugin", "state"});
-  m.reconcile_failures = &m.registry->counter(std::string(metrics::names::kPluginFailedToReconcile),
+  m.reconcile_failures = &m.registry->counter(metrics::names::kPluginFailedToReconcile,
                                               "Plugin reconcile calls that failed, by plugin",
                                               {std::string(metrics::names::kReason)});
 
