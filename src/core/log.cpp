@@ -107,17 +107,6 @@ std::shared_ptr<spdlog::logger> current_logger() {
   return o.logger;
 }
 
-const char* level_name(LogLevel l) {
-  switch (l) {
-    case LogLevel::kTrace: return "trace";
-    case LogLevel::kDebug: return "debug";
-    case LogLevel::kInfo: return "info";
-    case LogLevel::kWarn: return "warn";
-    case LogLevel::kError: return "error";
-  }
-  return "info";
-}
-
 bool needs_quotes(std::string_view s) {
   if (s.empty()) return true;
   for (unsigned char c : s) {
@@ -218,7 +207,7 @@ std::string format_line(int64_t unix_ms, LogLevel level, std::string_view compon
   line.append("ts=");
   append_timestamp(line, unix_ms);
   line.append(" level=");
-  line.append(level_name(level));
+  line.append(to_string(level));
   line.append(" component=");
   append_text(line, component);
   line.append(" msg=");

@@ -11,6 +11,7 @@
 #include "retina/api_server.hpp"
 #include "retina/metrics/registry.hpp"
 #include "support/http_client.hpp"
+#include "support/prom_text.hpp"
 
 using retina::ApiServer;
 using retina::ApiServerBackend;
@@ -63,6 +64,9 @@ TEST_CASE("api: /metrics serves Prometheus text", "[api]") {
   CHECK(r.body.find("controlplane_networkobservability_parsed_packets_counter 42\n") != std::string::npos);
   CHECK(r.body.find("# TYPE networkobservability_forward_count gauge\n") != std::string::npos);
   CHECK(r.body.find("networkobservability_forward_count{direction=\"ingress\"} 7\n") != std::string::npos);
+  const auto prom = retina::test::parse_prom_text(r.body);  // strict: families, HELP/TYPE, contiguity
+  REQUIRE(prom.error.empty());
+  CHECK(prom.value("controlplane_networkobservability_parsed_packets_counter") == 42);
 
   // HEAD answers like GET, without a body.
   auto h = http_request(f.port(), "HEAD", "/metrics");

@@ -1,16 +1,13 @@
 #include <catch2/catch.hpp>
 
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstring>
-#include <deque>
 #include <fstream>
 #include <functional>
-#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -18,8 +15,10 @@
 
 #include "retina/abi/events.h"
 #include "retina/engine.hpp"
-#include "retina/metrics/aggregator.hpp"
 #include "retina/metrics/registry.hpp"
+#include "support/fake_plugin.hpp"
+#include "support/prom_text.hpp"
+#include "test_decoder_records.hpp"
 
 using namespace std::chrono_literals;
 using retina::Engine;
@@ -27,6 +26,8 @@ using retina::EngineOptions;
 using retina::Error;
 using retina::PluginState;
 using retina::Status;
+using retina::test::CallLog;
+using retina::test::FakePlugin;
 
 namespace {
 
@@ -41,145 +42,14 @@ bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds lim
   return pred();
 }
 
-// An in-memory ring: records pushed here come out of drain(). With
-// `pollable` it signals readiness through an eventfd, like a ring buffer.
-class FakeSource final : public retina::EventSource {
- public:
-  FakeSource(std::string name, bool pollable) : name_(std::move(name)) {
-    if (pollable) efd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  }
-  ~FakeSource() override {
-    if (efd_ >= 0) ::close(efd_);
-  }
-  std::string_view name() const override { return name_; }
-  int fd() const override { return efd_; }
-  size_t drain(RecordFn fn, void* user, size_t max) override {
-    std::deque<std::vector<std::byte>> batch;
-    {
-      std::lock_guard lock(mu_);
-      while (!q_.empty() && batch.size() < max) {
-        batch.push_back(std::move(q_.front()));
-        q_.pop_front();
-      }
-      if (q_.empty() && efd_ >= 0) {
-        uint64_t v;
-        (void)::read(efd_, &v, sizeof v);
-      }
-    }
-    for (const auto& r : batch) fn(user, r);
-    drained_ += batch.size();
-    return batch.size();
-  }
-  void push(std::vector<std::byte> rec) {
-    {
-      std::lock_guard lock(mu_);
-      q_.push_back(std::move(rec));
-    }
-    if (efd_ >= 0) {
-      const uint64_t one = 1;
-      (void)::write(efd_, &one, sizeof one);
-    }
-  }
-  uint64_t drained() const { return drained_.load(); }
-
- private:
-  std::string name_;
-  int efd_ = -1;
-  std::mutex mu_;
-  std::deque<std::vector<std::byte>> q_;
-  std::atomic<uint64_t> drained_{0};
-};
-
 // An egress TCP packet 10.0.0.1:40000 -> 10.0.0.2:80 of `bytes` bytes.
 std::vector<std::byte> packet_record(uint32_t bytes = 100) {
-  retina_packet_event ev;
-  std::memset(&ev, 0, sizeof ev);
-  ev.hdr.type = RETINA_EV_PACKET;
-  ev.hdr.version = RETINA_PACKET_EVENT_VERSION;
-  ev.hdr.len = sizeof ev;
-  ev.hdr.ts_ns = 1;
-  const uint8_t src[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 1};
-  const uint8_t dst[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 2};
-  std::memcpy(ev.tuple.saddr, src, 16);
-  std::memcpy(ev.tuple.daddr, dst, 16);
-  ev.tuple.sport = 40000;
-  ev.tuple.dport = 80;
-  ev.tuple.proto = 6;
-  ev.tuple.family = 4;
-  ev.ifindex = 2;
+  retina_packet_event ev = retina::testing::packet_event();
   ev.bytes = bytes;
   ev.obs_point = RETINA_OBS_TO_NETWORK;
   ev.tcp_flags = RETINA_TCP_ACK;
-  std::vector<std::byte> out(sizeof ev);
-  std::memcpy(out.data(), &ev, sizeof ev);
-  return out;
+  return retina::test::record_bytes(ev);
 }
-
-struct Calls {
-  std::mutex mu;
-  std::vector<std::string> log;  // "init:a", "start:a", "stop:a", ...
-  void add(std::string s) {
-    std::lock_guard lock(mu);
-    log.push_back(std::move(s));
-  }
-  std::vector<std::string> get() {
-    std::lock_guard lock(mu);
-    return log;
-  }
-};
-
-class FakePlugin final : public retina::Plugin {
- public:
-  struct Behaviour {
-    std::function<Status()> init = [] { return retina::ok(); };
-    std::function<Status()> start = [] { return retina::ok(); };
-    std::function<Status()> reconcile = [] { return retina::ok(); };
-    bool pollable = true;
-    bool has_source = true;
-    size_t records_on_stop = 0;  // pushed into the source while stopping
-  };
-  FakePlugin(std::string name, Calls& calls, Behaviour b)
-      : name_(std::move(name)), calls_(calls), b_(std::move(b)), source_(name_, b_.pollable) {}
-  FakePlugin(std::string name, Calls& calls) : FakePlugin(std::move(name), calls, Behaviour()) {}
-
-  std::string_view name() const override { return name_; }
-  Status init(retina::PluginContext& ctx) override {
-    calls_.add("init:" + name_);
-    ctx_ok = ctx.config && ctx.registry && ctx.pipeline && ctx.cache && ctx.features && ctx.request_interfaces;
-    return b_.init();
-  }
-  Status start() override {
-    calls_.add("start:" + name_);
-    return b_.start();
-  }
-  void stop() noexcept override {
-    calls_.add("stop:" + name_);
-    for (size_t i = 0; i < b_.records_on_stop; ++i) source_.push(packet_record());
-  }
-  Status reconcile() override {
-    ++reconciles;
-    return b_.reconcile();
-  }
-  std::vector<retina::EventSource*> event_sources() override {
-    if (!b_.has_source) return {};
-    return {&source_};
-  }
-
-  FakeSource& source() { return source_; }
-  std::atomic<int> reconciles{0};
-  bool ctx_ok = false;
-
- private:
-  std::string name_;
-  Calls& calls_;
-  Behaviour b_;
-  FakeSource source_;
-};
-
-class FakeFeatures final : public retina::FeatureDetector {
- public:
-  Status probe(retina::KernelFeature) override { return retina::ok(); }
-};
 
 retina::Config test_config() {
   retina::Config c;
@@ -190,7 +60,7 @@ retina::Config test_config() {
 
 EngineOptions options_with(std::vector<std::unique_ptr<retina::Plugin>> plugins) {
   EngineOptions o;
-  o.features = std::make_unique<FakeFeatures>();
+  o.features = std::make_unique<retina::test::AllFeatures>();
   o.extra_plugins = std::move(plugins);
   return o;
 }
@@ -218,10 +88,10 @@ std::string reason_of(const Engine& e, std::string_view name) {
 }  // namespace
 
 TEST_CASE("engine: plugin lifecycle and idempotent stop", "[engine]") {
-  Calls calls;
+  CallLog calls;
   std::vector<std::unique_ptr<retina::Plugin>> plugins;
-  auto* a = new FakePlugin("a", calls);
-  auto* b = new FakePlugin("b", calls);
+  auto* a = new FakePlugin("a", &calls);
+  auto* b = new FakePlugin("b", &calls);
   plugins.emplace_back(a);
   plugins.emplace_back(b);
   auto engine = make_engine(std::move(plugins));
@@ -230,7 +100,7 @@ TEST_CASE("engine: plugin lifecycle and idempotent stop", "[engine]") {
   CHECK(state_of(*engine, "a") == PluginState::kPending);
   REQUIRE(engine->start());
   CHECK(engine->ready());
-  CHECK(a->ctx_ok);
+  CHECK(a->ctx_complete);
   CHECK(state_of(*engine, "a") == PluginState::kRunning);
   CHECK(state_of(*engine, "b") == PluginState::kRunning);
   REQUIRE(engine->start());  // a second start is a no-op
@@ -250,7 +120,7 @@ TEST_CASE("engine: plugin lifecycle and idempotent stop", "[engine]") {
 }
 
 TEST_CASE("engine: disabled and failed plugins never stop the others", "[engine]") {
-  Calls calls;
+  CallLog calls;
   std::vector<std::unique_ptr<retina::Plugin>> plugins;
   FakePlugin::Behaviour unsupported;
   unsupported.init = [] { return Status(retina::unexpected(Error::unsupported("kernel lacks BTF"))); };
@@ -260,11 +130,11 @@ TEST_CASE("engine: disabled and failed plugins never stop the others", "[engine]
   bad_start.start = [] { return Status(retina::unexpected(Error::internal("attach went wrong"))); };
   FakePlugin::Behaviour throws;
   throws.init = []() -> Status { throw std::runtime_error("boom"); };
-  plugins.emplace_back(new FakePlugin("unsupported", calls, unsupported));
-  plugins.emplace_back(new FakePlugin("broken", calls, broken));
-  plugins.emplace_back(new FakePlugin("badstart", calls, bad_start));
-  plugins.emplace_back(new FakePlugin("throws", calls, throws));
-  auto* good = new FakePlugin("good", calls);
+  plugins.emplace_back(new FakePlugin("unsupported", &calls, unsupported));
+  plugins.emplace_back(new FakePlugin("broken", &calls, broken));
+  plugins.emplace_back(new FakePlugin("badstart", &calls, bad_start));
+  plugins.emplace_back(new FakePlugin("throws", &calls, throws));
+  auto* good = new FakePlugin("good", &calls);
   plugins.emplace_back(good);
   auto engine = make_engine(std::move(plugins));
 
@@ -287,13 +157,13 @@ TEST_CASE("engine: disabled and failed plugins never stop the others", "[engine]
   CHECK(std::count(log.begin(), log.end(), "stop:badstart") == 1);
 
   // States are exported as a gauge.
-  const std::string text = engine->metrics().expose();
-  CHECK(text.find("controlplane_networkobservability_plugin_state{plugin=\"good\",state=\"running\"} 1") !=
-        std::string::npos);
-  CHECK(text.find("controlplane_networkobservability_plugin_state{plugin=\"broken\",state=\"failed\"} 1") !=
-        std::string::npos);
-  CHECK(text.find("controlplane_networkobservability_plugin_state{plugin=\"good\",state=\"failed\"} 0") !=
-        std::string::npos);
+  const auto prom = retina::test::parse_prom_text(engine->metrics().expose());
+  REQUIRE(prom.error.empty());
+  const std::string_view state = "controlplane_networkobservability_plugin_state";
+  CHECK(prom.value(state, {{"plugin", "good"}, {"state", "running"}}) == 1);
+  CHECK(prom.value(state, {{"plugin", "good"}, {"state", "failed"}}) == 0);
+  CHECK(prom.value(state, {{"plugin", "broken"}, {"state", "failed"}}) == 1);
+  CHECK(prom.value(state, {{"plugin", "unsupported"}, {"state", "disabled"}}) == 1);
 
   engine->stop();
   const auto after = calls.get();
@@ -303,11 +173,11 @@ TEST_CASE("engine: disabled and failed plugins never stop the others", "[engine]
 }
 
 TEST_CASE("engine: nothing running means not ready", "[engine]") {
-  Calls calls;
+  CallLog calls;
   std::vector<std::unique_ptr<retina::Plugin>> plugins;
   FakePlugin::Behaviour unsupported;
   unsupported.init = [] { return Status(retina::unexpected(Error::unsupported("no"))); };
-  plugins.emplace_back(new FakePlugin("only", calls, unsupported));
+  plugins.emplace_back(new FakePlugin("only", &calls, unsupported));
   auto engine = make_engine(std::move(plugins));
   REQUIRE(engine->start());
   CHECK_FALSE(engine->ready());
@@ -325,9 +195,9 @@ TEST_CASE("engine: built-in plugins missing from this binary are failed, not fat
     WARN("every built-in plugin is built; nothing to check");
     return;
   }
-  Calls calls;
+  CallLog calls;
   std::vector<std::unique_ptr<retina::Plugin>> plugins;
-  plugins.emplace_back(new FakePlugin("good", calls));
+  plugins.emplace_back(new FakePlugin("good", &calls));
   auto cfg = test_config();
   cfg.enabled_plugins = {absent};
   auto engine = make_engine(std::move(plugins), cfg);
@@ -339,12 +209,12 @@ TEST_CASE("engine: built-in plugins missing from this binary are failed, not fat
 }
 
 TEST_CASE("engine: records reach the pipeline and the metrics", "[engine]") {
-  Calls calls;
+  CallLog calls;
   std::vector<std::unique_ptr<retina::Plugin>> plugins;
-  auto* pollable = new FakePlugin("pollable", calls);
+  auto* pollable = new FakePlugin("pollable", &calls);
   FakePlugin::Behaviour timer_only;
   timer_only.pollable = false;  // no fd: drained by the idle timer
-  auto* quiet = new FakePlugin("quiet", calls, timer_only);
+  auto* quiet = new FakePlugin("quiet", &calls, timer_only);
   plugins.emplace_back(pollable);
   plugins.emplace_back(quiet);
   auto engine = make_engine(std::move(plugins));
@@ -358,18 +228,20 @@ TEST_CASE("engine: records reach the pipeline and the metrics", "[engine]") {
   CHECK(pollable->source().drained() == kRecords);
   CHECK(quiet->source().drained() == 5);
 
-  const std::string text = engine->metrics().expose();
-  CHECK(text.find("networkobservability_forward_count{direction=\"egress\"} 10005") != std::string::npos);
-  CHECK(text.find("networkobservability_forward_bytes{direction=\"egress\"} 1005000") != std::string::npos);
+  const auto prom = retina::test::parse_prom_text(engine->metrics().expose());
+  REQUIRE(prom.error.empty());
+  CHECK(prom.value("networkobservability_forward_count", {{"direction", "egress"}}) == 10005);
+  CHECK(prom.value("networkobservability_forward_bytes", {{"direction", "egress"}}) == 1005000);
   engine->stop();
 }
 
 TEST_CASE("engine: records flushed by a stopping plugin are delivered", "[engine]") {
-  Calls calls;
+  CallLog calls;
   std::vector<std::unique_ptr<retina::Plugin>> plugins;
   FakePlugin::Behaviour flush;
   flush.records_on_stop = 9000;
-  plugins.emplace_back(new FakePlugin("flushes", calls, flush));
+  flush.record_on_stop = [] { return packet_record(); };
+  plugins.emplace_back(new FakePlugin("flushes", &calls, flush));
   auto engine = make_engine(std::move(plugins));
   REQUIRE(engine->start());
   engine->stop();
@@ -378,12 +250,12 @@ TEST_CASE("engine: records flushed by a stopping plugin are delivered", "[engine
 }
 
 TEST_CASE("engine: reconcile runs every metrics interval; failures are counted", "[engine]") {
-  Calls calls;
+  CallLog calls;
   std::vector<std::unique_ptr<retina::Plugin>> plugins;
   FakePlugin::Behaviour failing;
   failing.reconcile = [] { return Status(retina::unexpected(Error::internal("lost an attachment"))); };
-  auto* bad = new FakePlugin("flaky", calls, failing);
-  auto* fine = new FakePlugin("steady", calls);
+  auto* bad = new FakePlugin("flaky", &calls, failing);
+  auto* fine = new FakePlugin("steady", &calls);
   plugins.emplace_back(bad);
   plugins.emplace_back(fine);
   auto cfg = test_config();
@@ -391,10 +263,11 @@ TEST_CASE("engine: reconcile runs every metrics interval; failures are counted",
   auto engine = make_engine(std::move(plugins), cfg);
   REQUIRE(engine->start());
   REQUIRE(eventually([&] { return bad->reconciles.load() >= 2 && fine->reconciles.load() >= 2; }));
-  const std::string text = engine->metrics().expose();
-  CHECK(text.find("controlplane_networkobservability_plugin_manager_failed_to_reconcile{reason=\"flaky\"}") !=
-        std::string::npos);
-  CHECK(text.find("failed_to_reconcile{reason=\"steady\"}") == std::string::npos);
+  const auto prom = retina::test::parse_prom_text(engine->metrics().expose());
+  REQUIRE(prom.error.empty());
+  const std::string_view failures = "controlplane_networkobservability_plugin_manager_failed_to_reconcile";
+  CHECK(prom.value(failures, {{"reason", "flaky"}}) >= 1);
+  CHECK_FALSE(prom.value(failures, {{"reason", "steady"}}).has_value());
   engine->stop();
 }
 
@@ -406,10 +279,10 @@ TEST_CASE("engine: create validates the config and names duplicates once", "[eng
   CHECK(e.error().kind == Error::Kind::kInvalidArgument);
   CHECK(e.error().message.find("dataSamplingRate") != std::string::npos);
 
-  Calls calls;
+  CallLog calls;
   std::vector<std::unique_ptr<retina::Plugin>> plugins;
-  plugins.emplace_back(new FakePlugin("same", calls));
-  plugins.emplace_back(new FakePlugin("same", calls));
+  plugins.emplace_back(new FakePlugin("same", &calls));
+  plugins.emplace_back(new FakePlugin("same", &calls));
   auto engine = make_engine(std::move(plugins));
   CHECK(engine->plugin_status().size() == 1);
   REQUIRE(engine->start());
@@ -418,10 +291,10 @@ TEST_CASE("engine: create validates the config and names duplicates once", "[eng
 }
 
 TEST_CASE("engine: destruction without stop() stops everything", "[engine]") {
-  Calls calls;
+  CallLog calls;
   {
     std::vector<std::unique_ptr<retina::Plugin>> plugins;
-    plugins.emplace_back(new FakePlugin("x", calls));
+    plugins.emplace_back(new FakePlugin("x", &calls));
     auto engine = make_engine(std::move(plugins));
     REQUIRE(engine->start());
   }
@@ -438,9 +311,9 @@ TEST_CASE("engine: endpointsFile fills the IP cache and follows edits", "[engine
     std::ofstream out(path);
     out << "endpoints:\n  - {kind: pod, namespace: shop, name: web-0, ips: [10.0.0.1]}\n";
   }
-  Calls calls;
+  CallLog calls;
   std::vector<std::unique_ptr<retina::Plugin>> plugins;
-  plugins.emplace_back(new FakePlugin("x", calls));
+  plugins.emplace_back(new FakePlugin("x", &calls));
   auto cfg = test_config();
   cfg.endpoints_file = path;
   auto engine = make_engine(std::move(plugins), cfg);

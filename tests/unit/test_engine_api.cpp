@@ -1,99 +1,49 @@
 // The engine behind the API server: GET /flows streams what plugins feed.
 #include <catch2/catch.hpp>
 
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
-#include <cstring>
-#include <deque>
 #include <fstream>
-#include <functional>
-#include <mutex>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <fmt/format.h>
 #include <simdjson.h>
 
 #include "retina/abi/events.h"
 #include "retina/api_server.hpp"
 #include "retina/engine.hpp"
 #include "retina/metrics/registry.hpp"
+#include "support/fake_plugin.hpp"
 #include "support/http_client.hpp"
+#include "support/prom_text.hpp"
+#include "test_decoder_records.hpp"
 
 using namespace std::chrono_literals;
 
 namespace {
 
-class QueueSource final : public retina::EventSource {
- public:
-  std::string_view name() const override { return "feeder"; }
-  int fd() const override { return -1; }  // drained on the engine's idle timer
-  size_t drain(RecordFn fn, void* user, size_t max) override {
-    std::vector<std::vector<std::byte>> batch;
-    {
-      std::lock_guard lock(mu_);
-      while (!q_.empty() && batch.size() < max) {
-        batch.push_back(std::move(q_.front()));
-        q_.pop_front();
-      }
-    }
-    for (const auto& r : batch) fn(user, r);
-    return batch.size();
-  }
-  void push(std::vector<std::byte> r) {
-    std::lock_guard lock(mu_);
-    q_.push_back(std::move(r));
-  }
-
- private:
-  std::mutex mu_;
-  std::deque<std::vector<std::byte>> q_;
-};
-
-class Feeder final : public retina::Plugin {
- public:
-  std::string_view name() const override { return "feeder"; }
-  retina::Status init(retina::PluginContext&) override { return retina::ok(); }
-  retina::Status start() override { return retina::ok(); }
-  void stop() noexcept override {}
-  std::vector<retina::EventSource*> event_sources() override { return {&source}; }
-  QueueSource source;
-};
-
-class NoFeatures final : public retina::FeatureDetector {
- public:
-  retina::Status probe(retina::KernelFeature) override { return retina::ok(); }
-};
-
+// A TCP SYN from 10.0.0.<last_src_octet> to 10.0.0.2:80, seen leaving the node.
 std::vector<std::byte> packet(uint8_t last_src_octet) {
-  retina_packet_event ev;
-  std::memset(&ev, 0, sizeof ev);
-  ev.hdr.type = RETINA_EV_PACKET;
-  ev.hdr.version = RETINA_PACKET_EVENT_VERSION;
-  ev.hdr.len = sizeof ev;
-  ev.hdr.ts_ns = 1;
-  const uint8_t src[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, last_src_octet};
-  const uint8_t dst[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 0, 2};
-  std::memcpy(ev.tuple.saddr, src, 16);
-  std::memcpy(ev.tuple.daddr, dst, 16);
-  ev.tuple.sport = 40000;
-  ev.tuple.dport = 80;
-  ev.tuple.proto = 6;
-  ev.tuple.family = 4;
-  ev.bytes = 60;
+  retina_packet_event ev = retina::testing::packet_event();
+  ev.tuple = retina::testing::tcp_tuple(fmt::format("10.0.0.{}", last_src_octet).c_str(), "10.0.0.2");
   ev.obs_point = RETINA_OBS_TO_NETWORK;
-  ev.tcp_flags = RETINA_TCP_SYN;
-  std::vector<std::byte> out(sizeof ev);
-  std::memcpy(out.data(), &ev, sizeof ev);
-  return out;
+  return retina::test::record_bytes(ev);
+}
+
+// A plugin whose source has no fd: the engine drains it on its idle timer.
+retina::test::FakePlugin* make_feeder() {
+  retina::test::FakePlugin::Behaviour b;
+  b.pollable = false;
+  return new retina::test::FakePlugin("feeder", nullptr, b);
 }
 
 struct Rig {
-  Feeder* feeder = nullptr;
+  retina::test::FakePlugin* feeder = nullptr;
   std::unique_ptr<retina::Engine> engine;
   std::unique_ptr<retina::ApiServer> server;
   std::atomic<bool> feeding{true};
@@ -104,8 +54,8 @@ struct Rig {
     cfg.enabled_plugins.clear();
     cfg.node_name = "node-a";
     retina::EngineOptions opts;
-    opts.features = std::make_unique<NoFeatures>();
-    feeder = new Feeder();
+    opts.features = std::make_unique<retina::test::AllFeatures>();
+    feeder = make_feeder();
     opts.extra_plugins.emplace_back(feeder);
     auto e = retina::Engine::create(cfg, std::move(opts));
     REQUIRE(e);
@@ -120,7 +70,7 @@ struct Rig {
     // A steady trickle of flows from 10.0.0.1, with one from 10.0.0.7 in ten.
     feed = std::thread([this] {
       for (uint64_t i = 0; feeding.load(); ++i) {
-        feeder->source.push(packet(i % 10 == 0 ? 7 : 1));
+        feeder->source().push(packet(i % 10 == 0 ? 7 : 1));
         std::this_thread::sleep_for(200us);
       }
     });
@@ -225,14 +175,14 @@ FlowLogRun run_flow_log(const std::string& path, int n) {
   cfg.node_name = "node-b";
   cfg.flow_log_path = path;
   retina::EngineOptions opts;
-  opts.features = std::make_unique<NoFeatures>();
-  auto* feeder = new Feeder();
+  opts.features = std::make_unique<retina::test::AllFeatures>();
+  auto* feeder = make_feeder();
   opts.extra_plugins.emplace_back(feeder);
   auto e = retina::Engine::create(cfg, std::move(opts));
   REQUIRE(e);
   auto& engine = *e;
   REQUIRE(engine->start());
-  for (int i = 0; i < n; ++i) feeder->source.push(packet(1));
+  for (int i = 0; i < n; ++i) feeder->source().push(packet(1));
   engine->stop();  // drains the sources, then the flow log's queue
   FlowLogRun r;
   r.pipeline_records = engine->pipeline().stats().records;
@@ -267,6 +217,8 @@ TEST_CASE("engine api: flowLogPath gets every flow as a JSON line", "[engine][fl
 TEST_CASE("engine api: flows the flow log cannot write are counted as lost", "[engine][flowlog]") {
   auto run = run_flow_log("/dev/full", 300);  // every write fails with ENOSPC
   CHECK(run.pipeline_records == 300);
-  CHECK(run.metrics.find("controlplane_networkobservability_lost_events_counter{type=\"external_channel\","
-                         "reason=\"flowlog\"} 300") != std::string::npos);
+  const auto prom = retina::test::parse_prom_text(run.metrics);
+  REQUIRE(prom.error.empty());
+  CHECK(prom.value("controlplane_networkobservability_lost_events_counter",
+                   {{"type", "external_channel"}, {"reason", "flowlog"}}) == 300);
 }
