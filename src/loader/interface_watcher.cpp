@@ -1,0 +1,342 @@
+// rtnetlink interface watcher: a thread joined to the link and route
+// multicast groups. After each batch of messages the interface roles are
+// recomputed and compared with what subscribers last saw, so every change
+// (appeared, vanished, became or stopped being a pod veth or the
+// default-route interface, renamed, up/down) is delivered once.
+#include "loader/interface_watcher.hpp"
+
+#include <linux/if.h>
+#include <linux/if_link.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <condition_variable>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+#include <tuple>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "loader/fd.hpp"
+#include "loader/netlink.hpp"
+
+namespace retina {
+
+namespace {
+
+using loader::NetlinkSocket;
+using loader::UniqueFd;
+
+struct RawLink {
+  std::string name;
+  std::string kind;
+  bool up = false;
+  bool peer_in_other_netns = false;  // IFLA_LINK_NETNSID present
+};
+
+// A default route in the main table: (family, metric, output interface).
+using RouteKey = std::tuple<int, uint32_t, int>;
+
+bool same(const InterfaceInfo& a, const InterfaceInfo& b) {
+  return a.ifindex == b.ifindex && a.name == b.name && a.kind == b.kind && a.is_pod_veth == b.is_pod_veth &&
+         a.is_default_route == b.is_default_route && a.up == b.up;
+}
+
+class RtnlInterfaceWatcher final : public InterfaceWatcher {
+ public:
+  explicit RtnlInterfaceWatcher(const Config& config) : prefixes_(config.pod_interface_prefixes) {}
+  ~RtnlInterfaceWatcher() override { stop(); }
+
+  uint64_t subscribe(Callback cb) override {
+    std::lock_guard dispatch(dispatch_mu_);
+    uint64_t id = ++next_id_;
+    for (const auto& [ifindex, info] : published_) {
+      try {
+        cb(info, true);
+      } catch (const std::exception& e) {
+        spdlog::error("interface watcher: subscriber failed: {}", e.what());
+      }
+    }
+    subscribers_.emplace(id, std::move(cb));
+    return id;
+  }
+
+  void unsubscribe(uint64_t id) override {
+    std::lock_guard dispatch(dispatch_mu_);
+    subscribers_.erase(id);
+  }
+
+  Status start() override {
+    if (thread_.joinable()) return ok();
+    auto events = NetlinkSocket::open(RTMGRP_LINK | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE);
+    if (!events) return unexpected(events.error().wrap("interface watcher"));
+    events_ = std::make_unique<NetlinkSocket>(std::move(*events));
+    int efd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (efd < 0) return unexpected(Error::system("eventfd(interface watcher)", errno));
+    stop_fd_.reset(efd);
+
+    // The socket is joined before the dump, so no change falls between.
+    if (auto st = resync(); !st) return unexpected(st.error().wrap("interface watcher initial dump"));
+    thread_ = std::thread([this] { run(); });
+    return ok();
+  }
+
+  void stop() noexcept override {
+    if (!thread_.joinable()) return;
+    uint64_t one = 1;
+    (void)!::write(stop_fd_.get(), &one, sizeof one);
+    thread_.join();
+    events_.reset();
+    stop_fd_.reset();
+  }
+
+  std::vector<InterfaceInfo> snapshot() const override {
+    std::lock_guard lock(state_mu_);
+    std::vector<InterfaceInfo> out;
+    out.reserve(current_.size());
+    for (const auto& [ifindex, info] : current_) out.push_back(info);
+    return out;
+  }
+
+  std::optional<InterfaceInfo> default_route_interface() const override {
+    std::lock_guard lock(state_mu_);
+    // Lowest metric wins; IPv4 before IPv6.
+    for (int family : {AF_INET, AF_INET6}) {
+      for (const auto& [fam, metric, oif] : routes_) {
+        if (fam != family) continue;
+        auto it = current_.find(oif);
+        if (it != current_.end()) return it->second;
+      }
+    }
+    return std::nullopt;
+  }
+
+ private:
+  bool is_pod_veth(const RawLink& l) const {
+    if (!prefixes_.empty()) {
+      for (const auto& p : prefixes_)
+        if (!p.empty() && l.name.rfind(p, 0) == 0) return true;
+      return false;
+    }
+    return l.kind == "veth" && l.peer_in_other_netns;
+  }
+
+  // Recomputes every interface's role (under state_mu_).
+  void recompute() {
+    std::set<int> default_oifs;
+    for (const auto& [fam, metric, oif] : routes_) default_oifs.insert(oif);
+    current_.clear();
+    for (const auto& [ifindex, l] : links_) {
+      InterfaceInfo info;
+      info.ifindex = ifindex;
+      info.name = l.name;
+      info.kind = l.kind;
+      info.is_pod_veth = is_pod_veth(l);
+      info.is_default_route = default_oifs.count(ifindex) > 0;
+      info.up = l.up;
+      current_.emplace(ifindex, std::move(info));
+    }
+  }
+
+  // Delivers the difference between current_ and published_ (dispatch_mu_ held).
+  void publish() {
+    std::vector<std::pair<InterfaceInfo, bool>> changes;
+    {
+      std::lock_guard lock(state_mu_);
+      for (const auto& [ifindex, info] : published_)
+        if (!current_.count(ifindex)) changes.emplace_back(info, false);
+      for (const auto& [ifindex, info] : current_) {
+        auto it = published_.find(ifindex);
+        if (it == published_.end() || !same(it->second, info)) changes.emplace_back(info, true);
+      }
+    }
+    for (const auto& [info, added] : changes) {
+      if (added) published_[info.ifindex] = info;
+      else published_.erase(info.ifindex);
+      // Copy: a callback may unsubscribe itself.
+      auto subs = subscribers_;
+      for (const auto& [id, cb] : subs) {
+        if (!subscribers_.count(id)) continue;
+        try {
+          cb(info, added);
+        } catch (const std::exception& e) {
+          spdlog::error("interface watcher: subscriber failed on {}: {}", info.name, e.what());
+        }
+      }
+    }
+  }
+
+  void on_link(const nlmsghdr& h) {
+    if (h.nlmsg_len < NLMSG_LENGTH(sizeof(ifinfomsg))) return;
+    const auto* ifi = static_cast<const ifinfomsg*>(NLMSG_DATA(&h));
+    if (h.nlmsg_type == RTM_DELLINK) {
+      links_.erase(ifi->ifi_index);
+      return;
+    }
+    const rtattr* tb[IFLA_MAX + 1];
+    loader::parse_rtattrs(IFLA_RTA(ifi), h.nlmsg_len - NLMSG_LENGTH(sizeof(ifinfomsg)), tb);
+    RawLink l;
+    l.name = std::string(loader::rtattr_string(tb[IFLA_IFNAME]));
+    l.up = (ifi->ifi_flags & IFF_UP) != 0;
+    l.peer_in_other_netns = tb[IFLA_LINK_NETNSID] != nullptr;
+    if (tb[IFLA_LINKINFO]) {
+      const rtattr* li[IFLA_INFO_MAX + 1];
+      loader::parse_rtattrs(static_cast<const rtattr*>(RTA_DATA(tb[IFLA_LINKINFO])), RTA_PAYLOAD(tb[IFLA_LINKINFO]), li);
+      l.kind = std::string(loader::rtattr_string(li[IFLA_INFO_KIND]));
+    }
+    links_[ifi->ifi_index] = std::move(l);
+  }
+
+  void on_route(const nlmsghdr& h) {
+    if (h.nlmsg_len < NLMSG_LENGTH(sizeof(rtmsg))) return;
+    const auto* rt = static_cast<const rtmsg*>(NLMSG_DATA(&h));
+    if (rt->rtm_dst_len != 0 || (rt->rtm_family != AF_INET && rt->rtm_family != AF_INET6)) return;
+    const rtattr* tb[RTA_MAX + 1];
+    loader::parse_rtattrs(RTM_RTA(rt), h.nlmsg_len - NLMSG_LENGTH(sizeof(rtmsg)), tb);
+    uint32_t table = tb[RTA_TABLE] ? loader::rtattr_u32(tb[RTA_TABLE]) : rt->rtm_table;
+    if (table != RT_TABLE_MAIN || rt->rtm_type != RTN_UNICAST) return;
+    uint32_t metric = loader::rtattr_u32(tb[RTA_PRIORITY]);
+    std::vector<int> oifs;
+    if (tb[RTA_OIF]) oifs.push_back(static_cast<int>(loader::rtattr_u32(tb[RTA_OIF])));
+    if (tb[RTA_MULTIPATH]) {
+      int left = static_cast<int>(RTA_PAYLOAD(tb[RTA_MULTIPATH]));
+      for (const auto* nh = static_cast<const rtnexthop*>(RTA_DATA(tb[RTA_MULTIPATH]));
+           left >= static_cast<int>(sizeof(rtnexthop)) && RTNH_OK(nh, left);
+           left -= static_cast<int>(RTNH_ALIGN(nh->rtnh_len)), nh = RTNH_NEXT(nh))
+        oifs.push_back(nh->rtnh_ifindex);
+    }
+    for (int oif : oifs) {
+      RouteKey k{rt->rtm_family, metric, oif};
+      if (h.nlmsg_type == RTM_NEWROUTE) routes_.insert(k);
+      else routes_.erase(k);
+    }
+  }
+
+  void on_message(const nlmsghdr& h) {
+    switch (h.nlmsg_type) {
+      case RTM_NEWLINK:
+      case RTM_DELLINK: on_link(h); break;
+      case RTM_NEWROUTE:
+      case RTM_DELROUTE: on_route(h); break;
+      default: break;
+    }
+  }
+
+  // Replaces the state with a fresh dump, then publishes the difference.
+  Status resync() {
+    auto sock = NetlinkSocket::open();
+    if (!sock) return unexpected(sock.error());
+    std::map<int, RawLink> links;
+    std::set<RouteKey> routes;
+    {
+      std::lock_guard dispatch(dispatch_mu_);
+      std::lock_guard lock(state_mu_);
+      std::swap(links, links_);
+      std::swap(routes, routes_);
+      auto handler = [this](const nlmsghdr& h) -> Status {
+        on_message(h);
+        return ok();
+      };
+      struct {
+        nlmsghdr h;
+        ifinfomsg i;
+      } lreq{};
+      lreq.h.nlmsg_len = NLMSG_LENGTH(sizeof(ifinfomsg));
+      lreq.h.nlmsg_type = RTM_GETLINK;
+      lreq.h.nlmsg_flags = NLM_F_DUMP;
+      lreq.i.ifi_family = AF_UNSPEC;
+      Status st = sock->request(&lreq.h, "RTM_GETLINK dump", handler);
+      for (int family : {AF_INET, AF_INET6}) {
+        if (!st) break;
+        struct {
+          nlmsghdr h;
+          rtmsg r;
+        } rreq{};
+        rreq.h.nlmsg_len = NLMSG_LENGTH(sizeof(rtmsg));
+        rreq.h.nlmsg_type = RTM_GETROUTE;
+        rreq.h.nlmsg_flags = NLM_F_DUMP;
+        rreq.r.rtm_family = static_cast<unsigned char>(family);
+        st = sock->request(&rreq.h, family == AF_INET ? "RTM_GETROUTE dump (IPv4)" : "RTM_GETROUTE dump (IPv6)", handler);
+      }
+      if (!st) {
+        std::swap(links, links_);  // keep the previous state
+        std::swap(routes, routes_);
+        return st;
+      }
+      recompute();
+    }
+    std::lock_guard dispatch(dispatch_mu_);
+    publish();
+    return ok();
+  }
+
+  void run() {
+    for (;;) {
+      pollfd fds[2] = {{events_->fd(), POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
+      int n = ::poll(fds, 2, -1);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        spdlog::error("interface watcher: poll: {}", std::strerror(errno));
+        return;
+      }
+      if (fds[1].revents) return;
+      bool resync_needed = false;
+      {
+        std::lock_guard dispatch(dispatch_mu_);
+        {
+          std::lock_guard lock(state_mu_);
+          for (;;) {
+            auto got = events_->receive([this](const nlmsghdr& h) -> Status {
+              on_message(h);
+              return ok();
+            });
+            if (!got) {
+              if (got.error().code == ENOBUFS) resync_needed = true;
+              else spdlog::warn("interface watcher: {}", got.error().message);
+              break;
+            }
+            if (!*got) break;
+          }
+          recompute();
+        }
+        publish();
+      }
+      if (resync_needed) {
+        // The kernel dropped notifications: start over from a dump.
+        if (auto st = resync(); !st) spdlog::warn("interface watcher resync: {}", st.error().message);
+      }
+    }
+  }
+
+  const std::vector<std::string> prefixes_;
+  std::unique_ptr<NetlinkSocket> events_;
+  UniqueFd stop_fd_;
+  std::thread thread_;
+
+  mutable std::mutex state_mu_;  // links_, routes_, current_
+  std::map<int, RawLink> links_;
+  std::set<RouteKey> routes_;
+  std::map<int, InterfaceInfo> current_;
+
+  std::recursive_mutex dispatch_mu_;  // subscribers_, published_; held while calling back
+  std::map<uint64_t, Callback> subscribers_;
+  std::map<int, InterfaceInfo> published_;
+  uint64_t next_id_ = 0;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<InterfaceWatcher>> InterfaceWatcher::create(const Config& config) {
+  return std::unique_ptr<InterfaceWatcher>(std::make_unique<RtnlInterfaceWatcher>(config));
+}
+
+}  // namespace retina
