@@ -530,6 +530,8 @@ int retina_pp_egr(struct __sk_buff *skb)
 
 struct sweep_ctx {
 	__u64 now;
+	__u32 flush_all;
+	__u32 _pad;
 	struct retina_ct_gauges g;
 };
 
@@ -590,7 +592,9 @@ static long sweep_one(struct bpf_map *map, struct retina_ct_key *key, struct ret
 #pragma unroll
 	for (__u32 s = 0; s < 2; s++) {
 		struct retina_ct_side *side = &e->side[s];
-		if (!ct_has_pending(side) || now < side->last_report_ns + cfg_report_interval_ns)
+		if (!ct_has_pending(side))
+			continue;
+		if (!sc->flush_all && now < side->last_report_ns + cfg_report_interval_ns)
 			continue;
 		struct retina_packet_event *ev = retina_ringbuf_reserve(&retina_pp_evts, sizeof(*ev));
 		if (!ev)
@@ -601,7 +605,8 @@ static long sweep_one(struct bpf_map *map, struct retina_ct_key *key, struct ret
 	return 0;
 }
 
-/* Run with BPF_PROG_TEST_RUN; never attached. */
+/* Run with BPF_PROG_TEST_RUN; never attached. skb->mark may ask for
+ * RETINA_SWEEP_FLUSH_ALL. */
 SEC("tc")
 int retina_pp_sweep(struct __sk_buff *skb)
 {
@@ -610,6 +615,7 @@ int retina_pp_sweep(struct __sk_buff *skb)
 
 	__builtin_memset(&sc, 0, sizeof(sc));
 	sc.now = bpf_ktime_get_boot_ns();
+	sc.flush_all = skb->mark == RETINA_SWEEP_FLUSH_ALL;
 	bpf_for_each_map_elem(&retina_pp_ct, sweep_one, &sc, 0);
 	sc.g.sweep_ns = sc.now;
 	struct retina_ct_gauges *g = bpf_map_lookup_elem(&retina_pp_ctg, &zero);

@@ -208,6 +208,10 @@ struct retina_ct_side {
 /* expires_ns value of an entry the sweeper is deleting. */
 #define RETINA_CT_EXPIRES_DYING 1ULL
 
+/* skb->mark of a sweeper run (BPF_PROG_TEST_RUN ctx): flush every pending
+ * count now, whether or not its report interval has passed (on stop). */
+#define RETINA_SWEEP_FLUSH_ALL 1
+
 struct retina_ct_entry {
 	__u64 created_ns;             /*   0 */
 	__u64 last_seen_ns;           /*   8 */
