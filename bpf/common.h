@@ -189,11 +189,11 @@ __noinline int retina_tcp_tsval(struct __sk_buff *skb, __u32 off, __u32 len)
 		return 0;
 	if (bpf_skb_load_bytes(skb, off, opt, len) < 0)
 		return 0;
+	/* No separate iteration counter: i grows every round, so the loop
+	 * ends, and the verifier merges rounds that reach the same i. */
 	__u32 i = 0;
 #pragma clang loop unroll(disable)
-	for (int n = 0; n < 40; n++) {
-		if (i >= len || i > 38)
-			return 0;
+	while (i < len && i <= 38) {
 		__u8 kind = opt[i];
 		if (kind == 0) /* end of options */
 			return 0;

@@ -395,9 +395,13 @@ static __always_inline void ct_flush_expired(const struct retina_ct_key *k, stru
 	}
 }
 
-static __noinline void ct_process(struct pp_ctx *c)
+/* Global (not static) so the verifier checks it once, on its own, rather
+ * than once for every parsing path that leads to it. */
+__noinline int ct_process(struct pp_ctx *c)
 {
 	struct retina_ct_key key;
+	if (!c)
+		return 0;
 	bool src_lo = ct_make_key(&key, c);
 	struct retina_ct_entry *e = bpf_map_lookup_elem(&retina_pp_ct, &key);
 
@@ -405,12 +409,12 @@ static __noinline void ct_process(struct pp_ctx *c)
 		__u64 exp = e->expires_ns;
 		if (c->now <= exp) {
 			ct_packet(c, e, src_lo);
-			return;
+			return 0;
 		}
 		if (exp == RETINA_CT_EXPIRES_DYING) {
 			/* The sweeper is deleting it: report this packet alone. */
 			pp_emit_packet(c, RETINA_PKT_F_CT_REPORT, RETINA_REPORT_TIMEOUT);
-			return;
+			return 0;
 		}
 		/* Expired: whoever swaps expires_ns first resets the entry. */
 		if (__sync_val_compare_and_swap(&e->expires_ns, exp, c->now + CT_NON_TCP_NS) != exp) {
@@ -418,42 +422,46 @@ static __noinline void ct_process(struct pp_ctx *c)
 				pp_emit_packet(c, RETINA_PKT_F_CT_REPORT, RETINA_REPORT_TIMEOUT);
 			else
 				ct_packet(c, e, src_lo);
-			return;
+			return 0;
 		}
 		ct_flush_expired(&key, e, c->now);
 		ct_init_fields(e, c, src_lo);
 		ct_first_packet(c, e, src_lo);
-		return;
+		return 0;
 	}
 
 	__u32 zero = 0;
 	struct retina_ct_entry *n = bpf_map_lookup_elem(&retina_pp_scr, &zero);
 	if (!n)
-		return;
+		return 0;
 	__builtin_memset(n, 0, sizeof(*n));
 	ct_init_fields(n, c, src_lo);
 	long err = bpf_map_update_elem(&retina_pp_ct, &key, n, BPF_NOEXIST);
 	if (err && err != -EEXIST) {
 		retina_stat_inc(RETINA_STAT_CT_FULL);
 		pp_emit_packet(c, RETINA_PKT_F_CT_REPORT, RETINA_REPORT_MAP_FULL);
-		return;
+		return 0;
 	}
 	e = bpf_map_lookup_elem(&retina_pp_ct, &key);
 	if (!e) {
 		/* Deleted between insert and lookup: count the packet alone. */
 		pp_emit_packet(c, RETINA_PKT_F_CT_REPORT, RETINA_REPORT_MAP_FULL);
-		return;
+		return 0;
 	}
 	if (err == 0)
 		ct_first_packet(c, e, src_lo);
 	else
 		ct_packet(c, e, src_lo); /* another CPU created it first */
+	return 0;
 }
 
 /* ------------------------------------------------------------- datapath */
 
-static __noinline int pp_parse(struct __sk_buff *skb, struct retina_pkt *p)
+/* Global for the same reason as ct_process. */
+__noinline int pp_parse(struct __sk_buff *skb, struct retina_pkt *p)
 {
+	if (!skb || !p)
+		return RETINA_PARSE_TRUNCATED;
 	struct retina_cursor cur = {
 		.data = (void *)(long)skb->data,
 		.end = (void *)(long)skb->data_end,
@@ -544,8 +552,24 @@ static long sweep_one(struct bpf_map *map, struct retina_ct_key *key, struct ret
 	if (exp == RETINA_CT_EXPIRES_DYING)
 		return 0;
 	if (now > exp) {
-		if (now <= exp + CT_DELETE_GRACE_NS)
+		if (now <= exp + CT_DELETE_GRACE_NS) {
+			/* Deleted by a later sweep; a final flush reports its
+			 * counts now. */
+			if (sc->flush_all) {
+#pragma unroll
+				for (__u32 s = 0; s < 2; s++) {
+					if (!ct_has_pending(&e->side[s]))
+						continue;
+					struct retina_packet_event *ev =
+						retina_ringbuf_reserve(&retina_pp_evts, sizeof(*ev));
+					if (!ev)
+						continue;
+					ct_fill_flush(ev, key, e, s, RETINA_REPORT_TIMEOUT, now);
+					retina_ringbuf_submit(ev);
+				}
+			}
 			return 0;
+		}
 		/* Reserve first: if the ring is full the entry stays for the
 		 * next sweep and nothing is lost. */
 		struct retina_packet_event *ev0 = NULL, *ev1 = NULL;
