@@ -362,6 +362,60 @@ size_t udp_send(const Pod& from, const Pod& to, bool ipv6, uint16_t port, size_t
   return receiver.get();
 }
 
+namespace {
+
+uint16_t inet_checksum(const uint8_t* p, size_t n) {
+  uint32_t sum = 0;
+  for (size_t i = 0; i + 1 < n; i += 2) sum += static_cast<uint32_t>(p[i] << 8 | p[i + 1]);
+  if (n & 1) sum += static_cast<uint32_t>(p[n - 1] << 8);
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>(~sum);
+}
+
+}  // namespace
+
+size_t ping(const Pod& from, const Pod& to, bool ipv6, size_t count) {
+  return in_netns(from.ns, [&]() -> size_t {
+    UniqueFd s(::socket(ipv6 ? AF_INET6 : AF_INET, SOCK_RAW | SOCK_CLOEXEC, ipv6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP));
+    if (!s) fail("socket(raw icmp)");
+    socklen_t len;
+    auto addr = make_addr(ipv6 ? to.ipv6 : to.ipv4, ipv6, 0, &len);
+    size_t replies = 0;
+    for (size_t seq = 0; seq < count; ++seq) {
+      uint8_t req[64] = {};
+      req[0] = ipv6 ? 128 : 8;  // echo request
+      req[4] = 0x12;
+      req[5] = 0x34;
+      req[6] = static_cast<uint8_t>(seq >> 8);
+      req[7] = static_cast<uint8_t>(seq);
+      if (!ipv6) {  // the kernel fills the ICMPv6 checksum itself
+        uint16_t ck = inet_checksum(req, sizeof req);
+        req[2] = static_cast<uint8_t>(ck >> 8);
+        req[3] = static_cast<uint8_t>(ck);
+      }
+      if (::sendto(s.get(), req, sizeof req, 0, reinterpret_cast<sockaddr*>(&addr), len) < 0) fail("sendto(icmp)");
+      // Wait for this request's reply (raw sockets also see other ICMP).
+      uint8_t buf[2048];
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+      while (std::chrono::steady_clock::now() < deadline && wait_readable(s.get(), 200)) {
+        ssize_t n = ::recv(s.get(), buf, sizeof buf, 0);
+        if (n <= 0) continue;
+        const uint8_t* icmp = buf;
+        if (!ipv6) {  // IPv4 raw sockets deliver the IP header too
+          size_t hl = static_cast<size_t>(buf[0] & 0x0f) * 4;
+          if (static_cast<size_t>(n) < hl + 8) continue;
+          icmp = buf + hl;
+        }
+        if (icmp[0] == (ipv6 ? 129 : 0) && icmp[6] == req[6] && icmp[7] == req[7]) {
+          ++replies;
+          break;
+        }
+      }
+    }
+    return replies;
+  });
+}
+
 // ------------------------------------------------------------ tc / TCX
 
 std::vector<loader::TcFilterInfo> tc_filters(int ifindex, loader::TcDirection dir) {

@@ -186,6 +186,10 @@ TcpTransfer tcp_send(const Pod& from, const Pod& to, bool ipv6, uint16_t port, s
 // Sends `count` datagrams of `size` bytes; returns how many arrived.
 size_t udp_send(const Pod& from, const Pod& to, bool ipv6, uint16_t port, size_t count, size_t size);
 
+// Sends `count` ICMP (or ICMPv6) echo requests over a raw socket and
+// returns how many replies came back.
+size_t ping(const Pod& from, const Pod& to, bool ipv6, size_t count);
+
 // ------------------------------------------------------------ tc / TCX
 
 std::vector<loader::TcFilterInfo> tc_filters(int ifindex, loader::TcDirection dir);
