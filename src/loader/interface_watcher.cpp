@@ -5,8 +5,6 @@
 // default-route interface, renamed, up/down) is delivered once.
 #include "loader/interface_watcher.hpp"
 
-#include <linux/if.h>
-#include <linux/if_link.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <poll.h>
@@ -176,48 +174,28 @@ class RtnlInterfaceWatcher final : public InterfaceWatcher {
   }
 
   void on_link(const nlmsghdr& h) {
-    if (h.nlmsg_len < NLMSG_LENGTH(sizeof(ifinfomsg))) return;
-    const auto* ifi = static_cast<const ifinfomsg*>(NLMSG_DATA(&h));
-    if (h.nlmsg_type == RTM_DELLINK) {
-      links_.erase(ifi->ifi_index);
+    auto m = loader::parse_link_message(h);
+    if (!m) return;
+    if (m->deleted) {
+      links_.erase(m->ifindex);
       return;
     }
-    const rtattr* tb[IFLA_MAX + 1];
-    loader::parse_rtattrs(IFLA_RTA(ifi), h.nlmsg_len - NLMSG_LENGTH(sizeof(ifinfomsg)), tb);
     RawLink l;
-    l.name = std::string(loader::rtattr_string(tb[IFLA_IFNAME]));
-    l.up = (ifi->ifi_flags & IFF_UP) != 0;
-    l.peer_in_other_netns = tb[IFLA_LINK_NETNSID] != nullptr;
-    if (tb[IFLA_LINKINFO]) {
-      const rtattr* li[IFLA_INFO_MAX + 1];
-      loader::parse_rtattrs(static_cast<const rtattr*>(RTA_DATA(tb[IFLA_LINKINFO])), RTA_PAYLOAD(tb[IFLA_LINKINFO]), li);
-      l.kind = std::string(loader::rtattr_string(li[IFLA_INFO_KIND]));
-    }
-    links_[ifi->ifi_index] = std::move(l);
+    l.name = std::move(m->name);
+    l.kind = std::move(m->kind);
+    l.up = m->up;
+    l.peer_in_other_netns = m->peer_in_other_netns;
+    links_[m->ifindex] = std::move(l);
   }
 
   void on_route(const nlmsghdr& h) {
-    if (h.nlmsg_len < NLMSG_LENGTH(sizeof(rtmsg))) return;
-    const auto* rt = static_cast<const rtmsg*>(NLMSG_DATA(&h));
-    if (rt->rtm_dst_len != 0 || (rt->rtm_family != AF_INET && rt->rtm_family != AF_INET6)) return;
-    const rtattr* tb[RTA_MAX + 1];
-    loader::parse_rtattrs(RTM_RTA(rt), h.nlmsg_len - NLMSG_LENGTH(sizeof(rtmsg)), tb);
-    uint32_t table = tb[RTA_TABLE] ? loader::rtattr_u32(tb[RTA_TABLE]) : rt->rtm_table;
-    if (table != RT_TABLE_MAIN || rt->rtm_type != RTN_UNICAST) return;
-    uint32_t metric = loader::rtattr_u32(tb[RTA_PRIORITY]);
-    std::vector<int> oifs;
-    if (tb[RTA_OIF]) oifs.push_back(static_cast<int>(loader::rtattr_u32(tb[RTA_OIF])));
-    if (tb[RTA_MULTIPATH]) {
-      int left = static_cast<int>(RTA_PAYLOAD(tb[RTA_MULTIPATH]));
-      for (const auto* nh = static_cast<const rtnexthop*>(RTA_DATA(tb[RTA_MULTIPATH]));
-           left >= static_cast<int>(sizeof(rtnexthop)) && RTNH_OK(nh, left);
-           left -= static_cast<int>(RTNH_ALIGN(nh->rtnh_len)), nh = RTNH_NEXT(nh))
-        oifs.push_back(nh->rtnh_ifindex);
-    }
-    for (int oif : oifs) {
-      RouteKey k{rt->rtm_family, metric, oif};
-      if (h.nlmsg_type == RTM_NEWROUTE) routes_.insert(k);
-      else routes_.erase(k);
+    auto m = loader::parse_route_message(h);
+    if (!m || m->dst_len != 0 || (m->family != AF_INET && m->family != AF_INET6)) return;
+    if (m->table != RT_TABLE_MAIN || m->type != RTN_UNICAST) return;
+    for (int oif : m->oifs) {
+      RouteKey k{m->family, m->metric, oif};
+      if (m->deleted) routes_.erase(k);
+      else routes_.insert(k);
     }
   }
 

@@ -2,6 +2,8 @@
 
 #include <linux/pkt_cls.h>
 #include <arpa/inet.h>
+#include <linux/if.h>
+#include <linux/if_link.h>
 #include <linux/pkt_sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -138,6 +140,71 @@ bool append_rtattr(nlmsghdr* msg, size_t capacity, uint16_t type, const void* da
   return true;
 }
 
+std::optional<LinkMessage> parse_link_message(const nlmsghdr& h) {
+  if (h.nlmsg_type != RTM_NEWLINK && h.nlmsg_type != RTM_DELLINK) return std::nullopt;
+  if (h.nlmsg_len < NLMSG_LENGTH(sizeof(ifinfomsg))) return std::nullopt;
+  const auto* ifi = static_cast<const ifinfomsg*>(NLMSG_DATA(&h));
+  LinkMessage m;
+  m.deleted = h.nlmsg_type == RTM_DELLINK;
+  m.ifindex = ifi->ifi_index;
+  m.up = (ifi->ifi_flags & IFF_UP) != 0;
+  const rtattr* tb[IFLA_MAX + 1];
+  parse_rtattrs(IFLA_RTA(ifi), h.nlmsg_len - NLMSG_LENGTH(sizeof(ifinfomsg)), tb);
+  m.name = std::string(rtattr_string(tb[IFLA_IFNAME]));
+  m.peer_in_other_netns = tb[IFLA_LINK_NETNSID] != nullptr;
+  if (tb[IFLA_LINKINFO]) {
+    const rtattr* li[IFLA_INFO_MAX + 1];
+    parse_rtattrs(static_cast<const rtattr*>(RTA_DATA(tb[IFLA_LINKINFO])), RTA_PAYLOAD(tb[IFLA_LINKINFO]), li);
+    m.kind = std::string(rtattr_string(li[IFLA_INFO_KIND]));
+  }
+  return m;
+}
+
+std::optional<RouteMessage> parse_route_message(const nlmsghdr& h) {
+  if (h.nlmsg_type != RTM_NEWROUTE && h.nlmsg_type != RTM_DELROUTE) return std::nullopt;
+  if (h.nlmsg_len < NLMSG_LENGTH(sizeof(rtmsg))) return std::nullopt;
+  const auto* rt = static_cast<const rtmsg*>(NLMSG_DATA(&h));
+  RouteMessage m;
+  m.deleted = h.nlmsg_type == RTM_DELROUTE;
+  m.family = rt->rtm_family;
+  m.type = rt->rtm_type;
+  m.dst_len = rt->rtm_dst_len;
+  const rtattr* tb[RTA_MAX + 1];
+  parse_rtattrs(RTM_RTA(rt), h.nlmsg_len - NLMSG_LENGTH(sizeof(rtmsg)), tb);
+  m.table = tb[RTA_TABLE] ? rtattr_u32(tb[RTA_TABLE]) : rt->rtm_table;
+  m.metric = rtattr_u32(tb[RTA_PRIORITY]);
+  if (tb[RTA_OIF]) m.oifs.push_back(static_cast<int>(rtattr_u32(tb[RTA_OIF])));
+  if (tb[RTA_MULTIPATH]) {
+    int left = static_cast<int>(RTA_PAYLOAD(tb[RTA_MULTIPATH]));
+    for (const auto* nh = static_cast<const rtnexthop*>(RTA_DATA(tb[RTA_MULTIPATH]));
+         left >= static_cast<int>(sizeof(rtnexthop)) && RTNH_OK(nh, left);
+         left -= static_cast<int>(RTNH_ALIGN(nh->rtnh_len)), nh = RTNH_NEXT(nh))
+      m.oifs.push_back(nh->rtnh_ifindex);
+  }
+  return m;
+}
+
+std::optional<TcFilterInfo> parse_tc_filter_message(const nlmsghdr& h, int* ifindex) {
+  if (h.nlmsg_type != RTM_NEWTFILTER || h.nlmsg_len < NLMSG_LENGTH(sizeof(tcmsg))) return std::nullopt;
+  const auto* t = static_cast<const tcmsg*>(NLMSG_DATA(&h));
+  if (ifindex) *ifindex = t->tcm_ifindex;
+  const rtattr* tb[TCA_MAX + 1];
+  parse_rtattrs(reinterpret_cast<const rtattr*>(reinterpret_cast<const char*>(t) + NLMSG_ALIGN(sizeof(tcmsg))),
+                h.nlmsg_len - NLMSG_LENGTH(sizeof(tcmsg)), tb);
+  TcFilterInfo f;
+  f.handle = t->tcm_handle;
+  f.priority = static_cast<uint16_t>(TC_H_MAJ(t->tcm_info) >> 16);
+  f.protocol = ntohs(static_cast<uint16_t>(TC_H_MIN(t->tcm_info)));
+  f.kind = std::string(rtattr_string(tb[TCA_KIND]));
+  if (tb[TCA_OPTIONS] && f.kind == "bpf") {
+    const rtattr* ob[TCA_BPF_MAX + 1];
+    parse_rtattrs(static_cast<const rtattr*>(RTA_DATA(tb[TCA_OPTIONS])), RTA_PAYLOAD(tb[TCA_OPTIONS]), ob);
+    f.bpf_name = std::string(rtattr_string(ob[TCA_BPF_NAME]));
+    f.bpf_prog_id = rtattr_u32(ob[TCA_BPF_ID]);
+  }
+  return f;
+}
+
 Result<std::vector<TcFilterInfo>> list_tc_filters(int ifindex, TcDirection dir) {
   auto sock = NetlinkSocket::open();
   if (!sock) return unexpected(sock.error());
@@ -154,28 +221,13 @@ Result<std::vector<TcFilterInfo>> list_tc_filters(int ifindex, TcDirection dir) 
   req.t.tcm_parent = TC_H_MAKE(TC_H_CLSACT, dir == TcDirection::kIngress ? TC_H_MIN_INGRESS : TC_H_MIN_EGRESS);
 
   std::vector<TcFilterInfo> out;
-  auto st = sock->request(
-      &req.h, fmt::format("RTM_GETTFILTER(ifindex {}, {})", ifindex, to_string(dir)), [&](const nlmsghdr& h) -> Status {
-        if (h.nlmsg_type != RTM_NEWTFILTER || h.nlmsg_len < NLMSG_LENGTH(sizeof(tcmsg))) return ok();
-        const auto* t = static_cast<const tcmsg*>(NLMSG_DATA(&h));
-        if (t->tcm_ifindex != ifindex) return ok();
-        const rtattr* tb[TCA_MAX + 1];
-        parse_rtattrs(reinterpret_cast<const rtattr*>(reinterpret_cast<const char*>(t) + NLMSG_ALIGN(sizeof(tcmsg))),
-                      h.nlmsg_len - NLMSG_LENGTH(sizeof(tcmsg)), tb);
-        TcFilterInfo f;
-        f.handle = t->tcm_handle;
-        f.priority = static_cast<uint16_t>(TC_H_MAJ(t->tcm_info) >> 16);
-        f.protocol = ntohs(static_cast<uint16_t>(TC_H_MIN(t->tcm_info)));
-        f.kind = std::string(rtattr_string(tb[TCA_KIND]));
-        if (tb[TCA_OPTIONS] && f.kind == "bpf") {
-          const rtattr* ob[TCA_BPF_MAX + 1];
-          parse_rtattrs(static_cast<const rtattr*>(RTA_DATA(tb[TCA_OPTIONS])), RTA_PAYLOAD(tb[TCA_OPTIONS]), ob);
-          f.bpf_name = std::string(rtattr_string(ob[TCA_BPF_NAME]));
-          f.bpf_prog_id = rtattr_u32(ob[TCA_BPF_ID]);
-        }
-        out.push_back(std::move(f));
-        return ok();
-      });
+  auto st = sock->request(&req.h, fmt::format("RTM_GETTFILTER(ifindex {}, {})", ifindex, to_string(dir)),
+                          [&](const nlmsghdr& h) -> Status {
+                            int idx = 0;
+                            auto f = parse_tc_filter_message(h, &idx);
+                            if (f && idx == ifindex) out.push_back(std::move(*f));
+                            return ok();
+                          });
   if (!st) {
     // No clsact (or the device vanished): nothing attached.
     if (st.error().code == EINVAL || st.error().code == ENOENT || st.error().code == ENODEV) return out;

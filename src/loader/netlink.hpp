@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -55,6 +56,31 @@ uint32_t rtattr_u32(const rtattr* rta);
 // Appends an attribute to a request built in a fixed buffer.
 bool append_rtattr(nlmsghdr* msg, size_t capacity, uint16_t type, const void* data, size_t len);
 
+// RTM_NEWLINK / RTM_DELLINK.
+struct LinkMessage {
+  bool deleted = false;
+  int ifindex = 0;
+  std::string name;
+  std::string kind;                  // IFLA_INFO_KIND
+  bool up = false;                   // IFF_UP
+  bool peer_in_other_netns = false;  // IFLA_LINK_NETNSID present
+};
+// RTM_NEWROUTE / RTM_DELROUTE.
+struct RouteMessage {
+  bool deleted = false;
+  int family = 0;
+  uint32_t table = 0;  // RTA_TABLE, else rtm_table
+  uint8_t type = 0;    // RTN_*
+  uint8_t dst_len = 0;
+  uint32_t metric = 0;  // RTA_PRIORITY
+  std::vector<int> oifs;  // RTA_OIF and every RTA_MULTIPATH hop
+};
+
+// Each returns nullopt for a message of another type or one too short for
+// its header. `msg` must have msg.nlmsg_len readable bytes.
+std::optional<LinkMessage> parse_link_message(const nlmsghdr& msg);
+std::optional<RouteMessage> parse_route_message(const nlmsghdr& msg);
+
 // One tc filter on a clsact hook, as `tc filter show` lists it.
 struct TcFilterInfo {
   uint32_t handle = 0;    // 0 for the per-priority chain head entry
@@ -64,6 +90,9 @@ struct TcFilterInfo {
   std::string bpf_name;   // TCA_BPF_NAME: "<prog name>" or "<object>:[<section>]"
   uint32_t bpf_prog_id = 0;
 };
+
+// RTM_NEWTFILTER; ifindex receives the filter's interface.
+std::optional<TcFilterInfo> parse_tc_filter_message(const nlmsghdr& msg, int* ifindex);
 
 // Dumps the filters on the ingress or egress hook of clsact. An interface
 // without clsact has none (empty list, not an error).

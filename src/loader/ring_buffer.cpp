@@ -7,6 +7,7 @@
 #include <bpf/bpf.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 
 #include <fmt/format.h>
@@ -206,6 +207,17 @@ void RingImage::write_raw_header(uint32_t len_word, uint64_t advance) {
   __atomic_store_n(hdr, len_word, __ATOMIC_RELEASE);
   hdr[1] = 0;
   prod_ += advance;
+  store_release(const_cast<uint64_t*>(layout_.producer_pos), prod_);
+}
+
+void RingImage::load_raw(uint64_t pos, std::span<const std::byte> bytes) {
+  const uint64_t mask = layout_.size - 1;
+  const size_t n = std::min(bytes.size(), layout_.size - kRingHeaderSize) & ~size_t{7};
+  auto* data = const_cast<std::byte*>(layout_.data);
+  // The second mapping takes what runs past the end.
+  if (n) std::memcpy(data + (pos & mask), bytes.data(), n);
+  store_release(layout_.consumer_pos, pos);
+  prod_ = pos + n;
   store_release(const_cast<uint64_t*>(layout_.producer_pos), prod_);
 }
 

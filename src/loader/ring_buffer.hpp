@@ -98,6 +98,9 @@ class RingImage {
   // Writes a raw header at the current producer position and advances it;
   // lets tests build malformed rings.
   void write_raw_header(uint32_t len_word, uint64_t advance);
+  // Puts arbitrary bytes (at most size() - 8) into the ring as if a
+  // producer had written them from position `pos` on (fuzzing).
+  void load_raw(uint64_t pos, std::span<const std::byte> bytes);
 
  private:
   RingImage() = default;

@@ -15,7 +15,9 @@
 #include <vector>
 
 #include "plugins/packetparser/packetparser.hpp"
+#include "retina/metrics/registry.hpp"
 #include "support/privileged.hpp"
+#include "support/prom_text.hpp"
 
 using namespace retina;
 
@@ -615,4 +617,44 @@ TEST_CASE("conntrack reports packets alone when its map is full", "[priv][packet
   CHECK(evs[2].flags == RETINA_PKT_F_CT_REPORT);
   CHECK(evs[2].tuple.sport == 3);
   CHECK(h.stat(RETINA_STAT_CT_FULL) == 1);
+}
+
+TEST_CASE("packetparser exports its kernel statistics as metrics", "[priv][packetparser][metrics]") {
+  RETINA_REQUIRE_PRIVILEGED();
+  metrics::Registry registry;
+  Config cfg = high_config();
+  cfg.host_interfaces.clear();
+  {
+    PacketParserPlugin pp;
+    PluginContext ctx;
+    ctx.config = &cfg;
+    ctx.registry = &registry;
+    REQUIRE(pp.init(ctx));
+    Bytes arp = ether(0x0806);
+    arp.resize(42, 0);
+    Bytes pkt = ipv4("10.5.0.1", "10.5.0.2", IPPROTO_UDP, udp(1, 2, 3));
+    for (const auto& p : {arp, arp, pkt, pkt}) {
+      LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = p.data(), .data_size_in = static_cast<uint32_t>(p.size()));
+      REQUIRE(bpf_prog_test_run_opts(pp.ingress_prog_fd(), &o) == 0);
+    }
+    REQUIRE(pp.sweep(false));
+
+    auto text = registry.expose();
+    auto prom = test::parse_prom_text(text);
+    INFO(text);
+    REQUIRE(prom.error.empty());
+    CHECK(prom.value("controlplane_networkobservability_lost_events_counter", {{"type", "kernel"}, {"reason", "packetparser"}}) == 0.0);
+    CHECK(prom.family("controlplane_networkobservability_lost_events_counter")->type == "counter");
+    CHECK(prom.value("controlplane_networkobservability_bpf_events_total", {{"plugin", "packetparser"}, {"stat", "not_ip"}}) == 2.0);
+    CHECK(prom.value("controlplane_networkobservability_bpf_events_total", {{"plugin", "packetparser"}, {"stat", "reports"}}) == 1.0);
+    CHECK(prom.value("controlplane_networkobservability_bpf_events_total", {{"plugin", "packetparser"}, {"stat", "ringbuf_full"}}) == std::nullopt);
+    CHECK(prom.value("networkobservability_conntrack_total_connections") == 1.0);
+    CHECK(prom.value("networkobservability_conntrack_packets_tx") == 2.0);
+    CHECK(prom.value("networkobservability_conntrack_packets_rx") == 0.0);
+    CHECK(prom.value("networkobservability_conntrack_bytes_tx") == 2.0 * pkt.size());
+    CHECK(prom.family("networkobservability_conntrack_bytes_rx")->type == "gauge");
+  }
+  // The plugin is gone; scraping stays safe.
+  auto prom = test::parse_prom_text(registry.expose());
+  CHECK(prom.error.empty());
 }

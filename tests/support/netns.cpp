@@ -376,7 +376,7 @@ uint16_t inet_checksum(const uint8_t* p, size_t n) {
 
 size_t ping(const Pod& from, const Pod& to, bool ipv6, size_t count) {
   return in_netns(from.ns, [&]() -> size_t {
-    UniqueFd s(::socket(ipv6 ? AF_INET6 : AF_INET, SOCK_RAW | SOCK_CLOEXEC, ipv6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP));
+    UniqueFd s(::socket(ipv6 ? AF_INET6 : AF_INET, SOCK_RAW | SOCK_CLOEXEC, ipv6 ? int{IPPROTO_ICMPV6} : int{IPPROTO_ICMP}));
     if (!s) fail("socket(raw icmp)");
     socklen_t len;
     auto addr = make_addr(ipv6 ? to.ipv6 : to.ipv4, ipv6, 0, &len);
