@@ -13,7 +13,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<uint32_t> storage(size / 4 + 2);
   if (size) std::memcpy(storage.data(), data, size);
   auto* h = reinterpret_cast<nlmsghdr*>(storage.data());
-  unsigned int len = static_cast<unsigned int>(size);
+  int len = static_cast<int>(size);
   for (; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
     (void)retina::loader::parse_link_message(*h);
     (void)retina::loader::parse_route_message(*h);

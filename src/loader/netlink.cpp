@@ -64,7 +64,7 @@ Status NetlinkSocket::request(nlmsghdr* req, std::string_view what, const Messag
     } while (n < 0 && errno == EINTR);
     if (n < 0) return unexpected(Error::system(fmt::format("{}: recv(netlink)", what), errno));
     if (n == 0) return unexpected(Error::internal(fmt::format("{}: netlink socket closed", what)));
-    size_t len = static_cast<size_t>(n);
+    int len = static_cast<int>(n);  // signed, see parse_rtattrs
     for (auto* h = reinterpret_cast<nlmsghdr*>(buf_.data()); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
       if (h->nlmsg_seq != req->nlmsg_seq) continue;  // a notification or a stale reply
       if (h->nlmsg_type == NLMSG_DONE) return ok();
@@ -95,7 +95,7 @@ Result<bool> NetlinkSocket::receive(const MessageFn& fn) {
     if (errno == EAGAIN || errno == EWOULDBLOCK) return false;
     return unexpected(Error::system("recv(netlink notifications)", errno));
   }
-  size_t len = static_cast<size_t>(n);
+  int len = static_cast<int>(n);
   for (auto* h = reinterpret_cast<nlmsghdr*>(buf_.data()); NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
     if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR || h->nlmsg_type == NLMSG_NOOP) continue;
     if (fn) {
@@ -107,7 +107,10 @@ Result<bool> NetlinkSocket::receive(const MessageFn& fn) {
 
 void parse_rtattrs(const rtattr* rta, size_t len, std::span<const rtattr*> tb) {
   for (auto& p : tb) p = nullptr;
-  unsigned int l = static_cast<unsigned int>(len);
+  // Signed: RTA_NEXT subtracts the aligned length, which may exceed what
+  // is left after a malformed last attribute; RTA_OK then sees a negative.
+  if (len > (1u << 30)) return;
+  int l = static_cast<int>(len);
   for (; RTA_OK(rta, l); rta = RTA_NEXT(rta, l)) {
     unsigned type = rta->rta_type & NLA_TYPE_MASK;
     if (type < tb.size()) tb[type] = rta;
