@@ -17,6 +17,14 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
+/* The same layout as user space sees (see the C++ static_asserts). */
+_Static_assert(sizeof(struct retina_packet_event) == 128, "retina_packet_event layout");
+_Static_assert(sizeof(struct retina_ct_key) == 44, "retina_ct_key layout");
+_Static_assert(sizeof(struct retina_ct_side) == 64, "retina_ct_side layout");
+_Static_assert(sizeof(struct retina_ct_entry) == 192, "retina_ct_entry layout");
+_Static_assert(sizeof(struct retina_ct_gauges) == 48, "retina_ct_gauges layout");
+_Static_assert(sizeof(struct retina_lpm_key) == 20, "retina_lpm_key layout");
+
 /* Set by user space between open and load. */
 const volatile __u8 cfg_aggregation_high = 0;
 const volatile __u8 cfg_bypass_filter = 1;

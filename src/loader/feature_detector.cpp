@@ -121,7 +121,9 @@ Status probe_tracing(bpf_attach_type attach, const char* btf_name, uint32_t kind
   auto prog = return_imm(0);
   LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = attach, .attach_btf_id = static_cast<uint32_t>(id));
   auto fd = load(BPF_PROG_TYPE_TRACING, prog.data(), prog.size(), what, &opts);
-  if (!fd) return unexpected(Error::unsupported(fmt::format("kernel lacks {} (needs {}): {}", what, since, fd.error().message)));
+  if (!fd)
+    return unexpected(Error::unsupported(fmt::format("{} programs cannot load here (they need {} and trampoline support): {}",
+                                                     what, since, fd.error().message)));
   int link = bpf_link_create(fd->get(), 0, attach, nullptr);
   if (link < 0)
     return unexpected(Error::unsupported(

@@ -2,6 +2,9 @@
 
 #include <bpf/libbpf.h>
 
+#include <linux/pkt_sched.h>
+#include <sys/socket.h>
+
 #include <cerrno>
 #include <utility>
 
@@ -30,12 +33,38 @@ bool no_such_filter(int err) {
 
 }  // namespace
 
+namespace {
+
+// RTM_NEWQDISC / RTM_DELQDISC for clsact, through our own socket: an
+// expected EEXIST or ENOENT stays quiet (libbpf logs the kernel's message).
+Status clsact_request(int ifindex, uint16_t type, uint16_t flags, std::string_view what) {
+  auto sock = NetlinkSocket::open();
+  if (!sock) return unexpected(sock.error());
+  struct {
+    nlmsghdr h;
+    tcmsg t;
+    char attrs[64];
+  } req{};
+  req.h.nlmsg_len = NLMSG_LENGTH(sizeof(tcmsg));
+  req.h.nlmsg_type = type;
+  req.h.nlmsg_flags = flags;
+  req.t.tcm_family = AF_UNSPEC;
+  req.t.tcm_ifindex = ifindex;
+  req.t.tcm_handle = TC_H_MAKE(TC_H_CLSACT, 0);
+  req.t.tcm_parent = TC_H_CLSACT;
+  static const char kKind[] = "clsact";
+  append_rtattr(&req.h, sizeof req, TCA_KIND, kKind, sizeof kKind);
+  return sock->request(&req.h, what);
+}
+
+}  // namespace
+
 Result<bool> ensure_clsact(int ifindex) {
-  bpf_tc_hook h = make_hook(ifindex, TcDirection::kIngress);
-  int err = bpf_tc_hook_create(&h);
-  if (err == 0) return true;
-  if (err == -EEXIST) return false;
-  return unexpected(Error::system(fmt::format("bpf_tc_hook_create(ifindex {}, clsact)", ifindex), err));
+  auto st = clsact_request(ifindex, RTM_NEWQDISC, NLM_F_CREATE | NLM_F_EXCL,
+                           fmt::format("RTM_NEWQDISC(ifindex {}, clsact)", ifindex));
+  if (st) return true;
+  if (st.error().code == EEXIST) return false;
+  return unexpected(st.error());
 }
 
 Result<bool> remove_clsact_if_empty(int ifindex) {
@@ -44,37 +73,28 @@ Result<bool> remove_clsact_if_empty(int ifindex) {
     if (!filters) return unexpected(filters.error());
     if (!filters->empty()) return false;
   }
-  bpf_tc_hook h{};
-  h.sz = sizeof h;
-  h.ifindex = ifindex;
-  // Both attach points together: deletes the qdisc (one alone would flush
-  // that hook's filters instead).
-  h.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
-  int err = bpf_tc_hook_destroy(&h);
-  if (err == 0) return true;
-  if (no_such_filter(err)) return false;
-  return unexpected(Error::system(fmt::format("bpf_tc_hook_destroy(ifindex {}, clsact)", ifindex), err));
+  auto st = clsact_request(ifindex, RTM_DELQDISC, 0, fmt::format("RTM_DELQDISC(ifindex {}, clsact)", ifindex));
+  if (st) return true;
+  if (no_such_filter(st.error().code)) return false;
+  return unexpected(st.error());
 }
 
 Result<std::optional<std::string>> tc_slot_program(int ifindex, TcDirection dir, TcSlot slot) {
-  bpf_tc_hook h = make_hook(ifindex, dir);
-  bpf_tc_opts o{};
-  o.sz = sizeof o;
-  o.handle = slot.handle;
-  o.priority = slot.priority;
-  int err = bpf_tc_query(&h, &o);
-  if (err) {
-    if (no_such_filter(err)) return std::optional<std::string>{};
-    return unexpected(
-        Error::system(fmt::format("bpf_tc_query(ifindex {}, {}, handle {:#x})", ifindex, to_string(dir), slot.handle), err));
+  // A dump rather than bpf_tc_query: an empty slot is the common answer
+  // and should not log a kernel error.
+  auto filters = list_tc_filters(ifindex, dir);
+  if (!filters) return unexpected(filters.error());
+  for (const auto& f : *filters) {
+    if (f.handle != slot.handle || f.priority != slot.priority) continue;
+    if (f.kind != "bpf" || f.bpf_prog_id == 0) return std::optional<std::string>(f.kind);  // classic BPF or other
+    auto name = bpf_prog_name(f.bpf_prog_id);
+    if (!name) {
+      if (name.error().code == ENOENT) return std::optional<std::string>{};  // went away meanwhile
+      return unexpected(name.error());
+    }
+    return std::optional<std::string>(std::move(*name));
   }
-  auto name = bpf_prog_name(o.prog_id);
-  if (!name) {
-    // The program went away between the query and the lookup.
-    if (name.error().code == ENOENT) return std::optional<std::string>{};
-    return unexpected(name.error());
-  }
-  return std::optional<std::string>(std::move(*name));
+  return std::optional<std::string>{};
 }
 
 namespace {

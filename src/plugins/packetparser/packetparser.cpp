@@ -7,6 +7,7 @@
 #include <bpf/libbpf.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <condition_variable>
 #include <cstring>
 #include <map>
@@ -29,6 +30,16 @@
 #include "retina/metrics/registry.hpp"
 
 namespace retina {
+
+// Maps shared with bpf/packetparser.bpf.c (which asserts the same sizes).
+static_assert(sizeof(retina_ct_key) == 44 && offsetof(retina_ct_key, ifindex) == 40);
+static_assert(sizeof(retina_ct_side) == 64 && offsetof(retina_ct_side, last_report_ns) == 48 &&
+              offsetof(retina_ct_side, flags_seen) == 56);
+static_assert(sizeof(retina_ct_entry) == 192 && offsetof(retina_ct_entry, packets) == 32 &&
+              offsetof(retina_ct_entry, side) == 64);
+static_assert(sizeof(retina_ct_gauges) == 48);
+static_assert(sizeof(retina_lpm_key) == 20 && offsetof(retina_lpm_key, addr) == 4);
+static_assert(sizeof(retina_packet_event) == 128 && offsetof(retina_packet_event, prev_flag_counts) == 88);
 
 namespace {
 
@@ -287,10 +298,12 @@ Status PacketParserPlugin::init(PluginContext& ctx) {
   const bool for_each = features->probe(KernelFeature::kForEachMapElem).has_value();
   m.use_tcx = m.cfg.enable_tcx == TcxMode::kAuto && features->probe(KernelFeature::kTcx).has_value();
   m.sweeper_loaded = m.high() && for_each;
-  if (m.high() && !for_each)
+  if (m.high() && !for_each) {
     m.degraded =
         "kernel lacks bpf_for_each_map_elem (5.13+): no conntrack sweeper, so idle connections report their "
         "pending counts only with their next packet and expired entries are reused instead of deleted";
+    spdlog::warn("packetparser: {}", m.degraded);
+  }
 
   auto obj = loader::BpfObject<packetparser>::open("packetparser", packetparser__open_opts, packetparser__load,
                                                    packetparser__destroy);
