@@ -155,10 +155,11 @@ struct retina_pkt {
 	struct retina_tuple tuple;
 	__u16 tcp_flags; /* RETINA_TCP_* */
 	__u16 l4_off;      /* offset of the transport header from data */
-	__u16 tcp_opt_off; /* TCP options: offset from data and length; */
-	__u8 tcp_opt_len;  /* read them with retina_tcp_tsval() */
+	__u16 tcp_opt_off; /* TCP options still to search for the timestamp: */
+	__u8 tcp_opt_len;  /* offset from data and length (0: nothing to do) */
 	__u8 _pad[3];
-	__u32 tcp_tsval;   /* filled by the caller, 0 when absent */
+	__u32 tcp_tsval;   /* set by the parser for the usual layout, else by */
+	                   /* the caller with retina_tcp_tsval() */
 };
 
 struct retina_cursor {
@@ -239,6 +240,15 @@ static __always_inline int retina_parse_l4(struct retina_cursor *c, __u8 proto, 
 		p->tcp_flags = t[13] | ((__u16)(t[12] & 0x01) << 8);
 		if (doff < 20)
 			return RETINA_PARSE_L4_TRUNCATED;
+		if (doff >= 32 && (void *)(t + 32) <= c->end && t[20] == 1 && t[21] == 1 &&
+		    t[22] == 8 && t[23] == 10) {
+			/* NOP, NOP, timestamps: how Linux starts every segment
+			 * after the handshake. */
+			__u32 v;
+			__builtin_memcpy(&v, t + 24, 4);
+			p->tcp_tsval = bpf_ntohl(v);
+			return RETINA_PARSE_OK;
+		}
 		p->tcp_opt_off = off + 20;
 		p->tcp_opt_len = doff - 20;
 		return RETINA_PARSE_OK;

@@ -90,6 +90,14 @@ size_t RingBuffer::drain(RecordFn fn, void* user, size_t max) {
 
   while (delivered < max && budget-- > 0) {
     if (cons >= prod) {
+      // Caught up: publish first, then look again. The producer wakes
+      // pollers only when it commits at the published position, so a
+      // record committed in between is either seen here or signalled.
+      if (cons != published) {
+        store_release(layout_.consumer_pos, cons);
+        published = cons;
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+      }
       prod = load_acquire(layout_.producer_pos);
       if (cons >= prod) break;
     }
