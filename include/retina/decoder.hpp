@@ -34,7 +34,19 @@ struct DecodeContext {
 };
 
 // Decodes `record` into `out`. `out` is fully overwritten on success; on
-// error its content is unspecified. Never reads outside `record`.
+// error its content is unspecified. Never reads outside `record`, never
+// throws, and allocates nothing except when a DNS message needs more
+// room in *ctx.dns_scratch than earlier ones did.
+//
+// Length rules: the record must hold the header (kTooShort); the header's
+// len must cover the header and not exceed the record, which the ring
+// buffer may pad to 8 bytes (kLengthMismatch); after type and version
+// checks, len must cover the type's struct (kTooShort). A DNS record may
+// end right after its dns_len message bytes. Bytes past len are ignored.
+//
+// Flow::time_ns is hdr.ts_ns + ctx.boot_to_realtime_ns. Flow::dns points
+// at ctx.dns_scratch and drop_reason_desc into ctx.drop_reason_names (or
+// a static "UNKNOWN"); they stay valid while those do.
 expected<void, DecodeError> decode(std::span<const std::byte> record, const DecodeContext& ctx,
                                         Flow& out) noexcept;
 

@@ -75,8 +75,10 @@ struct DnsInfo {
   void clear() { query.clear(); ips.clear(); id = qtype = rcode = answer_count = 0; is_response = false; }
 };
 
-const char* dns_qtype_name(uint16_t qtype);  // "A", "AAAA", ... or "TYPE<n>" in a static buffer-free table
-const char* dns_rcode_name(uint16_t rcode);  // "NOERROR", "NXDOMAIN", ...
+// Static strings: "A", "AAAA", ... and "TYPE<n>" for unlisted types.
+const char* dns_qtype_name(uint16_t qtype);
+// Static strings: "NOERROR", "NXDOMAIN", ... and "RCODE<n>" for unlisted codes.
+const char* dns_rcode_name(uint16_t rcode);
 
 struct Flow {
   uint64_t time_ns = 0;  // unix epoch, nanoseconds

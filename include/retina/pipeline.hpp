@@ -6,6 +6,14 @@
 //   * A Subscription gets its own bounded queue of OwnedFlow. When it falls
 //     behind, its own flows are dropped and counted; the kernel reader and
 //     the other consumers never wait for it.
+//
+// Batches: the first process() after end_batch() opens a batch. It takes
+// an IpCache read section and a snapshot of the sink and subscriber lists,
+// and keeps both until end_batch(). Sinks and subscriptions added or
+// removed meanwhile take effect at the next batch; a removed sink is kept
+// alive (and still called) until the batch it was part of ends, and it
+// always gets that batch's on_batch_end(). Producers must call end_batch()
+// regularly (the engine does after every ring-buffer drain).
 #pragma once
 
 #include <atomic>
@@ -42,7 +50,11 @@ class FlowSink {
 class OwnedFlow {
  public:
   OwnedFlow() = default;
+  // Copies the view; endpoints are copied into new objects.
   explicit OwnedFlow(const Flow& view);
+  // Copies the view, sharing the given endpoints, which must be the ones
+  // (or equal to the ones) view.source and view.destination point to.
+  OwnedFlow(const Flow& view, EndpointPtr source, EndpointPtr destination);
   OwnedFlow(const OwnedFlow& o) { *this = o; }
   OwnedFlow& operator=(const OwnedFlow& o);
   OwnedFlow(OwnedFlow&& o) noexcept { *this = std::move(o); }
@@ -61,7 +73,8 @@ class OwnedFlow {
   std::string drop_reason_desc_;
 };
 
-// Which flows a subscriber wants; empty fields match everything.
+// Which flows a subscriber wants. An empty field matches everything; a
+// flow must match every non-empty field (any one of its values).
 struct FlowFilter {
   std::vector<Verdict> verdicts;
   std::vector<FlowSource> origins;
@@ -78,15 +91,23 @@ class Subscription {
   virtual std::string_view name() const = 0;
   // Non-blocking pop.
   virtual bool try_pop(OwnedFlow& out) = 0;
-  // Pops up to `max` flows, waiting up to `wait` for the first one.
+  // Appends up to `max` flows to `out`, waiting up to `wait` for the first
+  // one; returns how many. Returns at once when closed and empty.
   virtual size_t pop_batch(std::vector<OwnedFlow>& out, size_t max, std::chrono::milliseconds wait) = 0;
   // Flows dropped because this subscriber's queue was full.
   virtual uint64_t dropped() const = 0;
+  // Flows accepted into this subscriber's queue.
   virtual uint64_t delivered() const = 0;
-  // Stops delivery; the pipeline forgets the subscription soon after.
+  // Flows waiting in the queue.
+  virtual size_t queued() const = 0;
+  // Stops delivery and wakes a waiting pop_batch(); flows already queued
+  // can still be popped. The pipeline forgets the subscription at the end
+  // of its current batch. Destroying the last reference closes it too.
   virtual void close() = 0;
+  virtual bool closed() const = 0;
 };
 
+// Counts are published at end_batch().
 struct PipelineStats {
   uint64_t records = 0;        // records handed to process()
   uint64_t decoded = 0;
@@ -98,15 +119,18 @@ struct PipelineStats {
 class Pipeline {
  public:
   // `registry` may be null; otherwise the pipeline exports its own counters
-  // (parsed packets, decoder rejects, subscriber drops) into it.
+  // (parsed packets, decoder rejects, subscriber drops) into it, and it must
+  // outlive the pipeline. A null `cache` gets an empty cache of its own.
   Pipeline(std::shared_ptr<IpCache> cache, metrics::Registry* registry);
   ~Pipeline();
   Pipeline(const Pipeline&) = delete;
   Pipeline& operator=(const Pipeline&) = delete;
 
   // ---- consumers: any thread ----
+  // Returns the sink's id (0 for a null sink, which is not added).
   uint64_t add_sink(std::shared_ptr<FlowSink> sink);
   void remove_sink(uint64_t id);
+  // `name` labels the subscriber's drop counter; capacity is at least 1.
   std::shared_ptr<Subscription> subscribe(std::string name, size_t capacity = 1 << 16,
                                           FlowFilter filter = {});
 

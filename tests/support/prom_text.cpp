@@ -174,4 +174,17 @@ PromText parse_prom_text(std::string_view text) {
   return pt;
 }
 
+std::vector<std::string> sample_lines(std::string_view text, std::string_view family) {
+  std::vector<std::string> out;
+  while (!text.empty()) {
+    const size_t nl = text.find('\n');
+    const std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
+    if (line.size() > family.size() && line.starts_with(family) &&
+        (line[family.size()] == '{' || line[family.size()] == ' '))
+      out.emplace_back(line);
+  }
+  return out;
+}
+
 }  // namespace retina::test

@@ -36,4 +36,8 @@ struct PromText {
 
 PromText parse_prom_text(std::string_view text);
 
+// The sample lines of one family (name followed by '{' or ' '), verbatim and
+// in exposition order: for exact comparisons, 64-bit values included.
+std::vector<std::string> sample_lines(std::string_view text, std::string_view family);
+
 }  // namespace retina::test

@@ -48,6 +48,9 @@ inline constexpr std::string_view kParsedPackets = "controlplane_networkobservab
 inline constexpr std::string_view kPluginFailedToReconcile =
     "controlplane_networkobservability_plugin_manager_failed_to_reconcile";
 inline constexpr std::string_view kExpiredMetrics = "controlplane_networkobservability_expired_metrics_counter";
+// Ours: a polled source (a /proc or sysfs file, an ioctl) that failed one poll.
+inline constexpr std::string_view kPluginSourceErrors =
+    "controlplane_networkobservability_plugin_source_errors_total";
 
 // lost_events_counter{type}: where the event was lost.
 inline constexpr std::string_view kLostKernel = "kernel";                    // ring buffer reserve failed

@@ -1,0 +1,388 @@
+// Endpoints file parser (format in endpoints_file.hpp and docs/endpoints-file.md).
+#include "cache/endpoints_file.hpp"
+
+#include <absl/container/flat_hash_map.h>
+#include <absl/container/flat_hash_set.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <sstream>
+#include <string>
+
+#include "cache/ip_index.hpp"
+
+namespace retina {
+namespace {
+
+// Files larger than this are rejected before parsing.
+constexpr size_t kMaxFileBytes = 256u << 20;
+
+const char* type_name(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Null: return "null";
+    case YAML::NodeType::Scalar: return "a scalar";
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Map: return "a mapping";
+    case YAML::NodeType::Undefined: break;
+  }
+  return "nothing";
+}
+
+std::string at(const YAML::Node& n) {
+  const YAML::Mark m = n.Mark();
+  if (m.is_null()) return {};
+  return fmt::format(" (line {}, column {})", m.line + 1, m.column + 1);
+}
+
+// Builds one Endpoint from entry `index`; the first problem found is the error.
+class EntryParser {
+ public:
+  EntryParser(size_t index, const YAML::Node& node) : index_(index), node_(node) {}
+
+  Result<Endpoint> parse() {
+    if (!node_.IsMap())
+      return fail("", fmt::format("expected a mapping, got {}{}", type_name(node_), at(node_)));
+    Endpoint ep;
+    ep.kind = EndpointKind::kPod;
+    bool have_name = false, have_ips = false, have_namespace = false;
+    bool have_workload = false, have_workloads = false;
+    YAML::Node workload, workloads, ns_node;
+    for (const auto& kv : node_) {
+      if (!kv.first.IsScalar())
+        return fail("", fmt::format("field names must be scalars, got {}{}", type_name(kv.first), at(kv.first)));
+      const std::string field = kv.first.Scalar();
+      const YAML::Node& v = kv.second;
+      if (v.IsNull()) continue;  // `zone:` with no value: as if absent
+      if (field == "kind") {
+        auto s = scalar(field, v);
+        if (!s) return unexpected(s.error());
+        auto k = parse_kind(*s);
+        if (!k)
+          return fail(field, fmt::format("unknown kind \"{}\" (expected pod, service, node or external){}", *s, at(v)));
+        ep.kind = *k;
+      } else if (field == "namespace") {
+        if (auto r = scalar_into(field, v, ep.namespace_); !r) return unexpected(r.error());
+        have_namespace = true;
+        ns_node = v;
+      } else if (field == "name") {
+        if (auto r = scalar_into(field, v, ep.name); !r) return unexpected(r.error());
+        have_name = !ep.name.empty();
+      } else if (field == "ips") {
+        if (auto r = parse_ips(v, ep.ips); !r) return unexpected(r.error());
+        have_ips = true;
+      } else if (field == "labels") {
+        if (auto r = parse_labels(v, ep.labels); !r) return unexpected(r.error());
+      } else if (field == "workload") {
+        workload = v;
+        have_workload = true;
+      } else if (field == "workloads") {
+        workloads = v;
+        have_workloads = true;
+      } else if (field == "node") {
+        if (auto r = scalar_into(field, v, ep.node_name); !r) return unexpected(r.error());
+      } else if (field == "zone") {
+        if (auto r = scalar_into(field, v, ep.zone); !r) return unexpected(r.error());
+      } else if (field == "service") {
+        if (auto r = scalar_into(field, v, ep.service); !r) return unexpected(r.error());
+      } else if (field == "observe") {
+        bool b = false;
+        if (!v.IsScalar() || !YAML::convert<bool>::decode(v, b))
+          return fail(field, fmt::format("expected true or false, got {}{}", describe(v), at(v)));
+        ep.observe = b;
+      } else {
+        return fail(field, fmt::format("unknown field{} (known: kind, namespace, name, ips, labels, workload, "
+                                       "workloads, node, zone, service, observe)",
+                                       at(kv.first)));
+      }
+    }
+    if (!have_name) return fail("name", "missing or empty; every entry needs a name");
+    if (!have_ips || ep.ips.empty()) return fail("ips", "missing or empty; every entry needs at least one address");
+    if (have_workload && have_workloads)
+      return fail("workloads", fmt::format("give either workload or workloads, not both{}", at(workloads)));
+    if (have_workload) {
+      Workload w;
+      if (auto r = parse_workload("workload", workload, w); !r) return unexpected(r.error());
+      ep.workloads.push_back(std::move(w));
+    } else if (have_workloads) {
+      if (!workloads.IsSequence())
+        return fail("workloads", fmt::format("expected a list of {{kind, name}}, got {}{}", type_name(workloads),
+                                             at(workloads)));
+      size_t i = 0;
+      for (const auto& item : workloads) {
+        Workload w;
+        if (auto r = parse_workload(fmt::format("workloads[{}]", i++), item, w); !r) return unexpected(r.error());
+        ep.workloads.push_back(std::move(w));
+      }
+    }
+    if (ep.kind == EndpointKind::kNode && have_namespace && !ep.namespace_.empty())
+      return fail("namespace", fmt::format("nodes have no namespace{}", at(ns_node)));
+    if (!have_namespace && (ep.kind == EndpointKind::kPod || ep.kind == EndpointKind::kService))
+      ep.namespace_ = "default";
+    return ep;
+  }
+
+ private:
+  unexpected<Error> fail(std::string_view field, std::string_view what) const {
+    if (field.empty()) return unexpected(Error::invalid(fmt::format("endpoints[{}]: {}", index_, what)));
+    return unexpected(Error::invalid(fmt::format("endpoints[{}].{}: {}", index_, field, what)));
+  }
+
+  static std::string describe(const YAML::Node& v) {
+    if (v.IsScalar()) return fmt::format("\"{}\"", v.Scalar());
+    return type_name(v);
+  }
+
+  Result<std::string> scalar(std::string_view field, const YAML::Node& v) const {
+    if (!v.IsScalar()) return fail(field, fmt::format("expected a string, got {}{}", type_name(v), at(v)));
+    return v.Scalar();
+  }
+
+  Status scalar_into(std::string_view field, const YAML::Node& v, std::string& out) const {
+    auto s = scalar(field, v);
+    if (!s) return unexpected(s.error());
+    out = std::move(*s);
+    return ok();
+  }
+
+  static std::optional<EndpointKind> parse_kind(std::string_view s) {
+    std::string lower(s);
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (lower == "pod") return EndpointKind::kPod;
+    if (lower == "service") return EndpointKind::kService;
+    if (lower == "node") return EndpointKind::kNode;
+    if (lower == "external") return EndpointKind::kExternal;
+    return std::nullopt;
+  }
+
+  Status parse_ips(const YAML::Node& v, std::vector<IpAddr>& out) const {
+    if (!v.IsSequence())
+      return fail("ips", fmt::format("expected a list of addresses, got {}{}", type_name(v), at(v)));
+    out.reserve(v.size());
+    size_t i = 0;
+    for (const auto& item : v) {
+      const std::string field = fmt::format("ips[{}]", i++);
+      if (!item.IsScalar()) return fail(field, fmt::format("expected an address, got {}{}", type_name(item), at(item)));
+      auto ip = IpAddr::parse(item.Scalar());
+      if (!ip) return fail(field, fmt::format("\"{}\" is not an IPv4 or IPv6 address{}", item.Scalar(), at(item)));
+      if (ip->is_unspecified())
+        return fail(field, fmt::format("\"{}\" is the unspecified address{}", item.Scalar(), at(item)));
+      if (std::find(out.begin(), out.end(), *ip) != out.end())
+        return fail(field, fmt::format("{} is listed twice{}", ip->to_string(), at(item)));
+      out.push_back(*ip);
+    }
+    return ok();
+  }
+
+  // {key: value} or ["key=value"]; stored as sorted "key=value".
+  Status parse_labels(const YAML::Node& v, std::vector<std::string>& out) const {
+    absl::flat_hash_set<std::string> keys;
+    auto add = [&](std::string_view field, const YAML::Node& where, std::string key,
+                   std::string value) -> Status {
+      if (key.empty()) return fail(field, fmt::format("empty label key{}", at(where)));
+      if (!keys.insert(key).second) return fail(field, fmt::format("label \"{}\" given twice{}", key, at(where)));
+      out.push_back(key + "=" + value);
+      return ok();
+    };
+    if (v.IsMap()) {
+      for (const auto& kv : v) {
+        if (!kv.first.IsScalar())
+          return fail("labels", fmt::format("label keys must be strings, got {}{}", type_name(kv.first), at(kv.first)));
+        const std::string key = kv.first.Scalar();
+        const std::string field = fmt::format("labels.{}", key);
+        std::string value;
+        if (!kv.second.IsNull()) {
+          if (!kv.second.IsScalar())
+            return fail(field, fmt::format("expected a string value, got {}{}", type_name(kv.second), at(kv.second)));
+          value = kv.second.Scalar();
+        }
+        if (auto r = add(field, kv.first, key, std::move(value)); !r) return r;
+      }
+    } else if (v.IsSequence()) {
+      size_t i = 0;
+      for (const auto& item : v) {
+        const std::string field = fmt::format("labels[{}]", i++);
+        if (!item.IsScalar())
+          return fail(field, fmt::format("expected \"key=value\", got {}{}", type_name(item), at(item)));
+        const std::string& s = item.Scalar();
+        auto eq = s.find('=');
+        if (eq == std::string::npos)
+          return fail(field, fmt::format("expected \"key=value\", got \"{}\"{}", s, at(item)));
+        if (auto r = add(field, item, s.substr(0, eq), s.substr(eq + 1)); !r) return r;
+      }
+    } else {
+      return fail("labels",
+                  fmt::format("expected a mapping of key: value or a list of \"key=value\", got {}{}", type_name(v), at(v)));
+    }
+    std::sort(out.begin(), out.end());
+    return ok();
+  }
+
+  Status parse_workload(const std::string& field, const YAML::Node& v, Workload& w) const {
+    if (!v.IsMap()) return fail(field, fmt::format("expected {{kind, name}}, got {}{}", type_name(v), at(v)));
+    for (const auto& kv : v) {
+      const std::string sub = kv.first.IsScalar() ? kv.first.Scalar() : std::string();
+      std::string* dst = sub == "kind" ? &w.kind : sub == "name" ? &w.name : nullptr;
+      if (!dst) return fail(field, fmt::format("unknown field \"{}\" (expected kind and name){}", sub, at(kv.first)));
+      if (kv.second.IsNull()) continue;
+      if (auto r = scalar_into(field + "." + sub, kv.second, *dst); !r) return r;
+    }
+    if (w.kind.empty()) return fail(field + ".kind", fmt::format("missing or empty{}", at(v)));
+    if (w.name.empty()) return fail(field + ".name", fmt::format("missing or empty{}", at(v)));
+    return ok();
+  }
+
+  size_t index_;
+  const YAML::Node& node_;
+};
+
+Result<std::vector<EndpointPtr>> parse_document(const YAML::Node& root) {
+  if (root.IsNull())
+    return unexpected(Error::invalid("empty document: expected a mapping with an \"endpoints\" list "
+                                     "(write \"endpoints: []\" for none)"));
+  if (!root.IsMap())
+    return unexpected(Error::invalid(
+        fmt::format("expected a mapping with an \"endpoints\" list, got {}{}", type_name(root), at(root))));
+  YAML::Node list;
+  bool have_list = false;
+  for (const auto& kv : root) {
+    const std::string key = kv.first.IsScalar() ? kv.first.Scalar() : std::string();
+    if (key != "endpoints")
+      return unexpected(Error::invalid(
+          fmt::format("unknown top-level field \"{}\"{} (expected \"endpoints\")", key, at(kv.first))));
+    list = kv.second;
+    have_list = true;
+  }
+  if (!have_list) return unexpected(Error::invalid("missing \"endpoints\" list"));
+  std::vector<EndpointPtr> out;
+  if (list.IsNull()) return out;
+  if (!list.IsSequence())
+    return unexpected(Error::invalid(fmt::format("endpoints: expected a list, got {}{}", type_name(list), at(list))));
+
+  out.reserve(list.size());
+  absl::flat_hash_map<std::string, size_t> key_index;
+  absl::flat_hash_map<IpAddr, size_t, cache::IpHash, cache::IpEq> ip_index;
+  key_index.reserve(list.size());
+  ip_index.reserve(list.size());
+  size_t i = 0;
+  for (const auto& node : list) {
+    auto ep = EntryParser(i, node).parse();
+    if (!ep) return unexpected(ep.error());
+    auto [kit, kfresh] = key_index.emplace(ep->key(), i);
+    if (!kfresh)
+      return unexpected(Error::invalid(fmt::format("endpoints[{}]: {} {}/{} is already listed as endpoints[{}]{}", i,
+                                                   to_string(ep->kind), ep->namespace_, ep->name, kit->second,
+                                                   at(node))));
+    for (size_t j = 0; j < ep->ips.size(); ++j) {
+      auto [iit, ifresh] = ip_index.emplace(ep->ips[j], i);
+      if (!ifresh)
+        return unexpected(Error::invalid(fmt::format("endpoints[{}].ips[{}]: {} is already used by endpoints[{}]{}", i,
+                                                     j, ep->ips[j].to_string(), iit->second, at(node))));
+    }
+    out.push_back(std::make_shared<const Endpoint>(std::move(*ep)));
+    ++i;
+  }
+  return out;
+}
+
+// Ignores the events: used only to count documents.
+class NullHandler final : public YAML::EventHandler {
+ public:
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+// A YAML stream holds several documents only if a line starts with a "---"
+// or "..." marker.
+bool may_hold_several_documents(std::string_view text) {
+  for (size_t pos = 0; pos < text.size();) {
+    std::string_view line = text.substr(pos, text.find('\n', pos) - pos);
+    if (line.starts_with("---") || line.starts_with("...")) return true;
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string_view::npos) break;
+    pos = nl + 1;
+  }
+  return false;
+}
+
+// Counts documents, stopping at 2. Not YAML::LoadAll: yaml-cpp 0.7 loops
+// forever, allocating empty documents, on a stray top-level ",".
+size_t count_documents(const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  NullHandler handler;
+  size_t n = 0;
+  while (n < 2 && parser.HandleNextDocument(handler)) ++n;
+  return n;
+}
+
+}  // namespace
+
+Result<std::vector<EndpointPtr>> parse_endpoints(std::string_view text) {
+  try {
+    const std::string owned(text);
+    if (may_hold_several_documents(text) && count_documents(owned) > 1)
+      return unexpected(Error::invalid("more than one YAML document, or stray text after the first; expected one"));
+    return parse_document(YAML::Load(owned));
+  } catch (const YAML::Exception& e) {
+    // e.what() already says "yaml-cpp: error at line L, column C: ...".
+    return unexpected(Error::parse(fmt::format("malformed YAML/JSON: {}", e.what())));
+  } catch (const std::exception& e) {
+    return unexpected(Error::internal(fmt::format("parsing endpoints: {}", e.what())));
+  }
+}
+
+Result<std::string> read_endpoints_text(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return unexpected(Error::system(fmt::format("open({})", path), errno));
+  std::string text;
+  Status st = ok();
+  struct stat sb {};
+  if (::fstat(fd, &sb) != 0) {
+    st = unexpected(Error::system(fmt::format("fstat({})", path), errno));
+  } else if (!S_ISREG(sb.st_mode)) {
+    st = unexpected(Error::invalid(fmt::format("{}: not a regular file", path)));
+  } else {
+    char buf[64 * 1024];
+    for (;;) {
+      ssize_t n = ::read(fd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        st = unexpected(Error::system(fmt::format("read({})", path), errno));
+        break;
+      }
+      if (n == 0) break;
+      if (text.size() + static_cast<size_t>(n) > kMaxFileBytes) {
+        st = unexpected(Error::invalid(fmt::format("{}: larger than {} MiB", path, kMaxFileBytes >> 20)));
+        break;
+      }
+      text.append(buf, static_cast<size_t>(n));
+    }
+  }
+  ::close(fd);
+  if (!st) return unexpected(st.error());
+  return text;
+}
+
+Result<std::vector<EndpointPtr>> load_endpoints_file(const std::string& path) {
+  auto text = read_endpoints_text(path);
+  if (!text) return unexpected(text.error());
+  auto eps = parse_endpoints(*text);
+  if (!eps) return unexpected(eps.error().wrap(path));
+  return eps;
+}
+
+}  // namespace retina

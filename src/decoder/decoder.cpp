@@ -1,0 +1,269 @@
+// Ring-buffer record -> Flow. See include/retina/decoder.hpp.
+//
+// Order of checks: the record must hold a header; the header's length may
+// not exceed the record (the ring buffer rounds records up to 8 bytes, so
+// a record may be longer than hdr.len, never shorter); the type must be
+// known and its version no newer than this decoder's; hdr.len must cover
+// the type's struct (for DNS events: its fixed part plus dns_len). Only
+// then is the record copied into a local struct and its fields checked.
+#include <time.h>
+
+#include <climits>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+
+#include "decoder/dns_parse.hpp"
+#include "retina/abi/events.h"
+#include "retina/decoder.hpp"
+
+namespace retina {
+
+const char* to_string(DecodeError e) {
+  switch (e) {
+    case DecodeError::kTooShort: return "too_short";
+    case DecodeError::kLengthMismatch: return "length_mismatch";
+    case DecodeError::kUnknownType: return "unknown_type";
+    case DecodeError::kUnsupportedVersion: return "unsupported_version";
+    case DecodeError::kBadField: return "bad_field";
+    case DecodeError::kDnsMalformed: return "dns_malformed";
+    case DecodeError::kCount: break;
+  }
+  return "unknown";
+}
+
+namespace {
+
+static_assert(static_cast<uint16_t>(TcpFlag::kFIN) == RETINA_TCP_FIN &&
+              static_cast<uint16_t>(TcpFlag::kNS) == RETINA_TCP_NS);
+static_assert(std::tuple_size_v<decltype(Flow::prev_flag_counts)> == RETINA_FLAG_IDX_MAX);
+
+constexpr uint16_t kTcpFlagMask = 0x1FF;
+constexpr uint8_t kPacketFlagMask =
+    RETINA_PKT_F_REPLY | RETINA_PKT_F_CT_REPORT | RETINA_PKT_F_NO_PACKET | RETINA_PKT_F_DIR_UNKNOWN;
+constexpr size_t kDnsFixedLen = offsetof(struct retina_dns_event, payload);
+constexpr std::string_view kUnknownDropReason = "UNKNOWN";
+
+// Hubble event_type.type values.
+constexpr uint8_t kEventDrop = 1;
+constexpr uint8_t kEventTrace = 4;
+constexpr uint8_t kEventL7 = 129;
+
+using Fail = unexpected<DecodeError>;
+
+struct ObsMapping {
+  TraceObservationPoint point;
+  TrafficDirection direction;
+  uint8_t sub_type;
+};
+
+// Retina's mapping of where a packet was seen (compat.md).
+constexpr ObsMapping kObsMap[RETINA_OBS_MAX] = {
+    /* FROM_ENDPOINT */ {TraceObservationPoint::TO_STACK, TrafficDirection::EGRESS, 3},
+    /* TO_ENDPOINT   */ {TraceObservationPoint::TO_ENDPOINT, TrafficDirection::INGRESS, 0},
+    /* FROM_NETWORK  */ {TraceObservationPoint::FROM_NETWORK, TrafficDirection::INGRESS, 10},
+    /* TO_NETWORK    */ {TraceObservationPoint::TO_NETWORK, TrafficDirection::EGRESS, 11},
+    /* KERNEL        */ {TraceObservationPoint::UNKNOWN_POINT, TrafficDirection::TRAFFIC_DIRECTION_UNKNOWN, 0},
+};
+
+inline bool obs_ok(uint8_t obs) { return obs < RETINA_OBS_MAX; }
+
+inline void apply_obs(uint8_t obs, Flow& f) {
+  const ObsMapping& m = kObsMap[obs];
+  f.observation_point = m.point;
+  f.direction = m.direction;
+  f.event_sub_type = m.sub_type;
+}
+
+inline bool is_v4_mapped(const uint8_t a[16]) {
+  static constexpr uint8_t kPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  return std::memcmp(a, kPrefix, 12) == 0;
+}
+
+inline bool proto_ok(uint8_t proto) {
+  return proto == static_cast<uint8_t>(L4Protocol::kTCP) || proto == static_cast<uint8_t>(L4Protocol::kUDP) ||
+         proto == static_cast<uint8_t>(L4Protocol::kICMPv4) ||
+         proto == static_cast<uint8_t>(L4Protocol::kICMPv6);
+}
+
+// Checks and copies the 5-tuple. `allow_none` admits the all-zero tuple
+// drop events carry for non-IP packets (family 0).
+inline bool apply_tuple(const retina_tuple& t, Flow& f, bool allow_none) {
+  if (t.family == 4) {
+    if (!is_v4_mapped(t.saddr) || !is_v4_mapped(t.daddr)) return false;
+    f.ip_version = IpVersion::IPv4;
+  } else if (t.family == 6) {
+    f.ip_version = IpVersion::IPv6;
+  } else if (t.family == 0 && allow_none) {
+    f.ip_version = IpVersion::IP_NOT_USED;
+    f.proto = L4Protocol::kNone;
+    return t.proto == 0;
+  } else {
+    return false;
+  }
+  if (!proto_ok(t.proto)) return false;
+  std::memcpy(f.src.bytes.data(), t.saddr, 16);
+  std::memcpy(f.dst.bytes.data(), t.daddr, 16);
+  f.proto = static_cast<L4Protocol>(t.proto);
+  f.src_port = t.sport;
+  f.dst_port = t.dport;
+  return true;
+}
+
+inline uint64_t unix_ns(uint64_t boot_ns, int64_t offset) {
+  return boot_ns + static_cast<uint64_t>(offset);  // wraps like the kernel's clocks would
+}
+
+expected<void, DecodeError> decode_packet(std::span<const std::byte> rec, const DecodeContext& ctx,
+                                          Flow& out) noexcept {
+  retina_packet_event ev;
+  std::memcpy(&ev, rec.data(), sizeof ev);
+  if (!obs_ok(ev.obs_point) || (ev.flags & ~kPacketFlagMask) || (ev.tcp_flags & ~kTcpFlagMask) ||
+      ev.report_reason > RETINA_REPORT_MAP_FULL)
+    return Fail(DecodeError::kBadField);
+  out = Flow{};
+  if (!apply_tuple(ev.tuple, out, false)) return Fail(DecodeError::kBadField);
+  out.time_ns = unix_ns(ev.hdr.ts_ns, ctx.boot_to_realtime_ns);
+  out.origin = FlowSource::kPacketParser;
+  out.verdict = Verdict::FORWARDED;
+  out.tcp_flags = out.proto == L4Protocol::kTCP ? ev.tcp_flags : 0;
+  apply_obs(ev.obs_point, out);
+  out.is_reply = (ev.flags & RETINA_PKT_F_REPLY) != 0;
+  out.is_reply_known = (ev.flags & RETINA_PKT_F_DIR_UNKNOWN) == 0;
+  out.event_type = kEventTrace;
+  out.ifindex = ev.ifindex;
+  out.has_packet = (ev.flags & RETINA_PKT_F_NO_PACKET) == 0;
+  out.bytes = out.has_packet ? ev.bytes : 0;
+  out.prev_packets = ev.prev_packets;
+  out.prev_bytes = ev.prev_bytes;
+  std::memcpy(out.prev_flag_counts.data(), ev.prev_flag_counts, sizeof ev.prev_flag_counts);
+  out.tcp_id = ev.tcp_id;
+  return {};
+}
+
+expected<void, DecodeError> decode_drop(std::span<const std::byte> rec, const DecodeContext& ctx,
+                                        Flow& out) noexcept {
+  retina_drop_event ev;
+  std::memcpy(&ev, rec.data(), sizeof ev);
+  if (ev.direction > 2) return Fail(DecodeError::kBadField);
+  out = Flow{};
+  if (!apply_tuple(ev.tuple, out, true)) return Fail(DecodeError::kBadField);
+  out.time_ns = unix_ns(ev.hdr.ts_ns, ctx.boot_to_realtime_ns);
+  out.origin = FlowSource::kDropReason;
+  out.verdict = Verdict::DROPPED;
+  out.event_type = kEventDrop;
+  out.direction = static_cast<TrafficDirection>(ev.direction);  // 1 ingress, 2 egress, as the enum
+  out.ifindex = ev.ifindex;
+  out.bytes = ev.bytes;
+  out.drop_reason = ev.reason;
+  out.drop_reason_desc = kUnknownDropReason;
+  if (const auto* names = ctx.drop_reason_names; names && ev.reason < names->size() && !(*names)[ev.reason].empty())
+    out.drop_reason_desc = (*names)[ev.reason];
+  out.suppressed = ev.suppressed;
+  return {};
+}
+
+expected<void, DecodeError> decode_dns(std::span<const std::byte> rec, uint16_t len, const DecodeContext& ctx,
+                                       Flow& out) noexcept {
+  // Only the fixed part is copied; the message is parsed in place.
+  retina_dns_event ev;
+  std::memcpy(&ev, rec.data(), kDnsFixedLen);
+  if (!obs_ok(ev.obs_point) || ev.dns_len > RETINA_DNS_MAX_PAYLOAD || ev.dns_len > len - kDnsFixedLen ||
+      ev.wire_len < ev.dns_len)
+    return Fail(DecodeError::kBadField);
+  out = Flow{};
+  if (!apply_tuple(ev.tuple, out, false)) return Fail(DecodeError::kBadField);
+  if (ctx.dns_scratch == nullptr) return Fail(DecodeError::kDnsMalformed);
+  const auto msg = rec.subspan(kDnsFixedLen, ev.dns_len);
+  if (!dns_detail::parse(msg, *ctx.dns_scratch, ev.dns_len < ev.wire_len))
+    return Fail(DecodeError::kDnsMalformed);
+  out.time_ns = unix_ns(ev.hdr.ts_ns, ctx.boot_to_realtime_ns);
+  out.origin = FlowSource::kDns;
+  out.verdict = Verdict::DNS;
+  apply_obs(ev.obs_point, out);
+  out.event_type = kEventL7;
+  out.event_sub_type = 0;
+  out.ifindex = ev.ifindex;
+  out.dns = ctx.dns_scratch;
+  out.is_reply = ctx.dns_scratch->is_response;
+  out.is_reply_known = true;
+  out.l7_type = out.is_reply ? L7Type::RESPONSE : L7Type::REQUEST;
+  return {};
+}
+
+expected<void, DecodeError> decode_tcpretrans(std::span<const std::byte> rec, const DecodeContext& ctx,
+                                              Flow& out) noexcept {
+  retina_tcpretrans_event ev;
+  std::memcpy(&ev, rec.data(), sizeof ev);
+  if (ev.tcp_flags & ~kTcpFlagMask) return Fail(DecodeError::kBadField);
+  out = Flow{};
+  if (!apply_tuple(ev.tuple, out, false) || out.proto != L4Protocol::kTCP) return Fail(DecodeError::kBadField);
+  out.time_ns = unix_ns(ev.hdr.ts_ns, ctx.boot_to_realtime_ns);
+  out.origin = FlowSource::kTcpRetrans;
+  out.verdict = Verdict::RETRANSMISSION;
+  out.event_type = kEventTrace;
+  out.tcp_flags = ev.tcp_flags;
+  out.tcp_state = ev.state;
+  return {};
+}
+
+struct TypeInfo {
+  uint8_t version;  // newest layout this decoder reads
+  size_t min_len;   // hdr.len must be at least this
+};
+
+inline bool type_info(uint16_t type, TypeInfo* ti) {
+  switch (type) {
+    case RETINA_EV_PACKET: *ti = {RETINA_PACKET_EVENT_VERSION, sizeof(retina_packet_event)}; return true;
+    case RETINA_EV_DROP: *ti = {RETINA_DROP_EVENT_VERSION, sizeof(retina_drop_event)}; return true;
+    case RETINA_EV_DNS: *ti = {RETINA_DNS_EVENT_VERSION, kDnsFixedLen}; return true;
+    case RETINA_EV_TCPRETRANS: *ti = {RETINA_TCPRETRANS_EVENT_VERSION, sizeof(retina_tcpretrans_event)}; return true;
+    default: return false;
+  }
+}
+
+}  // namespace
+
+expected<void, DecodeError> decode(std::span<const std::byte> record, const DecodeContext& ctx,
+                                   Flow& out) noexcept {
+  retina_event_hdr hdr;
+  if (record.size() < sizeof hdr) return Fail(DecodeError::kTooShort);
+  std::memcpy(&hdr, record.data(), sizeof hdr);
+  if (hdr.len > record.size() || hdr.len < sizeof hdr) return Fail(DecodeError::kLengthMismatch);
+  TypeInfo ti;
+  if (!type_info(hdr.type, &ti)) return Fail(DecodeError::kUnknownType);
+  // Version 0 was never produced; a newer layout may move fields.
+  if (hdr.version == 0 || hdr.version > ti.version) return Fail(DecodeError::kUnsupportedVersion);
+  if (hdr.len < ti.min_len) return Fail(DecodeError::kTooShort);
+  const auto rec = record.first(hdr.len);
+  switch (hdr.type) {
+    case RETINA_EV_PACKET: return decode_packet(rec, ctx, out);
+    case RETINA_EV_DROP: return decode_drop(rec, ctx, out);
+    case RETINA_EV_DNS: return decode_dns(rec, hdr.len, ctx, out);
+    default: return decode_tcpretrans(rec, ctx, out);
+  }
+}
+
+int64_t boot_to_realtime_offset_ns() {
+  // Bracket one CLOCK_REALTIME read between two CLOCK_BOOTTIME reads and
+  // keep the tightest of a few tries, so a preemption between the reads
+  // does not skew the offset.
+  auto ns = [](const timespec& ts) { return int64_t{ts.tv_sec} * 1'000'000'000 + ts.tv_nsec; };
+  int64_t best_gap = INT64_MAX;
+  int64_t best = 0;
+  for (int i = 0; i < 5; ++i) {
+    timespec b0{}, rt{}, b1{};
+    clock_gettime(CLOCK_BOOTTIME, &b0);
+    clock_gettime(CLOCK_REALTIME, &rt);
+    clock_gettime(CLOCK_BOOTTIME, &b1);
+    const int64_t gap = ns(b1) - ns(b0);
+    if (gap < best_gap) {
+      best_gap = gap;
+      best = ns(rt) - (ns(b0) + gap / 2);
+    }
+  }
+  return best;
+}
+
+}  // namespace retina

@@ -1,0 +1,341 @@
+// The producer side keeps everything it touches per event in plain members
+// of Impl: the decode scratch, the batch's cache read section and list
+// snapshots, local counters. Nothing per event allocates, locks, or
+// writes a shared atomic, unless a subscriber wants the flow.
+#include "retina/pipeline.hpp"
+
+#include <array>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <utility>
+
+#include "pipeline/subscription.hpp"
+#include "retina/metrics/names.hpp"
+#include "retina/metrics/registry.hpp"
+
+namespace retina {
+
+namespace names = metrics::names;
+using pipeline::SubscriptionHandle;
+using pipeline::SubscriptionState;
+
+namespace {
+
+constexpr size_t kRejectKinds = static_cast<size_t>(DecodeError::kCount);
+// How often the boot-to-realtime offset is sampled again (NTP steps), and
+// how long subscriber endpoint references are memoized.
+constexpr auto kClockResync = std::chrono::seconds(1);
+
+struct SinkEntry {
+  uint64_t id;
+  std::shared_ptr<FlowSink> sink;
+};
+using SinkList = std::vector<SinkEntry>;
+using SubList = std::vector<std::shared_ptr<SubscriptionState>>;
+using Names = std::vector<std::string>;
+
+}  // namespace
+
+struct Pipeline::Impl {
+  IpCache* cache;
+  metrics::Registry* registry;
+
+  // ---- consumer side: any thread ----
+  // The lists are immutable once published; a change publishes a new list
+  // under `mu` and bumps `version`. The producer compares `version` once
+  // per batch and takes `mu` only when it changed, to copy the pointers.
+  std::mutex mu;
+  uint64_t next_sink_id = 1;
+  std::shared_ptr<const SinkList> sinks = std::make_shared<const SinkList>();
+  std::shared_ptr<const SubList> subs = std::make_shared<const SubList>();
+  std::shared_ptr<const Names> drop_names;
+  std::atomic<uint64_t> version{1};
+  std::atomic<bool> enrich{true};
+
+  // ---- published statistics ----
+  std::atomic<uint64_t> st_records{0}, st_decoded{0}, st_hits{0}, st_misses{0};
+  std::array<std::atomic<uint64_t>, kRejectKinds> st_rejected{};
+
+  // ---- producer side ----
+  bool in_batch = false;
+  uint64_t seen_version = 0;
+  std::optional<IpCache::ReadGuard> guard;
+  std::shared_ptr<const SinkList> batch_sinks;
+  std::shared_ptr<const SubList> batch_subs;
+  std::shared_ptr<const Names> batch_names;
+  bool batch_enrich = true;
+  bool saw_closed = false;
+
+  DnsInfo dns_scratch;
+  DecodeContext ctx;
+  Flow flow;
+  std::chrono::steady_clock::time_point clock_synced{};
+
+  // Local counts, published at end_batch().
+  uint64_t records = 0, decoded = 0, hits = 0, misses = 0, parsed = 0;
+
+  metrics::Counter* parsed_counter = nullptr;
+  metrics::Family<metrics::Counter>* lost_family = nullptr;
+  // Decoder reject counters by plugin, resolved on a plugin's first reject.
+  std::vector<std::pair<std::string, metrics::Counter*>> reject_counters;
+
+  // Owning endpoint references handed to subscribers, memoized by the
+  // address the read section returned. An entry holds the endpoint alive,
+  // so no other endpoint can appear at that address while it is cached;
+  // entries are kept across batches and dropped every kClockResync so that
+  // endpoints removed from the cache are not kept for long.
+  struct Memo {
+    const Endpoint* raw = nullptr;
+    EndpointPtr owned;
+  };
+  static constexpr unsigned kMemoBits = 13;
+  std::vector<Memo> memo;  // 1 << kMemoBits slots once a subscriber needs it
+  bool memo_used = false;
+
+  Impl(IpCache* c, metrics::Registry* r) : cache(c), registry(r) {
+    if (registry) {
+      parsed_counter = &registry->counter(names::kParsedPackets, "Packets parsed by the packetparser plugin").with({});
+      lost_family = &registry->counter(names::kLostEvents, "Events lost before reaching every consumer",
+                                       {std::string(names::kType), std::string(names::kReason)});
+    }
+    ctx.dns_scratch = &dns_scratch;
+  }
+
+  void begin_batch() {
+    in_batch = true;
+    if (version.load(std::memory_order_acquire) != seen_version) {
+      std::lock_guard lock(mu);
+      batch_sinks = sinks;
+      batch_subs = subs;
+      batch_names = drop_names;
+      seen_version = version.load(std::memory_order_relaxed);
+    }
+    batch_enrich = enrich.load(std::memory_order_relaxed);
+    ctx.drop_reason_names = batch_names.get();
+    const auto now = std::chrono::steady_clock::now();
+    if (now - clock_synced >= kClockResync) {
+      ctx.boot_to_realtime_ns = boot_to_realtime_offset_ns();
+      clock_synced = now;
+      if (memo_used) {
+        for (Memo& m : memo) m = Memo{};
+        memo_used = false;
+      }
+    }
+    if (batch_enrich) guard.emplace(cache->read());
+  }
+
+  void count_reject(DecodeError e, std::string_view plugin) {
+    auto& c = st_rejected[static_cast<size_t>(e)];
+    c.store(c.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    if (!lost_family) return;
+    for (auto& [name, counter] : reject_counters)
+      if (name == plugin) {
+        counter->add();
+        return;
+      }
+    auto* counter = &lost_family->with({names::kLostDecoder, plugin});
+    reject_counters.emplace_back(std::string(plugin), counter);
+    counter->add();
+  }
+
+  void enrich_flow(Flow& f) {
+    if (!guard || f.ip_version == IpVersion::IP_NOT_USED) return;
+    f.source = guard->lookup(f.src);
+    f.destination = guard->lookup(f.dst);
+    const uint64_t found = (f.source != nullptr) + (f.destination != nullptr);
+    hits += found;
+    misses += 2 - found;
+  }
+
+  EndpointPtr owned_endpoint(const Endpoint* raw, const IpAddr& ip, bool from_cache) {
+    if (!raw) return nullptr;
+    Memo* slot = nullptr;
+    if (from_cache) {
+      if (memo.empty()) memo.resize(size_t{1} << kMemoBits);
+      const uint64_t h = (reinterpret_cast<uintptr_t>(raw) >> 4) * 0x9E3779B97F4A7C15ull;
+      slot = &memo[h >> (64 - kMemoBits)];
+      if (slot->raw == raw) return slot->owned;
+    }
+    EndpointPtr p = from_cache ? cache->find(ip) : nullptr;
+    if (p.get() != raw) {
+      // The cache moved on since this batch's read section began: the
+      // subscriber gets a copy of what the flow was enriched with. Not
+      // memoized: nothing keeps `raw` itself alive.
+      return std::make_shared<const Endpoint>(*raw);
+    }
+    if (slot) {
+      slot->raw = raw;
+      slot->owned = std::move(p);
+      memo_used = true;
+      return slot->owned;
+    }
+    return p;
+  }
+
+  void dispatch(const Flow& f, bool enriched_here) {
+    for (const SinkEntry& e : *batch_sinks) e.sink->on_flow(f);
+    if (batch_subs->empty()) return;
+    // The flow is copied once for the first taker; each further taker gets
+    // a copy and the last one the original, moved.
+    std::optional<OwnedFlow> owned;
+    SubscriptionState* pending = nullptr;
+    for (const auto& s : *batch_subs) {
+      if (s->closed()) {
+        saw_closed = true;
+        continue;
+      }
+      if (!s->filter().matches(f)) continue;
+      if (!s->has_room()) {
+        s->drop();
+        continue;
+      }
+      if (!owned) {
+        owned.emplace(f, owned_endpoint(f.source, f.src, enriched_here),
+                      owned_endpoint(f.destination, f.dst, enriched_here));
+      }
+      if (pending) pending->push(OwnedFlow(*owned));
+      pending = s.get();
+    }
+    if (pending) pending->push(std::move(*owned));
+  }
+
+  void publish_stats() {
+    st_records.store(st_records.load(std::memory_order_relaxed) + records, std::memory_order_relaxed);
+    st_decoded.store(st_decoded.load(std::memory_order_relaxed) + decoded, std::memory_order_relaxed);
+    st_hits.store(st_hits.load(std::memory_order_relaxed) + hits, std::memory_order_relaxed);
+    st_misses.store(st_misses.load(std::memory_order_relaxed) + misses, std::memory_order_relaxed);
+    if (parsed_counter && parsed) parsed_counter->add(parsed);
+    records = decoded = hits = misses = parsed = 0;
+  }
+
+  // Publishes a change made under `mu`.
+  void bump() { version.fetch_add(1, std::memory_order_release); }
+
+  void prune_closed() {
+    std::lock_guard lock(mu);
+    auto next = std::make_shared<SubList>();
+    next->reserve(subs->size());
+    for (const auto& s : *subs)
+      if (!s->closed()) next->push_back(s);
+    subs = std::move(next);
+    bump();
+  }
+
+  void end_batch() {
+    if (!in_batch) return;
+    for (const SinkEntry& e : *batch_sinks) e.sink->on_batch_end();
+    guard.reset();
+    publish_stats();
+    if (saw_closed) {
+      prune_closed();
+      saw_closed = false;
+    }
+    // Let go of lists that changed meanwhile (removed sinks die here).
+    if (version.load(std::memory_order_acquire) != seen_version) {
+      batch_sinks.reset();
+      batch_subs.reset();
+      batch_names.reset();
+      seen_version = 0;
+    }
+    ctx.drop_reason_names = nullptr;
+    in_batch = false;
+  }
+};
+
+Pipeline::Pipeline(std::shared_ptr<IpCache> cache, metrics::Registry* registry)
+    : cache_(cache ? std::move(cache) : std::make_shared<IpCache>()),
+      impl_(std::make_unique<Impl>(cache_.get(), registry)) {}
+
+Pipeline::~Pipeline() {
+  impl_->end_batch();
+  // Wake consumers blocked in pop_batch(); their flows stay poppable.
+  std::lock_guard lock(impl_->mu);
+  for (const auto& s : *impl_->subs) s->close();
+}
+
+uint64_t Pipeline::add_sink(std::shared_ptr<FlowSink> sink) {
+  if (!sink) return 0;
+  Impl& im = *impl_;
+  std::lock_guard lock(im.mu);
+  auto next = std::make_shared<SinkList>(*im.sinks);
+  const uint64_t id = im.next_sink_id++;
+  next->push_back({id, std::move(sink)});
+  im.sinks = std::move(next);
+  im.bump();
+  return id;
+}
+
+void Pipeline::remove_sink(uint64_t id) {
+  Impl& im = *impl_;
+  std::shared_ptr<const SinkList> old;  // released outside the lock
+  std::lock_guard lock(im.mu);
+  auto next = std::make_shared<SinkList>();
+  next->reserve(im.sinks->size());
+  for (const SinkEntry& e : *im.sinks)
+    if (e.id != id) next->push_back(e);
+  old = std::exchange(im.sinks, std::move(next));
+  im.bump();
+}
+
+std::shared_ptr<Subscription> Pipeline::subscribe(std::string name, size_t capacity, FlowFilter filter) {
+  Impl& im = *impl_;
+  metrics::Counter* lost =
+      im.lost_family ? &im.lost_family->with({names::kLostExternalChannel, name}) : nullptr;
+  auto state = std::make_shared<SubscriptionState>(std::move(name), capacity, std::move(filter), lost);
+  {
+    std::lock_guard lock(im.mu);
+    auto next = std::make_shared<SubList>(*im.subs);
+    next->push_back(state);
+    im.subs = std::move(next);
+    im.bump();
+  }
+  return std::make_shared<SubscriptionHandle>(std::move(state));
+}
+
+void Pipeline::process(std::span<const std::byte> record, std::string_view plugin) noexcept {
+  Impl& im = *impl_;
+  if (!im.in_batch) im.begin_batch();
+  ++im.records;
+  auto r = decode(record, im.ctx, im.flow);
+  if (!r) {
+    im.count_reject(r.error(), plugin);
+    return;
+  }
+  ++im.decoded;
+  if (im.flow.origin == FlowSource::kPacketParser) ++im.parsed;
+  im.enrich_flow(im.flow);
+  im.dispatch(im.flow, im.guard.has_value());
+}
+
+void Pipeline::process_flow(Flow& flow) noexcept {
+  Impl& im = *impl_;
+  if (!im.in_batch) im.begin_batch();
+  const bool enriched = im.guard.has_value() && flow.ip_version != IpVersion::IP_NOT_USED;
+  im.enrich_flow(flow);
+  im.dispatch(flow, enriched);
+}
+
+void Pipeline::end_batch() noexcept { impl_->end_batch(); }
+
+void Pipeline::set_drop_reason_names(std::shared_ptr<const std::vector<std::string>> names) {
+  std::shared_ptr<const Names> old;  // released outside the lock
+  std::lock_guard lock(impl_->mu);
+  old = std::exchange(impl_->drop_names, std::move(names));
+  impl_->bump();
+}
+
+void Pipeline::set_enrich(bool on) noexcept { impl_->enrich.store(on, std::memory_order_relaxed); }
+
+PipelineStats Pipeline::stats() const {
+  const Impl& im = *impl_;
+  PipelineStats s;
+  s.records = im.st_records.load(std::memory_order_relaxed);
+  s.decoded = im.st_decoded.load(std::memory_order_relaxed);
+  s.enrich_hits = im.st_hits.load(std::memory_order_relaxed);
+  s.enrich_misses = im.st_misses.load(std::memory_order_relaxed);
+  for (size_t i = 0; i < kRejectKinds; ++i) s.rejected[i] = im.st_rejected[i].load(std::memory_order_relaxed);
+  return s;
+}
+
+}  // namespace retina
