@@ -14,7 +14,10 @@
 #include <cstdio>
 #include <thread>
 
+#include <fmt/format.h>
+
 #include "loader/fd.hpp"
+#include "loader/tc_attach.hpp"
 #include "plugins/packetparser/packetparser.hpp"
 #include "support/netns.hpp"
 #include "support/privileged.hpp"
@@ -273,4 +276,35 @@ TEST_CASE("tcx: a legacy filter left by an earlier agent is removed", "[priv][lo
     CHECK(b.stop() == 0);
   }
   CHECK(retina_tcx(p0.host_ifindex, TcDirection::kIngress) == 0);
+}
+
+TEST_CASE("legacy tc: a foreign filter in retina's slot is left alone and the attach retried", "[priv][loader][attach]") {
+  RETINA_REQUIRE_PRIVILEGED();
+  test::Node node({.pods = 1, .isolated = true});
+  const auto& p0 = node.pod(0);
+  const std::string slot = fmt::format("pref {} handle {:#x}", loader::kPacketParserTcSlot.priority,
+                                       loader::kPacketParserTcSlot.handle);
+  test::sh("tc qdisc add dev " + p0.host_if + " clsact");
+  test::sh("tc filter add dev " + p0.host_if + " ingress " + slot + " protocol all bpf bytecode '1,6 0 0 0,'");
+
+  auto cfg = agent_config(node.host_prefix(), TcxMode::kOff);
+  PacketParserPlugin pp;
+  PluginContext ctx;
+  ctx.config = &cfg;
+  REQUIRE(pp.init(ctx));
+  REQUIRE(pp.start());
+  CHECK(pp.attachments().empty());
+  CHECK(pp.degraded_reason().find("foreign") != std::string::npos);
+  CHECK_FALSE(pp.reconcile().has_value());
+  CHECK(test::tc_filter_show(p0.host_if, "ingress").find("bytecode '1,6 0 0 0'") != std::string::npos);
+  CHECK(retina_filters(p0.host_ifindex, TcDirection::kEgress) == 0);  // nothing half-attached
+
+  test::sh("tc filter del dev " + p0.host_if + " ingress " + slot + " protocol all bpf");
+  CHECK(pp.reconcile().has_value());
+  CHECK(pp.attachments().size() == 1);
+  CHECK(pp.degraded_reason().empty());
+  CHECK(retina_filters(p0.host_ifindex, TcDirection::kIngress) == 1);
+  pp.stop();
+  CHECK(retina_filters(p0.host_ifindex, TcDirection::kIngress) == 0);
+  CHECK(has_clsact(p0.host_if));  // not retina's to remove
 }

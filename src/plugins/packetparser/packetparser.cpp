@@ -98,10 +98,12 @@ struct PacketParserPlugin::Impl {
   std::shared_ptr<PacketParserMetrics> metrics;
   uint64_t collector_id = 0;
 
-  mutable std::mutex mu;  // attachments, checked, last_attach_error
+  mutable std::mutex mu;  // attachments, checked, failed
   std::map<int, IfAttachment> attachments;
   std::set<int> checked;  // interfaces already cleared of stale retina filters
-  std::string last_attach_error;
+  // Interfaces we should observe but could not attach to, with why;
+  // retried by reconcile().
+  std::map<int, std::pair<InterfaceInfo, std::string>> failed;
 
   std::mutex sweep_mu;  // one sweeper run at a time
   std::thread sweeper;
@@ -202,6 +204,7 @@ struct PacketParserPlugin::Impl {
     if (!started) return;
     auto it = attachments.find(info.ifindex);
     if (!added) {
+      failed.erase(info.ifindex);
       if (it != attachments.end()) {
         forget(it->second);
         attachments.erase(it);
@@ -225,6 +228,7 @@ struct PacketParserPlugin::Impl {
       }
     }
     if (!role) {
+      failed.erase(info.ifindex);
       if (it != attachments.end()) {
         detach(it->second);
         attachments.erase(it);
@@ -239,11 +243,29 @@ struct PacketParserPlugin::Impl {
       }
       return;
     }
-    if (auto st = attach(info, *role); !st) {
-      last_attach_error = fmt::format("attach to {}: {}", info.name, st.error().message);
-      spdlog::error("packetparser: {}", last_attach_error);
+    try_attach(info, *role);
+  }
+
+  // (mu held)
+  void try_attach(const InterfaceInfo& info, uint32_t role) {
+    if (auto st = attach(info, role); !st) {
+      std::string why = fmt::format("attach to {}: {}", info.name, st.error().message);
+      spdlog::error("packetparser: {}", why);
+      failed.insert_or_assign(info.ifindex, std::make_pair(info, std::move(why)));
       clear_role(info.ifindex);
+      return;
     }
+    failed.erase(info.ifindex);
+  }
+
+  // (mu held) "attach to a: ...; attach to b: ..."
+  std::string failures() const {
+    std::string r;
+    for (const auto& [ifindex, f] : failed) {
+      if (!r.empty()) r += "; ";
+      r += f.second;
+    }
+    return r;
   }
 
   Status sweep(bool flush_all) {
@@ -401,6 +423,7 @@ void PacketParserPlugin::stop() noexcept {
     }
     m.attachments.clear();
     m.checked.clear();
+    m.failed.clear();
   }
   // No packet reaches the programs any more: report what conntrack still
   // holds, so nothing counted is left behind.
@@ -410,9 +433,17 @@ void PacketParserPlugin::stop() noexcept {
 }
 
 Status PacketParserPlugin::reconcile() {
-  std::lock_guard lock(impl_->mu);
-  if (!impl_->last_attach_error.empty()) return unexpected(Error::internal("packetparser: " + impl_->last_attach_error));
-  return ok();
+  auto& m = *impl_;
+  std::lock_guard lock(m.mu);
+  if (!m.started || m.failed.empty()) return ok();
+  auto retry = m.failed;
+  for (const auto& [ifindex, f] : retry) {
+    if (m.attachments.count(ifindex)) continue;
+    if (auto role = m.desired_role(f.first)) m.try_attach(f.first, *role);
+    else m.failed.erase(ifindex);
+  }
+  if (m.failed.empty()) return ok();
+  return unexpected(Error::internal("packetparser: " + m.failures()));
 }
 
 std::vector<EventSource*> PacketParserPlugin::event_sources() {
@@ -485,9 +516,9 @@ bool PacketParserPlugin::uses_tcx() const { return impl_->use_tcx; }
 std::string PacketParserPlugin::degraded_reason() const {
   std::lock_guard lock(impl_->mu);
   std::string r = impl_->degraded;
-  if (!impl_->last_attach_error.empty()) {
+  if (!impl_->failed.empty()) {
     if (!r.empty()) r += "; ";
-    r += impl_->last_attach_error;
+    r += impl_->failures();
   }
   return r;
 }
