@@ -51,6 +51,8 @@ std::string sh(const std::string& cmd) {
   return out;
 }
 
+std::string sh_in(const std::string& ns, const std::string& cmd) { return sh("ip netns exec " + ns + " " + cmd); }
+
 std::string unique_tag() {
   static std::atomic<unsigned> counter{0};
   unsigned n = counter++;

@@ -30,6 +30,9 @@ std::string sh(const std::string& cmd);
 // Same, but returns the exit status instead of throwing.
 int sh_status(const std::string& cmd, std::string* output = nullptr);
 
+// Runs a command inside a named namespace (ip netns exec).
+std::string sh_in(const std::string& ns, const std::string& cmd);
+
 // "<pid><letter>", unique per call within the process.
 std::string unique_tag();
 
