@@ -411,6 +411,13 @@ static __always_inline void retina_count_parse_result(int r)
 		retina_stat_inc(RETINA_STAT_TRUNCATED);
 }
 
+/* The transport protocols records carry (see struct retina_tuple). */
+static __always_inline bool retina_proto_reported(__u8 proto)
+{
+	return proto == IPPROTO_TCP || proto == IPPROTO_UDP || proto == IPPROTO_ICMP ||
+	       proto == IPPROTO_ICMPV6;
+}
+
 /* 1-in-rate sampling by a random draw; rate 0 or 1 keeps everything. */
 static __always_inline bool retina_sampled(__u32 rate)
 {

@@ -506,6 +506,11 @@ static __always_inline void pp_handle(struct __sk_buff *skb, __u32 egress)
 	retina_count_parse_result(r);
 	if (r == RETINA_PARSE_NOT_IP || r == RETINA_PARSE_TRUNCATED)
 		return;
+	if (!retina_proto_reported(c.pkt.tuple.proto)) {
+		if (r == RETINA_PARSE_OK) /* a cut-short one is already counted */
+			retina_stat_inc(RETINA_STAT_OTHER_PROTO);
+		return;
+	}
 	if (!cfg_bypass_filter && !pp_of_interest(&c.pkt))
 		return;
 	if (c.pkt.tcp_opt_len)

@@ -168,7 +168,8 @@ enum retina_stat {
 	RETINA_STAT_TRUNCATED = 5,    /* headers shorter than they claim */
 	RETINA_STAT_CT_EXPIRED = 6,   /* connections removed after their timeout */
 	RETINA_STAT_REPORTS = 7,      /* records successfully submitted */
-	RETINA_STAT_MAX = 8,
+	RETINA_STAT_OTHER_PROTO = 8,  /* IP packets of a protocol other than TCP, UDP, ICMP, ICMPv6 (not reported) */
+	RETINA_STAT_MAX = 9,
 };
 
 /* In-kernel conntrack (aggregation "high"). The key orders the two

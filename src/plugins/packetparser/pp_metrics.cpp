@@ -26,6 +26,7 @@ const char* retina_stat_name(uint32_t stat) {
     case RETINA_STAT_TRUNCATED: return "truncated";
     case RETINA_STAT_CT_EXPIRED: return "conntrack_expired";
     case RETINA_STAT_REPORTS: return "reports";
+    case RETINA_STAT_OTHER_PROTO: return "other_protocol";
     default: return "unknown";
   }
 }
