@@ -29,6 +29,8 @@ else()
 endif()
 add_custom_target(retina_vmlinux_h DEPENDS ${RETINA_VMLINUX})
 
+# -mcpu=v3 (kernel 5.1+): 32-bit atomics (xchg, fetch-or) for conntrack
+# counters; every plugin already needs 5.8+ for ring buffers.
 # retina_bpf_skeleton(<name> <source.bpf.c> [DEPENDS headers...])
 # Produces ${RETINA_BPF_GEN_DIR}/<name>.skel.h and appends it to the global
 # list RETINA_BPF_SKELETONS.
@@ -38,7 +40,7 @@ function(retina_bpf_skeleton name src)
   set(obj ${RETINA_BPF_GEN_DIR}/${name}.bpf.o)
   set(skel ${RETINA_BPF_GEN_DIR}/${name}.skel.h)
   add_custom_command(OUTPUT ${skel}
-    COMMAND ${BPF_CLANG} -g -O2 -target bpf -D__TARGET_ARCH_${RETINA_BPF_ARCH}
+    COMMAND ${BPF_CLANG} -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_${RETINA_BPF_ARCH}
             -Wall -Wno-unused-function -Wno-compare-distinct-pointer-types
             -I${RETINA_BPF_GEN_DIR} -I${CMAKE_SOURCE_DIR}/bpf -I${CMAKE_SOURCE_DIR}/include
             -MD -MF ${RETINA_BPF_GEN_DIR}/${name}.d -c ${src} -o ${tmp_obj}

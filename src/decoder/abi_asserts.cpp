@@ -90,16 +90,15 @@ RETINA_ASSERT_OFFSET(struct retina_ct_key, proto, 36);
 RETINA_ASSERT_OFFSET(struct retina_ct_key, _pad, 37);
 RETINA_ASSERT_OFFSET(struct retina_ct_key, ifindex, 40);
 
-RETINA_ASSERT_SIZE(struct retina_ct_side, 80);
+RETINA_ASSERT_SIZE(struct retina_ct_side, 64);
 RETINA_ASSERT_OFFSET(struct retina_ct_side, pending_bytes, 0);
 RETINA_ASSERT_OFFSET(struct retina_ct_side, pending_packets, 8);
 RETINA_ASSERT_OFFSET(struct retina_ct_side, pending_flags, 12);
-RETINA_ASSERT_OFFSET(struct retina_ct_side, total_packets, 48);
-RETINA_ASSERT_OFFSET(struct retina_ct_side, total_bytes, 56);
-RETINA_ASSERT_OFFSET(struct retina_ct_side, last_report_ns, 64);
-RETINA_ASSERT_OFFSET(struct retina_ct_side, flags_seen, 72);
-RETINA_ASSERT_OFFSET(struct retina_ct_side, _pad0, 74);
-RETINA_ASSERT_OFFSET(struct retina_ct_side, _pad1, 76);
+RETINA_ASSERT_OFFSET(struct retina_ct_side, last_report_ns, 48);
+RETINA_ASSERT_OFFSET(struct retina_ct_side, flags_seen, 56);
+RETINA_ASSERT_OFFSET(struct retina_ct_side, last_reply, 58);
+RETINA_ASSERT_OFFSET(struct retina_ct_side, _pad0, 59);
+RETINA_ASSERT_OFFSET(struct retina_ct_side, _pad1, 60);
 
 RETINA_ASSERT_SIZE(struct retina_ct_entry, 192);
 RETINA_ASSERT_OFFSET(struct retina_ct_entry, created_ns, 0);
@@ -107,7 +106,15 @@ RETINA_ASSERT_OFFSET(struct retina_ct_entry, last_seen_ns, 8);
 RETINA_ASSERT_OFFSET(struct retina_ct_entry, expires_ns, 16);
 RETINA_ASSERT_OFFSET(struct retina_ct_entry, state, 24);
 RETINA_ASSERT_OFFSET(struct retina_ct_entry, _pad, 28);
-RETINA_ASSERT_OFFSET(struct retina_ct_entry, side, 32);
+RETINA_ASSERT_OFFSET(struct retina_ct_entry, packets, 32);
+RETINA_ASSERT_OFFSET(struct retina_ct_entry, bytes, 48);
+RETINA_ASSERT_OFFSET(struct retina_ct_entry, side, 64);
+
+RETINA_ASSERT_SIZE(struct retina_ct_gauges, 48);
+RETINA_ASSERT_OFFSET(struct retina_ct_gauges, connections, 32);
+RETINA_ASSERT_OFFSET(struct retina_ct_gauges, sweep_ns, 40);
+RETINA_ASSERT_SIZE(struct retina_lpm_key, 20);
+RETINA_ASSERT_OFFSET(struct retina_lpm_key, addr, 4);
 
 // The decoder memcpy()s records into these; they must stay plain data.
 static_assert(std::is_trivially_copyable_v<struct retina_packet_event>);

@@ -72,7 +72,9 @@ struct retina_event_hdr {
 	__u64 ts_ns;   /* CLOCK_BOOTTIME, bpf_ktime_get_boot_ns() */
 };
 
-/* IPv4 addresses are stored IPv4-mapped (::ffff:a.b.c.d). Ports are host order. */
+/* IPv4 addresses are stored IPv4-mapped (::ffff:a.b.c.d). Ports are host order.
+ * ICMP and ICMPv6 carry the message type in sport and the code in dport;
+ * other protocols and non-first fragments have both ports zero. */
 struct retina_tuple {
 	__u8 saddr[16];
 	__u8 daddr[16];
@@ -166,7 +168,8 @@ enum retina_stat {
 	RETINA_STAT_TRUNCATED = 5,    /* headers shorter than they claim */
 	RETINA_STAT_CT_EXPIRED = 6,   /* connections removed after their timeout */
 	RETINA_STAT_REPORTS = 7,      /* records successfully submitted */
-	RETINA_STAT_MAX = 8,
+	RETINA_STAT_OTHER_PROTO = 8,  /* IP packets of a protocol other than TCP, UDP, ICMP, ICMPv6 (not reported) */
+	RETINA_STAT_MAX = 9,
 };
 
 /* In-kernel conntrack (aggregation "high"). The key orders the two
@@ -182,32 +185,68 @@ struct retina_ct_key {
 	__u32 ifindex;
 };                                /* 44 */
 
-/* Counts one TC hook direction of an entry has seen since its last report. */
+/* What one TC hook direction of an entry has seen since its last report.
+ * Pending counts are only ever added to atomically and taken with an atomic
+ * exchange, so concurrent CPUs never lose or double count a packet. */
 struct retina_ct_side {
-	__u64 pending_bytes;
-	__u32 pending_packets;
-	__u32 pending_flags[RETINA_FLAG_IDX_MAX];
-	__u64 total_packets;          /* reported so far, for conntrack_* gauges */
-	__u64 total_bytes;
-	__u64 last_report_ns;
-	__u16 flags_seen;             /* OR of flags already reported in this direction */
-	__u16 _pad0;
-	__u32 _pad1;
-};                                /* 80 */
+	__u64 pending_bytes;          /*  0 */
+	__u32 pending_packets;        /*  8 */
+	__u32 pending_flags[RETINA_FLAG_IDX_MAX]; /* 12 per-flag counts of the pending packets */
+	__u64 last_report_ns;         /* 48 */
+	__u16 flags_seen;             /* 56 OR of flags already reported in this direction */
+	__u8 last_reply;              /* 58 1: the last packet here travelled responder -> initiator */
+	__u8 _pad0;                   /* 59 */
+	__u32 _pad1;                  /* 60 */
+};                                /* 64 */
 
 #define RETINA_CT_INIT_IS_LO 0x01   /* the initiator is addr_lo:port_lo */
 #define RETINA_CT_DIR_UNKNOWN 0x02  /* first packet was not a SYN */
 #define RETINA_CT_FIN_LO 0x04       /* FIN seen from addr_lo */
 #define RETINA_CT_FIN_HI 0x08       /* FIN seen from addr_hi */
 #define RETINA_CT_RST 0x10          /* RST seen */
+#define RETINA_CT_ACK_SEEN 0x20     /* an ACK was seen: the connection is past SYN-only */
+
+/* expires_ns value of an entry the sweeper is deleting. */
+#define RETINA_CT_EXPIRES_DYING 1ULL
+
+/* skb->mark of a sweeper run (BPF_PROG_TEST_RUN ctx): flush every pending
+ * count now, whether or not its report interval has passed (on stop). */
+#define RETINA_SWEEP_FLUSH_ALL 1
 
 struct retina_ct_entry {
-	__u64 created_ns;
-	__u64 last_seen_ns;
-	__u64 expires_ns;             /* entry expires when last_seen passes this */
-	__u32 state;                  /* RETINA_CT_* bits */
-	__u32 _pad;
-	struct retina_ct_side side[2]; /* [0] tc ingress, [1] tc egress */
+	__u64 created_ns;             /*   0 */
+	__u64 last_seen_ns;           /*   8 */
+	__u64 expires_ns;             /*  16 the entry is expired once now > expires_ns */
+	__u32 state;                  /*  24 RETINA_CT_* bits */
+	__u32 _pad;                   /*  28 */
+	__u64 packets[2];             /*  32 [0] initiator -> responder (tx), [1] reply (rx) */
+	__u64 bytes[2];               /*  48 every packet since creation, for conntrack_* gauges */
+	struct retina_ct_side side[2]; /* 64 [0] tc ingress, [1] tc egress */
 };                                /* 192 */
+
+/* Sums over live conntrack entries, written by the sweeper (array map,
+ * one element) and exported as the conntrack_* gauges. */
+struct retina_ct_gauges {
+	__u64 packets_tx;             /*  0 initiator -> responder */
+	__u64 packets_rx;             /*  8 responder -> initiator */
+	__u64 bytes_tx;               /* 16 */
+	__u64 bytes_rx;               /* 24 */
+	__u64 connections;            /* 32 live entries */
+	__u64 sweep_ns;               /* 40 when the sweep ran */
+};                                /* 48 */
+
+/* Interface role map (hash, ifindex -> __u32), filled by user space on
+ * attach; it selects the observation point of a TC hook. */
+enum retina_if_role {
+	RETINA_IF_ROLE_POD = 0,       /* host side of a pod veth: FROM/TO_ENDPOINT */
+	RETINA_IF_ROLE_HOST = 1,      /* node interface: FROM/TO_NETWORK */
+};
+
+/* "IPs of interest" filter key (LPM trie). IPv4 is stored IPv4-mapped;
+ * a single address has prefixlen 128. */
+struct retina_lpm_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};                                /* 20 */
 
 #endif /* RETINA_ABI_EVENTS_H */

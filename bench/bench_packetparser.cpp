@@ -1,0 +1,109 @@
+// The packetparser path: reading records from a ring buffer (in memory,
+// no privileges needed), and the BPF program's cost per packet measured by
+// the kernel with BPF_PROG_TEST_RUN (needs root; skipped otherwise).
+#include <benchmark/benchmark.h>
+
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+
+#include <cstring>
+#include <vector>
+
+#include "loader/ring_buffer.hpp"
+#include "plugins/packetparser/packetparser.hpp"
+
+using namespace retina;
+
+namespace {
+
+void consume(void* user, std::span<const std::byte> rec) {
+  auto* sum = static_cast<uint64_t*>(user);
+  uint64_t v;
+  std::memcpy(&v, rec.data(), sizeof v);
+  *sum += v;
+}
+
+}  // namespace
+
+// Records of the size of retina_packet_event, produced in batches, drained
+// in bounded batches as the engine's reader does.
+static void BM_RingBufferDrain(benchmark::State& state) {
+  const size_t batch = static_cast<size_t>(state.range(0));
+  auto img = loader::RingImage::create(8 << 20);
+  if (!img) {
+    state.SkipWithError(img.error().message.c_str());
+    return;
+  }
+  auto rb = loader::RingBuffer::over_memory("bench", (*img)->layout());
+  std::vector<std::byte> rec(sizeof(retina_packet_event), std::byte{1});
+  uint64_t sum = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    for (size_t i = 0; i < batch; ++i) (*img)->push(rec);
+    state.ResumeTiming();
+    size_t left = batch;
+    while (left) left -= rb->drain(consume, &sum, 256);
+  }
+  benchmark::DoNotOptimize(sum);
+  state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(batch));
+  state.SetBytesProcessed(state.iterations() * static_cast<int64_t>(batch * (rec.size() + 8)));
+}
+BENCHMARK(BM_RingBufferDrain)->Arg(1024)->Arg(16384);
+
+// ns per packet inside the kernel for a 1000-byte TCP segment of one
+// connection: aggregation low (one record each) and high (conntrack;
+// mostly pending counts).
+static void BM_PacketParserProgram(benchmark::State& state) {
+  const bool high = state.range(0) == 1;
+  if (::geteuid() != 0) {
+    state.SkipWithError("needs root to load BPF");
+    return;
+  }
+  Config cfg;
+  cfg.data_aggregation_level = high ? AggregationLevel::kHigh : AggregationLevel::kLow;
+  cfg.conntrack_max_entries = 1024;
+  cfg.host_interfaces.clear();
+  PacketParserPlugin pp;
+  PluginContext ctx;
+  ctx.config = &cfg;
+  if (auto st = pp.init(ctx); !st) {
+    state.SkipWithError(st.error().message.c_str());
+    return;
+  }
+  // Ethernet + IPv4 + TCP(ACK, NOP NOP TS) + payload.
+  std::vector<uint8_t> pkt(14 + 20 + 32 + 1000, 0);
+  pkt[12] = 0x08;
+  pkt[14] = 0x45;
+  pkt[14 + 9] = 6;
+  inet_pton(AF_INET, "10.0.0.1", &pkt[14 + 12]);
+  inet_pton(AF_INET, "10.0.0.2", &pkt[14 + 16]);
+  uint8_t* tcp = &pkt[34];
+  tcp[0] = 0x9c;
+  tcp[1] = 0x40;
+  tcp[3] = 80;
+  tcp[12] = 8 << 4;
+  tcp[13] = 0x10;
+  const uint8_t ts[] = {1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0};
+  std::memcpy(tcp + 20, ts, sizeof ts);
+
+  const int repeat = 1000;
+  uint64_t sink = 0;
+  for (auto _ : state) {
+    LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = pkt.data(), .data_size_in = static_cast<uint32_t>(pkt.size()),
+                .repeat = repeat);
+    if (bpf_prog_test_run_opts(pp.ingress_prog_fd(), &o) != 0) {
+      state.SkipWithError("bpf_prog_test_run_opts failed");
+      return;
+    }
+    state.SetIterationTime(static_cast<double>(o.duration) * repeat / 1e9);
+    for (auto* src : pp.event_sources())
+      while (src->drain(consume, &sink, 4096)) {
+      }
+  }
+  state.SetItemsProcessed(state.iterations() * repeat);
+  auto stats = pp.stats();
+  if (stats) state.counters["ringbuf_full"] = static_cast<double>((*stats)[RETINA_STAT_RINGBUF_FULL]);
+}
+BENCHMARK(BM_PacketParserProgram)->Arg(0)->Arg(1)->UseManualTime();

@@ -1,0 +1,10 @@
+// Routes libbpf's messages (including verifier logs of failed loads) to
+// spdlog instead of stderr.
+#pragma once
+
+namespace retina::loader {
+
+// Idempotent; safe from any thread.
+void install_libbpf_logging();
+
+}  // namespace retina::loader

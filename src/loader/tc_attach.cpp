@@ -1,0 +1,179 @@
+#include "loader/tc_attach.hpp"
+
+#include <bpf/libbpf.h>
+
+#include <linux/pkt_sched.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <utility>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "loader/prog_info.hpp"
+
+namespace retina::loader {
+
+namespace {
+
+bpf_tc_hook make_hook(int ifindex, TcDirection dir) {
+  bpf_tc_hook h{};
+  h.sz = sizeof h;
+  h.ifindex = ifindex;
+  h.attach_point = dir == TcDirection::kIngress ? BPF_TC_INGRESS : BPF_TC_EGRESS;
+  return h;
+}
+
+bool no_such_filter(int err) {
+  // ENOENT: no filter in the slot; EINVAL: no clsact; ENODEV: no interface.
+  err = err < 0 ? -err : err;
+  return err == ENOENT || err == EINVAL || err == ENODEV;
+}
+
+}  // namespace
+
+namespace {
+
+// RTM_NEWQDISC / RTM_DELQDISC for clsact, through our own socket: an
+// expected EEXIST or ENOENT stays quiet (libbpf logs the kernel's message).
+Status clsact_request(int ifindex, uint16_t type, uint16_t flags, std::string_view what) {
+  auto sock = NetlinkSocket::open();
+  if (!sock) return unexpected(sock.error());
+  struct {
+    nlmsghdr h;
+    tcmsg t;
+    char attrs[64];
+  } req{};
+  req.h.nlmsg_len = NLMSG_LENGTH(sizeof(tcmsg));
+  req.h.nlmsg_type = type;
+  req.h.nlmsg_flags = flags;
+  req.t.tcm_family = AF_UNSPEC;
+  req.t.tcm_ifindex = ifindex;
+  req.t.tcm_handle = TC_H_MAKE(TC_H_CLSACT, 0);
+  req.t.tcm_parent = TC_H_CLSACT;
+  static const char kKind[] = "clsact";
+  append_rtattr(&req.h, sizeof req, TCA_KIND, kKind, sizeof kKind);
+  return sock->request(&req.h, what);
+}
+
+}  // namespace
+
+Result<bool> ensure_clsact(int ifindex) {
+  auto st = clsact_request(ifindex, RTM_NEWQDISC, NLM_F_CREATE | NLM_F_EXCL,
+                           fmt::format("RTM_NEWQDISC(ifindex {}, clsact)", ifindex));
+  if (st) return true;
+  if (st.error().code == EEXIST) return false;
+  return unexpected(st.error());
+}
+
+Result<bool> remove_clsact_if_empty(int ifindex) {
+  for (TcDirection d : {TcDirection::kIngress, TcDirection::kEgress}) {
+    auto filters = list_tc_filters(ifindex, d);
+    if (!filters) return unexpected(filters.error());
+    if (!filters->empty()) return false;
+  }
+  auto st = clsact_request(ifindex, RTM_DELQDISC, 0, fmt::format("RTM_DELQDISC(ifindex {}, clsact)", ifindex));
+  if (st) return true;
+  if (no_such_filter(st.error().code)) return false;
+  return unexpected(st.error());
+}
+
+Result<std::optional<std::string>> tc_slot_program(int ifindex, TcDirection dir, TcSlot slot) {
+  // A dump rather than bpf_tc_query: an empty slot is the common answer
+  // and should not log a kernel error.
+  auto filters = list_tc_filters(ifindex, dir);
+  if (!filters) return unexpected(filters.error());
+  for (const auto& f : *filters) {
+    if (f.handle != slot.handle || f.priority != slot.priority) continue;
+    if (f.kind != "bpf" || f.bpf_prog_id == 0) return std::optional<std::string>(f.kind);  // classic BPF or other
+    auto name = bpf_prog_name(f.bpf_prog_id);
+    if (!name) {
+      if (name.error().code == ENOENT) return std::optional<std::string>{};  // went away meanwhile
+      return unexpected(name.error());
+    }
+    return std::optional<std::string>(std::move(*name));
+  }
+  return std::optional<std::string>{};
+}
+
+namespace {
+
+Status detach_slot(int ifindex, TcDirection dir, TcSlot slot) {
+  bpf_tc_hook h = make_hook(ifindex, dir);
+  bpf_tc_opts o{};
+  o.sz = sizeof o;
+  o.handle = slot.handle;
+  o.priority = slot.priority;
+  int err = bpf_tc_detach(&h, &o);
+  if (err && !no_such_filter(err))
+    return unexpected(
+        Error::system(fmt::format("bpf_tc_detach(ifindex {}, {}, handle {:#x})", ifindex, to_string(dir), slot.handle), err));
+  return ok();
+}
+
+}  // namespace
+
+Result<int> detach_stale_retina_filters(int ifindex, TcSlot slot) {
+  int removed = 0;
+  for (TcDirection d : {TcDirection::kIngress, TcDirection::kEgress}) {
+    auto name = tc_slot_program(ifindex, d, slot);
+    if (!name) return unexpected(name.error());
+    if (!*name || !is_retina_prog_name(**name)) continue;
+    if (auto st = detach_slot(ifindex, d, slot); !st) return unexpected(st.error());
+    ++removed;
+  }
+  return removed;
+}
+
+Result<TcFilter> TcFilter::attach(int ifindex, TcDirection dir, int prog_fd, TcSlot slot) {
+  auto existing = tc_slot_program(ifindex, dir, slot);
+  if (!existing) return unexpected(existing.error());
+  if (*existing && !is_retina_prog_name(**existing))
+    return unexpected(Error::invalid(
+        fmt::format("tc slot handle {:#x} priority {} on ifindex {} {} holds foreign program '{}'; not replacing it",
+                    slot.handle, slot.priority, ifindex, to_string(dir), **existing)));
+
+  bpf_tc_hook h = make_hook(ifindex, dir);
+  bpf_tc_opts o{};
+  o.sz = sizeof o;
+  o.prog_fd = prog_fd;
+  o.flags = BPF_TC_F_REPLACE;
+  o.handle = slot.handle;
+  o.priority = slot.priority;
+  int err = bpf_tc_attach(&h, &o);
+  if (err)
+    return unexpected(Error::system(fmt::format("bpf_tc_attach(ifindex {}, {})", ifindex, to_string(dir)), err));
+  return TcFilter(ifindex, dir, slot);
+}
+
+TcFilter::TcFilter(TcFilter&& o) noexcept
+    : ifindex_(o.ifindex_), dir_(o.dir_), slot_(o.slot_), attached_(std::exchange(o.attached_, false)) {}
+
+TcFilter& TcFilter::operator=(TcFilter&& o) noexcept {
+  if (this != &o) {
+    if (attached_) (void)detach();
+    ifindex_ = o.ifindex_;
+    dir_ = o.dir_;
+    slot_ = o.slot_;
+    attached_ = std::exchange(o.attached_, false);
+  }
+  return *this;
+}
+
+TcFilter::~TcFilter() {
+  if (!attached_) return;
+  if (auto st = detach(); !st) spdlog::warn("tc filter cleanup: {}", st.error().message);
+}
+
+Status TcFilter::detach() {
+  if (!attached_) return ok();
+  attached_ = false;
+  // Only remove what is still retina's: someone may have replaced it.
+  auto name = tc_slot_program(ifindex_, dir_, slot_);
+  if (!name) return unexpected(name.error());
+  if (!*name || !is_retina_prog_name(**name)) return ok();
+  return detach_slot(ifindex_, dir_, slot_);
+}
+
+}  // namespace retina::loader

@@ -1,0 +1,69 @@
+// Legacy tc attachment: a clsact qdisc and direct-action cls_bpf filters
+// in a fixed (handle, priority) slot per retina program. The fixed slot
+// makes a restart after a crash replace retina's own stale filter instead
+// of adding a second one; filters of other software are never touched.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "loader/netlink.hpp"
+#include "retina/error.hpp"
+
+namespace retina::loader {
+
+struct TcSlot {
+  uint32_t handle;
+  uint16_t priority;
+};
+
+// packetparser's slot on both hooks ("RTNA", "RT").
+inline constexpr TcSlot kPacketParserTcSlot{0x52544e41u, 0x5254};
+
+// Creates clsact on the interface if missing; true when this call created it.
+Result<bool> ensure_clsact(int ifindex);
+
+// Deletes clsact when neither hook has any filter left; true when deleted.
+Result<bool> remove_clsact_if_empty(int ifindex);
+
+// The name of the BPF program in `slot`, or nullopt when the slot is empty
+// (or the interface has no clsact).
+Result<std::optional<std::string>> tc_slot_program(int ifindex, TcDirection dir, TcSlot slot);
+
+// Removes retina programs ("retina_" names) from `slot` on both hooks of an
+// interface; returns how many were removed.
+Result<int> detach_stale_retina_filters(int ifindex, TcSlot slot);
+
+// One retina filter on one hook. Detaches on destruction.
+class TcFilter {
+ public:
+  // Attaches with BPF_TC_F_REPLACE. Fails, touching nothing, when the slot
+  // holds a program that is not retina's.
+  static Result<TcFilter> attach(int ifindex, TcDirection dir, int prog_fd, TcSlot slot);
+
+  TcFilter(TcFilter&& o) noexcept;
+  TcFilter& operator=(TcFilter&& o) noexcept;
+  TcFilter(const TcFilter&) = delete;
+  TcFilter& operator=(const TcFilter&) = delete;
+  ~TcFilter();
+
+  // Removes the filter if it is still retina's; a filter already gone is
+  // not an error.
+  Status detach();
+  // The interface went away (and its filters with it): drop without a call.
+  void forget() noexcept { attached_ = false; }
+
+  int ifindex() const { return ifindex_; }
+  TcDirection direction() const { return dir_; }
+  bool attached() const { return attached_; }
+
+ private:
+  TcFilter(int ifindex, TcDirection dir, TcSlot slot) : ifindex_(ifindex), dir_(dir), slot_(slot), attached_(true) {}
+  int ifindex_ = 0;
+  TcDirection dir_ = TcDirection::kIngress;
+  TcSlot slot_{};
+  bool attached_ = false;
+};
+
+}  // namespace retina::loader

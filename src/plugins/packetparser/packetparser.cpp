@@ -1,0 +1,538 @@
+#include "plugins/packetparser/packetparser.hpp"
+
+#include <linux/bpf.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <condition_variable>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <thread>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "loader/bpf_object.hpp"
+#include "loader/interface_watcher.hpp"
+#include "loader/ring_buffer.hpp"
+#include "loader/tc_attach.hpp"
+#include "loader/tcx_link.hpp"
+#include "packetparser.skel.h"
+#include "plugins/packetparser/pp_metrics.hpp"
+#include "retina/features.hpp"
+#include "retina/metrics/registry.hpp"
+
+namespace retina {
+
+// Maps shared with bpf/packetparser.bpf.c (which asserts the same sizes).
+static_assert(sizeof(retina_ct_key) == 44 && offsetof(retina_ct_key, ifindex) == 40);
+static_assert(sizeof(retina_ct_side) == 64 && offsetof(retina_ct_side, last_report_ns) == 48 &&
+              offsetof(retina_ct_side, flags_seen) == 56);
+static_assert(sizeof(retina_ct_entry) == 192 && offsetof(retina_ct_entry, packets) == 32 &&
+              offsetof(retina_ct_entry, side) == 64);
+static_assert(sizeof(retina_ct_gauges) == 48);
+static_assert(sizeof(retina_lpm_key) == 20 && offsetof(retina_lpm_key, addr) == 4);
+static_assert(sizeof(retina_packet_event) == 128 && offsetof(retina_packet_event, prev_flag_counts) == 88);
+
+namespace {
+
+using loader::TcDirection;
+
+constexpr auto kSweepPeriod = std::chrono::seconds(1);
+constexpr uint64_t kMaxRingBuffer = 1ull << 30;
+
+bool is_pow2(uint64_t v) { return v && (v & (v - 1)) == 0; }
+
+Status validate(const Config& c) {
+  std::vector<std::string> problems;
+  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  const uint64_t rb = c.packet_parser_ring_buffer_size;
+  if (!is_pow2(rb) || rb < page || rb > kMaxRingBuffer)
+    problems.push_back(fmt::format("packetParserRingBufferSize {} must be a power of two between {} and {}", rb, page,
+                                   kMaxRingBuffer));
+  if (c.data_sampling_rate == 0) problems.push_back("dataSamplingRate must be at least 1");
+  if (c.conntrack_report_interval < std::chrono::seconds(1))
+    problems.push_back("conntrackReportInterval must be at least 1s");
+  if (c.filter_map_max_entries == 0) problems.push_back("filterMapMaxEntries must be at least 1");
+  if (c.data_aggregation_level == AggregationLevel::kHigh && c.conntrack_max_entries == 0)
+    problems.push_back("conntrack max entries must be at least 1");
+  if (problems.empty()) return ok();
+  std::string msg = "packetparser config:";
+  for (const auto& p : problems) msg += " " + p + ";";
+  msg.pop_back();
+  return unexpected(Error::invalid(std::move(msg)));
+}
+
+}  // namespace
+
+struct PacketParserPlugin::Impl {
+  struct IfAttachment {
+    int ifindex = 0;
+    std::string name;
+    uint32_t role = RETINA_IF_ROLE_POD;
+    bool created_clsact = false;
+    std::optional<loader::TcxLink> tcx[2];
+    std::optional<loader::TcFilter> tc[2];
+  };
+
+  Config cfg;
+  metrics::Registry* registry = nullptr;
+  std::unique_ptr<FeatureDetector> own_features;
+  std::unique_ptr<InterfaceWatcher> own_watcher;
+  InterfaceWatcher* watcher = nullptr;
+  uint64_t subscription = 0;
+
+  loader::BpfObject<packetparser> obj;
+  std::unique_ptr<loader::RingBuffer> ring;
+  bool use_tcx = false;
+  bool sweeper_loaded = false;
+  std::string degraded;
+
+  std::shared_ptr<PacketParserMetrics> metrics;
+  uint64_t collector_id = 0;
+
+  mutable std::mutex mu;  // attachments, checked, failed
+  std::map<int, IfAttachment> attachments;
+  std::set<int> checked;  // interfaces already cleared of stale retina filters
+  // Interfaces we should observe but could not attach to, with why;
+  // retried by reconcile().
+  std::map<int, std::pair<InterfaceInfo, std::string>> failed;
+
+  std::mutex sweep_mu;  // one sweeper run at a time
+  std::thread sweeper;
+  std::mutex sweeper_mu;
+  std::condition_variable sweeper_cv;
+  bool sweeper_stop = false;
+  bool started = false;
+
+  bool high() const { return cfg.data_aggregation_level == AggregationLevel::kHigh; }
+
+  int prog_fd(TcDirection d) const {
+    return bpf_program__fd(d == TcDirection::kIngress ? obj->progs.retina_pp_ing : obj->progs.retina_pp_egr);
+  }
+
+  // The role an interface should have, or nullopt for none.
+  std::optional<uint32_t> desired_role(const InterfaceInfo& info) const {
+    if (info.is_pod_veth) return RETINA_IF_ROLE_POD;
+    for (const auto& h : cfg.host_interfaces) {
+      if (h == "auto") {
+        // Retina attaches to the default-route interface at low only.
+        if (!high() && info.is_default_route) return RETINA_IF_ROLE_HOST;
+      } else if (h == info.name) {
+        return RETINA_IF_ROLE_HOST;
+      }
+    }
+    return std::nullopt;
+  }
+
+  Status set_role(int ifindex, uint32_t role) {
+    uint32_t key = static_cast<uint32_t>(ifindex);
+    if (bpf_map_update_elem(bpf_map__fd(obj->maps.retina_pp_ifs), &key, &role, BPF_ANY) < 0)
+      return unexpected(Error::system(fmt::format("bpf_map_update_elem(retina_pp_ifs, ifindex {})", ifindex), errno));
+    return ok();
+  }
+
+  void clear_role(int ifindex) {
+    uint32_t key = static_cast<uint32_t>(ifindex);
+    (void)bpf_map_delete_elem(bpf_map__fd(obj->maps.retina_pp_ifs), &key);
+  }
+
+  Status attach(const InterfaceInfo& info, uint32_t role) {
+    if (auto st = set_role(info.ifindex, role); !st) return st;
+    IfAttachment a;
+    a.ifindex = info.ifindex;
+    a.name = info.name;
+    a.role = role;
+    if (use_tcx) {
+      for (TcDirection d : {TcDirection::kIngress, TcDirection::kEgress}) {
+        auto link = loader::TcxLink::attach(info.ifindex, d, prog_fd(d));
+        if (!link) return unexpected(link.error());  // `a` detaches what it holds
+        a.tcx[static_cast<int>(d)].emplace(std::move(*link));
+      }
+    } else {
+      auto created = loader::ensure_clsact(info.ifindex);
+      if (!created) return unexpected(created.error());
+      a.created_clsact = *created;
+      for (TcDirection d : {TcDirection::kIngress, TcDirection::kEgress}) {
+        auto f = loader::TcFilter::attach(info.ifindex, d, prog_fd(d), loader::kPacketParserTcSlot);
+        if (!f) {
+          detach(a);
+          return unexpected(f.error());
+        }
+        a.tc[static_cast<int>(d)].emplace(std::move(*f));
+      }
+    }
+    attachments.insert_or_assign(info.ifindex, std::move(a));
+    spdlog::info("packetparser: attached to {} (ifindex {}, {}, {})", info.name, info.ifindex,
+                 role == RETINA_IF_ROLE_HOST ? "node interface" : "pod veth", use_tcx ? "tcx" : "tc");
+    return ok();
+  }
+
+  // Detaches everything of one interface; clsact goes too when retina
+  // created it and nothing else is left on it.
+  void detach(IfAttachment& a) noexcept {
+    for (auto& l : a.tcx)
+      if (l) l->detach();
+    for (auto& f : a.tc) {
+      if (!f) continue;
+      if (auto st = f->detach(); !st) spdlog::warn("packetparser: detach from {}: {}", a.name, st.error().message);
+    }
+    if (a.created_clsact) {
+      auto removed = loader::remove_clsact_if_empty(a.ifindex);
+      if (!removed) spdlog::warn("packetparser: clsact cleanup on {}: {}", a.name, removed.error().message);
+      a.created_clsact = false;
+    }
+  }
+
+  // The interface is gone, and its hooks with it.
+  static void forget(IfAttachment& a) noexcept {
+    for (auto& l : a.tcx)
+      if (l) l->forget();
+    for (auto& f : a.tc)
+      if (f) f->forget();
+  }
+
+  void on_interface(const InterfaceInfo& info, bool added) {
+    std::lock_guard lock(mu);
+    if (!started) return;
+    auto it = attachments.find(info.ifindex);
+    if (!added) {
+      failed.erase(info.ifindex);
+      if (it != attachments.end()) {
+        forget(it->second);
+        attachments.erase(it);
+        clear_role(info.ifindex);
+        spdlog::info("packetparser: {} (ifindex {}) went away", info.name, info.ifindex);
+      }
+      checked.erase(info.ifindex);
+      return;
+    }
+    const auto role = desired_role(info);
+    if (!checked.count(info.ifindex)) {
+      checked.insert(info.ifindex);
+      // A retina filter from an earlier run where this run will not use
+      // legacy tc here (not attaching at all, or attaching with TCX).
+      if (!role || use_tcx) {
+        auto removed = loader::detach_stale_retina_filters(info.ifindex, loader::kPacketParserTcSlot);
+        if (!removed)
+          spdlog::warn("packetparser: stale filter check on {}: {}", info.name, removed.error().message);
+        else if (*removed)
+          spdlog::info("packetparser: removed {} stale retina filter(s) from {}", *removed, info.name);
+      }
+    }
+    if (!role) {
+      failed.erase(info.ifindex);
+      if (it != attachments.end()) {
+        detach(it->second);
+        attachments.erase(it);
+        clear_role(info.ifindex);
+      }
+      return;
+    }
+    if (it != attachments.end()) {
+      it->second.name = info.name;
+      if (it->second.role != *role) {
+        if (auto st = set_role(info.ifindex, *role); st) it->second.role = *role;
+      }
+      return;
+    }
+    try_attach(info, *role);
+  }
+
+  // (mu held)
+  void try_attach(const InterfaceInfo& info, uint32_t role) {
+    if (auto st = attach(info, role); !st) {
+      std::string why = fmt::format("attach to {}: {}", info.name, st.error().message);
+      spdlog::error("packetparser: {}", why);
+      failed.insert_or_assign(info.ifindex, std::make_pair(info, std::move(why)));
+      clear_role(info.ifindex);
+      return;
+    }
+    failed.erase(info.ifindex);
+  }
+
+  // (mu held) "attach to a: ...; attach to b: ..."
+  std::string failures() const {
+    std::string r;
+    for (const auto& [ifindex, f] : failed) {
+      if (!r.empty()) r += "; ";
+      r += f.second;
+    }
+    return r;
+  }
+
+  Status sweep(bool flush_all) {
+    if (!sweeper_loaded) return unexpected(Error::unsupported("packetparser: no conntrack sweeper loaded"));
+    std::lock_guard lock(sweep_mu);
+    unsigned char pkt[64] = {};
+    __sk_buff ctx;
+    std::memset(&ctx, 0, sizeof ctx);
+    ctx.mark = flush_all ? RETINA_SWEEP_FLUSH_ALL : 0;
+    LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = pkt, .data_size_in = sizeof pkt, .ctx_in = &ctx,
+                .ctx_size_in = sizeof ctx, .repeat = 1);
+    int err = bpf_prog_test_run_opts(bpf_program__fd(obj->progs.retina_pp_sweep), &opts);
+    if (err) return unexpected(Error::system("bpf_prog_test_run_opts(retina_pp_sweep)", err));
+    return ok();
+  }
+
+  void sweeper_loop() {
+    std::unique_lock lock(sweeper_mu);
+    while (!sweeper_cv.wait_for(lock, kSweepPeriod, [this] { return sweeper_stop; })) {
+      lock.unlock();
+      if (auto st = sweep(false); !st) spdlog::warn("packetparser sweeper: {}", st.error().message);
+      lock.lock();
+    }
+  }
+};
+
+PacketParserPlugin::PacketParserPlugin() : impl_(std::make_unique<Impl>()) {}
+
+PacketParserPlugin::~PacketParserPlugin() {
+  stop();
+  if (impl_->registry && impl_->collector_id) impl_->registry->remove_collector(impl_->collector_id);
+}
+
+Status PacketParserPlugin::init(PluginContext& ctx) {
+  auto& m = *impl_;
+  if (!ctx.config) return unexpected(Error::invalid("packetparser: no config"));
+  m.cfg = *ctx.config;
+  if (auto st = validate(m.cfg); !st) return st;
+  if (!m.cfg.packet_parser_ring_buffer)
+    spdlog::warn("packetparser: packetParserRingBuffer is disabled, but retina only reads through a ring buffer; using it");
+
+  FeatureDetector* features = ctx.features;
+  if (!features) {
+    m.own_features = make_kernel_feature_detector();
+    features = m.own_features.get();
+  }
+  for (KernelFeature f : {KernelFeature::kBpfSyscall, KernelFeature::kTcCls, KernelFeature::kRingBuf,
+                          KernelFeature::kAtomics}) {
+    if (auto st = features->probe(f); !st)
+      return unexpected(Error::unsupported("packetparser: " + st.error().message));
+  }
+  const bool for_each = features->probe(KernelFeature::kForEachMapElem).has_value();
+  m.use_tcx = m.cfg.enable_tcx == TcxMode::kAuto && features->probe(KernelFeature::kTcx).has_value();
+  m.sweeper_loaded = m.high() && for_each;
+  if (m.high() && !for_each) {
+    m.degraded =
+        "kernel lacks bpf_for_each_map_elem (5.13+): no conntrack sweeper, so idle connections report their "
+        "pending counts only with their next packet and expired entries are reused instead of deleted";
+    spdlog::warn("packetparser: {}", m.degraded);
+  }
+
+  auto obj = loader::BpfObject<packetparser>::open("packetparser", packetparser__open_opts, packetparser__load,
+                                                   packetparser__destroy);
+  if (!obj) return unexpected(obj.error().wrap("packetparser"));
+  m.obj = std::move(*obj);
+  auto* skel = m.obj.get();
+  skel->rodata->cfg_aggregation_high = m.high() ? 1 : 0;
+  skel->rodata->cfg_bypass_filter = m.cfg.bypass_lookup_ip_of_interest ? 1 : 0;
+  skel->rodata->cfg_sampling_rate = m.cfg.data_sampling_rate;
+  skel->rodata->cfg_report_interval_ns =
+      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(m.cfg.conntrack_report_interval).count());
+  struct Size {
+    bpf_map* map;
+    uint64_t entries;
+  };
+  for (const Size& s : {Size{skel->maps.retina_pp_evts, m.cfg.packet_parser_ring_buffer_size},
+                        Size{skel->maps.retina_pp_filt, m.cfg.filter_map_max_entries},
+                        // Aggregation low never touches conntrack: keep it tiny.
+                        Size{skel->maps.retina_pp_ct, m.high() ? m.cfg.conntrack_max_entries : 1}}) {
+    if (int err = bpf_map__set_max_entries(s.map, static_cast<uint32_t>(s.entries)); err)
+      return unexpected(Error::system(fmt::format("bpf_map__set_max_entries({}, {})", bpf_map__name(s.map), s.entries), err));
+  }
+  bpf_program__set_autoload(skel->progs.retina_pp_sweep, m.sweeper_loaded);
+  if (auto st = m.obj.load(); !st) return unexpected(st.error().wrap("packetparser"));
+
+  auto ring = loader::RingBuffer::open("packetparser", bpf_map__fd(skel->maps.retina_pp_evts));
+  if (!ring) return unexpected(ring.error().wrap("packetparser"));
+  m.ring = std::move(*ring);
+
+  m.watcher = ctx.interfaces;
+  if (!m.watcher) {
+    auto w = InterfaceWatcher::create(m.cfg);
+    if (!w) return unexpected(w.error().wrap("packetparser"));
+    m.own_watcher = std::move(*w);
+    m.watcher = m.own_watcher.get();
+  }
+
+  m.registry = ctx.registry;
+  if (m.registry) {
+    auto mx = PacketParserMetrics::create(*m.registry, bpf_map__fd(skel->maps.retina_stats),
+                                          m.high() && m.cfg.enable_conntrack_metrics ? bpf_map__fd(skel->maps.retina_pp_ctg) : -1);
+    if (!mx) return unexpected(mx.error().wrap("packetparser metrics"));
+    m.metrics = std::move(*mx);
+    m.collector_id = m.registry->add_collector(m.metrics);
+  }
+  spdlog::info("packetparser: loaded (aggregation {}, sampling 1/{}, {}{})", m.high() ? "high" : "low",
+               m.cfg.data_sampling_rate, m.use_tcx ? "tcx" : "legacy tc", m.sweeper_loaded ? ", conntrack sweeper" : "");
+  return ok();
+}
+
+Status PacketParserPlugin::start() {
+  auto& m = *impl_;
+  if (!m.obj.loaded()) return unexpected(Error::internal("packetparser: start before init"));
+  if (m.started) return ok();
+  if (m.own_watcher) {
+    if (auto st = m.own_watcher->start(); !st) return unexpected(st.error().wrap("packetparser"));
+  }
+  {
+    std::lock_guard lock(m.mu);
+    m.started = true;
+  }
+  m.subscription = m.watcher->subscribe([&m](const InterfaceInfo& info, bool added) { m.on_interface(info, added); });
+  if (m.sweeper_loaded) {
+    std::lock_guard lock(m.sweeper_mu);
+    m.sweeper_stop = false;
+    m.sweeper = std::thread([&m] { m.sweeper_loop(); });
+  }
+  return ok();
+}
+
+void PacketParserPlugin::stop() noexcept {
+  auto& m = *impl_;
+  if (!m.started) return;
+  // Unsubscribe before taking our lock: the watcher holds its own while
+  // calling back into on_interface.
+  if (m.subscription) {
+    m.watcher->unsubscribe(m.subscription);
+    m.subscription = 0;
+  }
+  if (m.own_watcher) m.own_watcher->stop();
+  if (m.sweeper.joinable()) {
+    {
+      std::lock_guard lock(m.sweeper_mu);
+      m.sweeper_stop = true;
+    }
+    m.sweeper_cv.notify_all();
+    m.sweeper.join();
+  }
+  {
+    std::lock_guard lock(m.mu);
+    m.started = false;
+    for (auto& [ifindex, a] : m.attachments) {
+      m.detach(a);
+      m.clear_role(ifindex);
+    }
+    m.attachments.clear();
+    m.checked.clear();
+    m.failed.clear();
+  }
+  // No packet reaches the programs any more: report what conntrack still
+  // holds, so nothing counted is left behind.
+  if (m.sweeper_loaded) {
+    if (auto st = m.sweep(true); !st) spdlog::warn("packetparser: final flush: {}", st.error().message);
+  }
+}
+
+Status PacketParserPlugin::reconcile() {
+  auto& m = *impl_;
+  std::lock_guard lock(m.mu);
+  if (!m.started || m.failed.empty()) return ok();
+  auto retry = m.failed;
+  for (const auto& [ifindex, f] : retry) {
+    if (m.attachments.count(ifindex)) continue;
+    if (auto role = m.desired_role(f.first)) m.try_attach(f.first, *role);
+    else m.failed.erase(ifindex);
+  }
+  if (m.failed.empty()) return ok();
+  return unexpected(Error::internal("packetparser: " + m.failures()));
+}
+
+std::vector<EventSource*> PacketParserPlugin::event_sources() {
+  if (!impl_->ring) return {};
+  return {impl_->ring.get()};
+}
+
+Status PacketParserPlugin::set_ips_of_interest(std::span<const IpAddr> ips) {
+  auto& m = *impl_;
+  if (!m.obj.loaded()) return unexpected(Error::internal("packetparser: set_ips_of_interest before init"));
+  if (ips.size() > m.cfg.filter_map_max_entries)
+    return unexpected(Error::invalid(
+        fmt::format("packetparser: {} IPs of interest exceed filterMapMaxEntries {}", ips.size(), m.cfg.filter_map_max_entries)));
+  const int fd = bpf_map__fd(m.obj->maps.retina_pp_filt);
+  auto key_of = [](const IpAddr& ip) {
+    retina_lpm_key k;
+    std::memset(&k, 0, sizeof k);
+    k.prefixlen = 128;
+    std::memcpy(k.addr, ip.bytes.data(), 16);
+    return k;
+  };
+  std::set<IpAddr> want(ips.begin(), ips.end());
+  // Remove what is no longer wanted, then add: an address in both sets
+  // never leaves the map.
+  std::vector<retina_lpm_key> stale;
+  retina_lpm_key cur, next;
+  bool first = true;
+  while (bpf_map_get_next_key(fd, first ? nullptr : &cur, &next) == 0) {
+    first = false;
+    IpAddr a;
+    std::memcpy(a.bytes.data(), next.addr, 16);
+    if (next.prefixlen != 128 || !want.count(a)) stale.push_back(next);
+    cur = next;
+  }
+  for (const auto& k : stale) {
+    if (bpf_map_delete_elem(fd, &k) < 0 && errno != ENOENT)
+      return unexpected(Error::system("bpf_map_delete_elem(retina_pp_filt)", errno));
+  }
+  const uint8_t one = 1;
+  for (const auto& ip : want) {
+    retina_lpm_key k = key_of(ip);
+    if (bpf_map_update_elem(fd, &k, &one, BPF_ANY) < 0)
+      return unexpected(Error::system(fmt::format("bpf_map_update_elem(retina_pp_filt, {})", ip.to_string()), errno));
+  }
+  return ok();
+}
+
+Result<std::array<uint64_t, RETINA_STAT_MAX>> PacketParserPlugin::stats() const {
+  if (!impl_->obj.loaded()) return unexpected(Error::internal("packetparser: not loaded"));
+  return read_retina_stats(bpf_map__fd(impl_->obj->maps.retina_stats));
+}
+
+Status PacketParserPlugin::sweep(bool flush_all) { return impl_->sweep(flush_all); }
+
+Result<retina_ct_gauges> PacketParserPlugin::conntrack_gauges() const {
+  if (!impl_->obj.loaded()) return unexpected(Error::internal("packetparser: not loaded"));
+  return read_ct_gauges(bpf_map__fd(impl_->obj->maps.retina_pp_ctg));
+}
+
+std::vector<PacketParserPlugin::Attachment> PacketParserPlugin::attachments() const {
+  std::lock_guard lock(impl_->mu);
+  std::vector<Attachment> out;
+  for (const auto& [ifindex, a] : impl_->attachments)
+    out.push_back(Attachment{ifindex, a.name, a.role == RETINA_IF_ROLE_HOST, impl_->use_tcx});
+  return out;
+}
+
+bool PacketParserPlugin::uses_tcx() const { return impl_->use_tcx; }
+
+std::string PacketParserPlugin::degraded_reason() const {
+  std::lock_guard lock(impl_->mu);
+  std::string r = impl_->degraded;
+  if (!impl_->failed.empty()) {
+    if (!r.empty()) r += "; ";
+    r += impl_->failures();
+  }
+  return r;
+}
+
+int PacketParserPlugin::ingress_prog_fd() const {
+  return impl_->obj.loaded() ? impl_->prog_fd(TcDirection::kIngress) : -1;
+}
+int PacketParserPlugin::egress_prog_fd() const {
+  return impl_->obj.loaded() ? impl_->prog_fd(TcDirection::kEgress) : -1;
+}
+int PacketParserPlugin::interface_role_map_fd() const {
+  return impl_->obj.loaded() ? bpf_map__fd(impl_->obj->maps.retina_pp_ifs) : -1;
+}
+
+std::unique_ptr<Plugin> make_packetparser_plugin() { return std::make_unique<PacketParserPlugin>(); }
+
+}  // namespace retina
