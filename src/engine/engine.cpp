@@ -28,6 +28,7 @@
 #include "cache/endpoints_file.hpp"
 #include "core/log.hpp"
 #include "engine/flow_log.hpp"
+#include "loader/fd.hpp"
 #include "loader/interface_watcher.hpp"
 #include "retina/metrics/aggregator.hpp"
 #include "retina/metrics/names.hpp"
@@ -46,28 +47,6 @@ constexpr std::string_view kPerInterfacePlugins[] = {"packetparser"};
 constexpr std::array<PluginState, 5> kAllStates = {PluginState::kPending, PluginState::kRunning,
                                                    PluginState::kDisabled, PluginState::kFailed,
                                                    PluginState::kStopped};
-
-class UniqueFd {
- public:
-  explicit UniqueFd(int fd = -1) : fd_(fd) {}
-  UniqueFd(UniqueFd&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-  UniqueFd& operator=(UniqueFd&& o) noexcept {
-    if (this != &o) {
-      reset();
-      fd_ = std::exchange(o.fd_, -1);
-    }
-    return *this;
-  }
-  ~UniqueFd() { reset(); }
-  int get() const { return fd_; }
-  void reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_;
-};
 
 std::string default_node_name() {
   if (const char* env = std::getenv("NODE_NAME"); env && *env) return env;
@@ -118,8 +97,8 @@ struct Engine::Impl {
 
   // reader thread
   std::thread reader;
-  UniqueFd epoll_fd;
-  UniqueFd wake_fd;  // eventfd: stop requested
+  loader::UniqueFd epoll_fd;
+  loader::UniqueFd wake_fd;  // eventfd: stop requested
   std::atomic<bool> reader_stop{false};
   std::vector<EventSource*> sources;
 
@@ -248,9 +227,9 @@ Status Engine::Impl::start_reader() {
       if (src) sources.push_back(src);
     }
   }
-  epoll_fd = UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
+  epoll_fd = loader::UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
   if (epoll_fd.get() < 0) return unexpected(Error::system("epoll_create1", errno));
-  wake_fd = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  wake_fd = loader::UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (wake_fd.get() < 0) return unexpected(Error::system("eventfd", errno));
   epoll_event ev{};
   ev.events = EPOLLIN;

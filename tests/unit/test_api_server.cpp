@@ -173,7 +173,7 @@ TEST_CASE("api: bad /flows query parameters answer 400 with the reason", "[api]"
   CHECK(r.status == 400);
 }
 
-TEST_CASE("api: port 0 binds an ephemeral port; stop is idempotent", "[api]") {
+TEST_CASE("api: port 0 binds an ephemeral port, and stop is idempotent", "[api]") {
   Fixture a;
   Fixture b;
   CHECK(a.port() != b.port());

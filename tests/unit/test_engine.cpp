@@ -249,7 +249,7 @@ TEST_CASE("engine: records flushed by a stopping plugin are delivered", "[engine
   CHECK(engine->pipeline().stats().records == 9000);
 }
 
-TEST_CASE("engine: reconcile runs every metrics interval; failures are counted", "[engine]") {
+TEST_CASE("engine: reconcile runs every metrics interval and failures are counted", "[engine]") {
   CallLog calls;
   std::vector<std::unique_ptr<retina::Plugin>> plugins;
   FakePlugin::Behaviour failing;
