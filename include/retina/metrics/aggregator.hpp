@@ -1,5 +1,7 @@
 // The basic (node-level) metric aggregator: a FlowSink that turns flows into
-// Retina's basic metrics. Counts accumulate in plain per-batch locals on the
+// Retina's basic metrics: forward_count/forward_bytes{direction} from
+// packetparser flows, dns_request_count/dns_response_count from DNS flows,
+// and tcpretrans_count{direction} from retransmission flows. Counts accumulate in plain per-batch locals on the
 // pipeline thread and are published to the registry's atomics once per
 // batch, so the per-event cost is a few adds and no lock or allocation.
 #pragma once
@@ -25,15 +27,15 @@ class BasicAggregator final : public FlowSink {
   void on_flow(const Flow& flow) noexcept override;
   void on_batch_end() noexcept override;
 
-  // Totals published so far (tests, Python).
+  // Totals published so far (tests, Python). Drops are not here: drop_count
+  // and drop_bytes come from the dropreason plugin's in-kernel counters,
+  // which stay exact when per-flow drop events are rate limited.
   struct Totals {
     uint64_t forward_packets[3] = {};  // by TrafficDirection
     uint64_t forward_bytes[3] = {};
-    uint64_t drop_packets = 0;
-    uint64_t drop_bytes = 0;
     uint64_t dns_requests = 0;
     uint64_t dns_responses = 0;
-    uint64_t tcp_retransmissions = 0;
+    uint64_t tcp_retransmissions[3] = {};  // by TrafficDirection
   };
   Totals totals() const;
 
