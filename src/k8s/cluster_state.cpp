@@ -27,6 +27,13 @@ std::string_view cronjob_of(std::string_view job) {
   return job.substr(0, dash);
 }
 
+bool same_endpoint(const EndpointPtr& a, const EndpointPtr& b) {
+  if (!a || !b) return !a && !b;
+  return a->kind == b->kind && a->namespace_ == b->namespace_ && a->name == b->name && a->labels == b->labels &&
+         a->workloads == b->workloads && a->node_name == b->node_name && a->zone == b->zone &&
+         a->service == b->service && a->ips == b->ips && a->observe == b->observe;
+}
+
 }  // namespace
 
 ClusterState::ClusterState(IpCache& cache, std::chrono::nanoseconds grace, bool use_replicasets)
@@ -39,7 +46,8 @@ std::vector<Workload> ClusterState::workloads_for(const std::string& ns, const O
   if (owner.empty()) return {};
   if (owner.kind == "ReplicaSet") {
     if (use_replicasets_) {
-      if (auto it = replicasets_.find(key_of(ns, owner.name)); it != replicasets_.end()) {
+      scratch_key_.assign(ns).append("/").append(owner.name);
+      if (auto it = replicasets_.find(scratch_key_); it != replicasets_.end()) {
         if (!it->second.empty()) return {Workload{it->second.kind, it->second.name}};
         return {Workload{"ReplicaSet", owner.name}};
       }
@@ -102,7 +110,7 @@ bool ClusterState::same_derived(const Endpoint& ep, const Derived& d) {
   return ep.workloads == d.workloads && ep.zone == d.zone && ep.service == d.service && ep.observe == d.observe;
 }
 
-EndpointPtr ClusterState::make_pod_endpoint(PodInfo&& p, const Derived& d) const {
+EndpointPtr ClusterState::make_pod_endpoint(PodInfo&& p, Derived&& d) const {
   auto ep = std::make_shared<Endpoint>();
   ep->kind = EndpointKind::kPod;
   ep->namespace_ = std::move(p.namespace_);
@@ -110,9 +118,9 @@ EndpointPtr ClusterState::make_pod_endpoint(PodInfo&& p, const Derived& d) const
   ep->labels = std::move(p.labels);
   ep->node_name = std::move(p.node_name);
   ep->ips = std::move(p.ips);
-  ep->workloads = d.workloads;
-  ep->zone = d.zone;
-  ep->service = d.service;
+  ep->workloads = std::move(d.workloads);
+  ep->zone = std::move(d.zone);
+  ep->service = std::move(d.service);
   ep->observe = d.observe;
   return ep;
 }
@@ -181,9 +189,9 @@ void ClusterState::replace(std::vector<PodInfo> items) {
   for (auto& p : items) {
     if (!publishable(p)) continue;
     std::string key = key_of(p.namespace_, p.name);
-    const Derived d = derive(p.namespace_, p.node_name, p.labels, p.owner, p.observe);
+    Derived d = derive(p.namespace_, p.node_name, p.labels, p.owner, p.observe);
     PodRecord rec{std::move(p.owner), p.observe, nullptr};
-    rec.ep = make_pod_endpoint(std::move(p), d);
+    rec.ep = make_pod_endpoint(std::move(p), std::move(d));
     next.insert_or_assign(std::move(key), std::move(rec));
   }
   pods_ = std::move(next);
@@ -202,15 +210,11 @@ void ClusterState::apply(EventType type, PodInfo p) {
     }
     return;
   }
-  const Derived d = derive(p.namespace_, p.node_name, p.labels, p.owner, p.observe);
+  Derived d = derive(p.namespace_, p.node_name, p.labels, p.owner, p.observe);
   PodRecord rec{std::move(p.owner), p.observe, nullptr};
-  rec.ep = make_pod_endpoint(std::move(p), d);
+  rec.ep = make_pod_endpoint(std::move(p), std::move(d));
   if (it != pods_.end()) {
-    const Endpoint& old = *it->second.ep;
-    const Endpoint& now = *rec.ep;
-    const bool same = old.labels == now.labels && old.node_name == now.node_name && old.ips == now.ips &&
-                      same_derived(old, d);
-    if (same) {
+    if (same_endpoint(it->second.ep, rec.ep)) {
       // Nothing the cache shows changed (status churn): keep the published endpoint.
       it->second.owner = std::move(rec.owner);
       it->second.own_observe = rec.own_observe;
@@ -239,12 +243,6 @@ EndpointPtr service_endpoint(ServiceInfo& s) {
   return ep;
 }
 
-bool same_endpoint(const EndpointPtr& a, const EndpointPtr& b) {
-  if (!a || !b) return !a && !b;
-  return a->kind == b->kind && a->namespace_ == b->namespace_ && a->name == b->name && a->labels == b->labels &&
-         a->workloads == b->workloads && a->node_name == b->node_name && a->zone == b->zone &&
-         a->service == b->service && a->ips == b->ips && a->observe == b->observe;
-}
 
 }  // namespace
 

@@ -83,7 +83,7 @@ class ClusterState {
                                       const std::vector<std::string>& labels) const;
   std::string service_for(const std::string& ns, const std::vector<std::string>& labels) const;
   static bool same_derived(const Endpoint& ep, const Derived& d);
-  EndpointPtr make_pod_endpoint(PodInfo&& p, const Derived& d) const;
+  EndpointPtr make_pod_endpoint(PodInfo&& p, Derived&& d) const;
   EndpointPtr with_derived(const Endpoint& base, Derived&& d) const;
 
   // Re-derives the pods matching pred(endpoint, record); returns those that changed.
@@ -102,6 +102,7 @@ class ClusterState {
   const bool use_replicasets_;
 
   mutable std::mutex mu_;
+  mutable std::string scratch_key_;  // lookups by "ns/name" without allocating
   absl::flat_hash_map<std::string, PodRecord> pods_;         // "ns/name"
   std::map<std::string, ServiceRecord> services_;            // "ns/name"; ordered so a namespace is a range
   absl::flat_hash_map<std::string, NodeRecord> nodes_;       // name

@@ -1,5 +1,6 @@
 #include "k8s/http_client.hpp"
 
+#include <algorithm>
 #include <mutex>
 #include <string>
 
@@ -12,6 +13,9 @@ namespace retina::k8s {
 namespace {
 
 constexpr size_t kMaxErrorBody = 64u << 10;
+// Spare capacity kept after a collected body: the JSON parser reads up to 64
+// bytes past the end, and with the room there it does not copy the page again.
+constexpr size_t kBodySlack = 64;
 
 // What a transfer's callbacks need; lives on get()'s stack.
 struct Transfer {
@@ -65,6 +69,9 @@ size_t on_write(char* data, size_t size, size_t n, void* user) noexcept {
     }
     std::string& body = t->resp->body;
     if (t->success_status()) {
+      if (body.capacity() < body.size() + len + kBodySlack) {
+        body.reserve(std::max(body.capacity() * 2, body.size() + len + kBodySlack));
+      }
       body.append(data, len);
     } else if (body.size() < kMaxErrorBody) {
       body.append(data, std::min(len, kMaxErrorBody - body.size()));

@@ -575,7 +575,6 @@ Status JsonParser::parse_list(std::string& body, ListPage<T>& page) {
         if (kv.value.is_null()) continue;
         dom::array items;
         K8S_TRY(kv.value.get_array().get(items));
-        page.items.reserve(page.items.size() + items.size());
         for (dom::element item : items) {
           T obj;
           K8S_TRY(parse_object(item, obj, page.invalid_values));

@@ -17,12 +17,17 @@ namespace retina::k8s {
 
 // The value of label `key` in sorted "key=value" labels; empty when absent.
 inline std::string_view label_value(const std::vector<std::string>& labels, std::string_view key) {
-  std::string prefix(key);
-  prefix.push_back('=');
-  // Labels starting with "key=" sort together, from the lower bound of "key=" on.
-  auto it = std::lower_bound(labels.begin(), labels.end(), prefix);
-  if (it == labels.end() || !it->starts_with(prefix)) return {};
-  return std::string_view(*it).substr(prefix.size());
+  // Entries starting with `key` sort together from the lower bound of `key` on;
+  // "key=value" is among them, after keys that continue with a character below '='.
+  auto it = std::lower_bound(labels.begin(), labels.end(), key,
+                             [](const std::string& a, std::string_view k) { return std::string_view(a) < k; });
+  for (; it != labels.end() && it->starts_with(key); ++it) {
+    if (it->size() == key.size()) continue;
+    const char next = (*it)[key.size()];
+    if (next == '=') return std::string_view(*it).substr(key.size() + 1);
+    if (next > '=') break;
+  }
+  return {};
 }
 
 // The object's controller (ownerReferences[controller=true], else the first).
