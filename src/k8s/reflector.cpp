@@ -16,6 +16,8 @@ namespace {
 constexpr size_t kMaxLine = 64u << 20;
 // A watch that has not ended by itself this long after timeoutSeconds is cut.
 constexpr std::chrono::seconds kWatchSlack{30};
+// A watch ending normally sooner than this without a single event is suspect.
+constexpr std::chrono::seconds kMinQuietWatch{1};
 // Restarts of a paginated LIST whose continue token expired, before backing off.
 constexpr int kMaxListRestarts = 3;
 
@@ -153,6 +155,9 @@ Reflector::Outcome Reflector::http_failure(const HttpResponse& r, std::string_vi
   if (r.status == 404 && resource_ == Resource::kMetricsConfigurations) return Outcome::kAbsent;
   const ErrorReason reason = reason_for_status(r.status);
   record_error(reason, fmt::format("{}: HTTP {}: {}", what, r.status, message_of(st, r)));
+  // The MetricsConfiguration stream is optional: without the RBAC rule for it
+  // the rest of the watcher must still count as synced. It keeps retrying.
+  if (r.status == 403 && resource_ == Resource::kMetricsConfigurations) set_synced();
   if (r.status == 401 && credentials_->from_file()) {
     // The token may have rotated since the last periodic reload.
     if (auto s = credentials_->reload(); !s) record_error(ErrorReason::kUnauthorized, s.error().message);
@@ -227,6 +232,8 @@ Reflector::Outcome Reflector::watch() {
   if (!field_selector_.empty()) path += "&fieldSelector=" + field_selector_;
 
   LineBuffer lines(kMaxLine);
+  const auto started = std::chrono::steady_clock::now();
+  uint64_t received = 0;
   bool gone = false;        // ERROR event 410
   bool lost = false;        // a line could not be parsed: an event may be missing
   bool too_long = false;
@@ -239,6 +246,7 @@ Reflector::Outcome Reflector::watch() {
       return false;
     }
     metrics_.event(ev->type);
+    ++received;
     if (ev->invalid_values) metrics_.error(ErrorReason::kInvalidObject, ev->invalid_values);
     if (ev->type == EventType::kError) {
       if (ev->status.code == 410) {
@@ -297,6 +305,12 @@ Reflector::Outcome Reflector::watch() {
   if (lines.pending()) {
     record_error(ErrorReason::kDecode, "watch: the stream ended inside a line");
     return Outcome::kRelist;
+  }
+  if (received == 0 && std::chrono::steady_clock::now() - started < kMinQuietWatch) {
+    // Ended at once with nothing in it (a proxy closing streams?): back off
+    // rather than reconnect in a tight loop.
+    record_error(ErrorReason::kStream, "watch: closed by the server right after it opened");
+    return Outcome::kError;
   }
   return Outcome::kClean;
 }

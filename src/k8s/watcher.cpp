@@ -33,11 +33,12 @@ class TypedHandler final : public ResourceHandler {
 
   Result<PageMeta> add_page(std::string& body) override {
     const uint32_t invalid_before = page_.invalid_values;
+    const size_t items_before = page_.items.size();
     page_.resource_version.clear();
     page_.continue_token.clear();
     if (auto s = parser_.parse_list(body, page_); !s) return unexpected(s.error());
-    for (const auto& item : page_.items) {
-      if (item.name.empty()) return unexpected(Error::parse("list response: an item without metadata.name"));
+    for (size_t i = items_before; i < page_.items.size(); ++i) {
+      if (page_.items[i].name.empty()) return unexpected(Error::parse("list response: an item without metadata.name"));
     }
     return PageMeta{std::move(page_.resource_version), std::move(page_.continue_token),
                     page_.invalid_values - invalid_before};
@@ -136,7 +137,8 @@ struct Watcher::Impl {
     while (!cv.wait_for(l, opts.expire_interval, [this] { return stopping; })) {
       l.unlock();
       const auto now = std::chrono::steady_clock::now();
-      cache.expire(now);
+      // expire() is a cache write: only when something lingers.
+      if (cache.stats().lingering > 0) cache.expire(now);
       if (now >= next_token) {
         next_token = now + opts.token_reload_interval;
         if (auto s = credentials->reload(); !s) {
