@@ -180,6 +180,16 @@ void ClusterState::remove_endpoint(const EndpointPtr& ep) {
   if (ep) cache_.remove(ep->key(), EndpointSource::kKubernetes, grace_);
 }
 
+void ClusterState::republish(EndpointPtr& current, EndpointPtr next) {
+  if (same_endpoint(current, next)) return;  // keep the published object
+  if (next) {
+    cache_.upsert(next, EndpointSource::kKubernetes);
+  } else {
+    remove_endpoint(current);
+  }
+  current = std::move(next);
+}
+
 // ---- pods ----
 
 void ClusterState::replace(std::vector<PodInfo> items) {
@@ -260,35 +270,26 @@ void ClusterState::replace(std::vector<ServiceInfo> items) {
 
 void ClusterState::apply(EventType type, ServiceInfo s) {
   std::lock_guard l(mu_);
-  std::string key = key_of(s.namespace_, s.name);
   const std::string ns = s.namespace_;
-  auto it = services_.find(key);
+  auto it = services_.find(key_of(s.namespace_, s.name));
+  bool selection_changed = false;
   if (type == EventType::kDeleted) {
     if (it == services_.end()) return;
     remove_endpoint(it->second.ep);
-    const bool selected = !it->second.selector.empty();
+    selection_changed = !it->second.selector.empty();
     services_.erase(it);
-    if (selected) rederive_and_publish([&](const Endpoint& ep, const PodRecord&) { return ep.namespace_ == ns; });
-    return;
-  }
-  ServiceRecord rec{std::move(s.selector), s.headless, nullptr};
-  rec.ep = service_endpoint(s);
-  bool selection_changed = true;
-  if (it != services_.end()) {
-    ServiceRecord& old = it->second;
-    selection_changed = old.selector != rec.selector || old.headless != rec.headless || !old.ep != !rec.ep;
-    if (same_endpoint(old.ep, rec.ep)) {
-      rec.ep = old.ep;
-    } else if (!rec.ep) {
-      remove_endpoint(old.ep);
-    }
-    const bool publish = rec.ep && rec.ep != old.ep;
-    old = std::move(rec);
-    if (publish) cache_.upsert(old.ep, EndpointSource::kKubernetes);
   } else {
-    selection_changed = !rec.selector.empty();
-    it = services_.emplace(std::move(key), std::move(rec)).first;
-    if (it->second.ep) cache_.upsert(it->second.ep, EndpointSource::kKubernetes);
+    EndpointPtr ep = service_endpoint(s);
+    if (it == services_.end()) {
+      it = services_.emplace(key_of(s.namespace_, s.name), ServiceRecord{}).first;
+      selection_changed = !s.selector.empty();
+    } else {
+      const ServiceRecord& old = it->second;
+      selection_changed = old.selector != s.selector || old.headless != s.headless || !old.ep != !ep;
+    }
+    it->second.selector = std::move(s.selector);
+    it->second.headless = s.headless;
+    republish(it->second.ep, std::move(ep));
   }
   if (selection_changed) {
     rederive_and_publish([&](const Endpoint& ep, const PodRecord&) { return ep.namespace_ == ns; });
@@ -326,8 +327,8 @@ void ClusterState::replace(std::vector<NodeInfo> items) {
 
 void ClusterState::apply(EventType type, NodeInfo n) {
   std::lock_guard l(mu_);
-  auto it = nodes_.find(n.name);
   const std::string name = n.name;
+  auto it = nodes_.find(name);
   bool zone_changed = false;
   if (type == EventType::kDeleted) {
     if (it == nodes_.end()) return;
@@ -335,24 +336,15 @@ void ClusterState::apply(EventType type, NodeInfo n) {
     zone_changed = !it->second.zone.empty();
     nodes_.erase(it);
   } else {
-    NodeRecord rec{n.zone, nullptr};
-    rec.ep = node_endpoint(n);
+    EndpointPtr ep = node_endpoint(n);
     if (it == nodes_.end()) {
-      zone_changed = !rec.zone.empty();
-      it = nodes_.emplace(name, std::move(rec)).first;
-      if (it->second.ep) cache_.upsert(it->second.ep, EndpointSource::kKubernetes);
+      it = nodes_.emplace(name, NodeRecord{}).first;
+      zone_changed = !n.zone.empty();
     } else {
-      NodeRecord& old = it->second;
-      zone_changed = old.zone != rec.zone;
-      if (same_endpoint(old.ep, rec.ep)) {
-        rec.ep = old.ep;  // heartbeats and condition updates change nothing here
-      } else if (!rec.ep) {
-        remove_endpoint(old.ep);
-      }
-      const bool publish = rec.ep && rec.ep != old.ep;
-      old = std::move(rec);
-      if (publish) cache_.upsert(old.ep, EndpointSource::kKubernetes);
+      zone_changed = it->second.zone != n.zone;
     }
+    it->second.zone = std::move(n.zone);
+    republish(it->second.ep, std::move(ep));  // heartbeats and condition updates change nothing here
   }
   if (zone_changed) {
     rederive_and_publish([&](const Endpoint& ep, const PodRecord&) { return ep.node_name == name; });

@@ -96,6 +96,9 @@ class ClusterState {
   void rederive_all_and_replace();
   void publish_all();
   void remove_endpoint(const EndpointPtr& ep);
+  // Makes `next` the published endpoint in place of `current`: nothing when
+  // the content is the same, a removal (with grace) when `next` is null.
+  void republish(EndpointPtr& current, EndpointPtr next);
 
   IpCache& cache_;
   const std::chrono::nanoseconds grace_;

@@ -165,24 +165,22 @@ Result<std::unique_ptr<HttpStream>> HttpStream::create(const ClientConfig& confi
         set(CURLOPT_CAINFO, config.ca_file.c_str());
       }
     }
-    if (!config.client_cert_pem.empty()) {
-      curl_blob blob{const_cast<char*>(config.client_cert_pem.data()), config.client_cert_pem.size(),
-                     CURL_BLOB_COPY};
-      set(CURLOPT_SSLCERT_BLOB, &blob);
-      set(CURLOPT_SSLCERTTYPE, "PEM");
-    } else if (!config.client_cert_file.empty()) {
-      set(CURLOPT_SSLCERT, config.client_cert_file.c_str());
-      set(CURLOPT_SSLCERTTYPE, "PEM");
-    }
-    if (!config.client_key_pem.empty()) {
-      curl_blob blob{const_cast<char*>(config.client_key_pem.data()), config.client_key_pem.size(),
-                     CURL_BLOB_COPY};
-      set(CURLOPT_SSLKEY_BLOB, &blob);
-      set(CURLOPT_SSLKEYTYPE, "PEM");
-    } else if (!config.client_key_file.empty()) {
-      set(CURLOPT_SSLKEY, config.client_key_file.c_str());
-      set(CURLOPT_SSLKEYTYPE, "PEM");
-    }
+    // A client certificate and key, inline PEM or files.
+    auto client_pem = [&](CURLoption blob_opt, CURLoption file_opt, CURLoption type_opt, const std::string& pem,
+                          const std::string& file) {
+      if (!pem.empty()) {
+        curl_blob blob{const_cast<char*>(pem.data()), pem.size(), CURL_BLOB_COPY};
+        set(blob_opt, &blob);
+      } else if (!file.empty()) {
+        set(file_opt, file.c_str());
+      } else {
+        return;
+      }
+      set(type_opt, "PEM");
+    };
+    client_pem(CURLOPT_SSLCERT_BLOB, CURLOPT_SSLCERT, CURLOPT_SSLCERTTYPE, config.client_cert_pem,
+               config.client_cert_file);
+    client_pem(CURLOPT_SSLKEY_BLOB, CURLOPT_SSLKEY, CURLOPT_SSLKEYTYPE, config.client_key_pem, config.client_key_file);
   }
   if (!config.username.empty() && config.token.empty() && config.token_file.empty()) {
     set(CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));

@@ -71,8 +71,6 @@ class HttpStream {
   // (stopped=true).
   void interrupt();
 
-  const std::string& server() const { return server_; }
-
  private:
   HttpStream() = default;
   struct Handles;

@@ -175,7 +175,7 @@ error_code read_meta(dom::element v, const MetaOut& m) {
   return SUCCESS;
 }
 
-// The object at `key` of `parent`, or an empty optional when absent or null.
+// An object value, or an empty optional when it is null.
 error_code child_object(dom::element v, std::optional<dom::object>& out) {
   out.reset();
   if (v.is_null()) return SUCCESS;

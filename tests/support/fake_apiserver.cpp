@@ -615,10 +615,6 @@ std::string FakeApiServer::last_param(const std::string& resource, bool watch, c
   return it == params.end() ? std::string() : it->second;
 }
 
-bool FakeApiServer::wait_for_watches(const std::string& resource, size_t n, std::chrono::milliseconds timeout) const {
-  return wait_until([&] { return open_watches(resource) >= n; }, timeout);
-}
-
 bool FakeApiServer::wait_drained(const std::string& resource, std::chrono::milliseconds timeout) const {
   return wait_until(
       [&] {

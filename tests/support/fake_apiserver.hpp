@@ -85,7 +85,6 @@ class FakeApiServer {
   size_t unauthorized_requests() const;
   // A query parameter of the last LIST (watch=false) or WATCH request.
   std::string last_param(const std::string& resource, bool watch, const std::string& key) const;
-  bool wait_for_watches(const std::string& resource, size_t n, std::chrono::milliseconds timeout) const;
   // True once everything queued for the resource's open watches was written out.
   bool wait_drained(const std::string& resource, std::chrono::milliseconds timeout) const;
 
