@@ -6,6 +6,15 @@
 // reader of the old copy to leave and then bring that copy up to date.
 // A reader pays two uncontended atomic increments per read section, and a
 // read section normally spans a whole batch of events.
+//
+// Which endpoint an address resolves to: among the live endpoints (of any
+// source) that list it, the most recently written one; when none is live,
+// the most recently removed one still in its grace period.
+//
+// A writer waits until the readers of the copy it replaced have left, so a
+// thread must not call a writer method while it holds a ReadGuard (it would
+// wait for itself). find(), find_key(), stats() and for_each() never wait
+// for readers and are safe to call while holding one.
 #pragma once
 
 #include <chrono>
@@ -43,17 +52,22 @@ class IpCache {
   // ---- writers: any thread, serialized internally ----
 
   // Maps each of ep->ips to `ep`. An endpoint with the same key from the
-  // same source is replaced; an IP owned by another endpoint moves to `ep`
-  // at once (IP reuse by a new pod).
+  // same source is replaced (also one still in its grace period); an IP
+  // owned by another endpoint moves to `ep` at once (IP reuse by a new pod).
+  // A null `ep` is ignored.
   void upsert(EndpointPtr ep, EndpointSource source = EndpointSource::kApi);
 
   // Removes the endpoint with `key` (Endpoint::key()). With grace > 0 its
   // IPs keep resolving until the grace period ends, unless another endpoint
-  // claims them first; expire() reclaims them.
+  // claims them first; expire() reclaims them. IPs another live endpoint
+  // also lists fall back to it at once. grace 0 also ends the grace period
+  // of an endpoint removed earlier with that key.
   void remove(std::string_view key, EndpointSource source = EndpointSource::kApi,
               std::chrono::nanoseconds grace = std::chrono::nanoseconds{0});
 
   // Replaces everything `source` contributed with `eps`, as one update.
+  // Endpoints whose content did not change keep their object and their
+  // place in the write order; of two with the same key the later one wins.
   void replace_source(EndpointSource source, std::vector<EndpointPtr> eps,
                       std::chrono::nanoseconds grace = std::chrono::nanoseconds{0});
 
@@ -83,7 +97,8 @@ class IpCache {
 
   // Owning lookup for code off the hot path.
   EndpointPtr find(const IpAddr& ip) const;
-  // Owning lookup by key.
+  // Owning lookup by key, among live endpoints (the most recent if several
+  // sources have that key).
   EndpointPtr find_key(std::string_view key) const;
 
   IpCacheStats stats() const;

@@ -76,8 +76,9 @@ class EndpointsFileWatcher {
     std::function<void(const EndpointsFileStatus&)> on_load;
   };
 
-  // Starts watching and loads the file if it exists. Fails only when
-  // inotify itself is unavailable; a missing file or directory is waited for.
+  // Starts watching and loads the file if it exists. Fails for an empty
+  // path, a path ending in "/", a null cache, or when inotify is
+  // unavailable; a missing file or directory is waited for.
   static Result<std::unique_ptr<EndpointsFileWatcher>> create(std::string path, std::shared_ptr<IpCache> cache,
                                                               Options options);
   static Result<std::unique_ptr<EndpointsFileWatcher>> create(std::string path, std::shared_ptr<IpCache> cache) {
@@ -93,7 +94,8 @@ class EndpointsFileWatcher {
 
   // Handles pending events, waiting up to `timeout` for the first one, and
   // reloads the file if it changed. Returns an error only for a failing
-  // system call; load errors go to status(). Not concurrent with start().
+  // system call; load errors go to status(). Drive the watcher either with
+  // poll() from your own loop or with start(); calls are serialized.
   Status poll(std::chrono::milliseconds timeout);
 
   // Calls poll() on a background thread until stop() or destruction.

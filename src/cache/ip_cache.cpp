@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <exception>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -292,22 +293,35 @@ struct IpCache::Impl {
     apply(maps[lr], ops);
   }
 
-  // Runs `change` on the state and publishes it as one swap.
+  // Publishes what `b` changed. noexcept: once the state has changed, the
+  // reader copies must follow, or they could point at retired endpoints;
+  // running out of memory here ends the process rather than risk that.
+  void finish(Batch& b) noexcept {
+    if (b.changed) ++updates;
+    std::vector<Op> ops = ops_for(b);
+    state_mu.unlock();
+    publish(ops);
+  }
+
+  // Runs `change` on the state and publishes it as one swap. If `change`
+  // throws (out of memory), what it did so far is still published and the
+  // exception then propagates.
   template <class F>
   void write(F&& change) {
     Batch b;
-    std::vector<Op> ops;
+    std::exception_ptr failure;
     {
       std::lock_guard wl(write_mu);
-      {
-        std::lock_guard sl(state_mu);
+      state_mu.lock();
+      try {
         change(b);
-        if (b.changed) ++updates;
-        ops = ops_for(b);
+      } catch (...) {
+        failure = std::current_exception();
       }
-      publish(ops);
+      finish(b);  // unlocks state_mu
     }
     // b.retired is released here: no reader can reach those endpoints now.
+    if (failure) std::rethrow_exception(failure);
   }
 };
 

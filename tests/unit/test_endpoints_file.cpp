@@ -161,7 +161,7 @@ TEST_CASE("Endpoints file: errors name the entry and the field", "[endpoints_fil
       {"- name: a\n", "expected a mapping with an \"endpoints\" list, got a list"},
       {"", "empty document"},
       {"# only a comment\n", "empty document"},
-      {"endpoints: []\n---\nendpoints: []\n", "found 2 YAML documents; expected one"},
+      {"endpoints: []\n---\nendpoints: []\n", "more than one YAML document"},
       {"endpoints: [\n", "malformed YAML/JSON: yaml-cpp: error at line"},
       {"{\"endpoints\": [{\"name\": \"a\",}", "malformed YAML/JSON"},
   };
