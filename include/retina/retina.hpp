@@ -1,6 +1,7 @@
 // Umbrella header for embedding retina.
 #pragma once
 
+#include "retina/api_server.hpp"
 #include "retina/config.hpp"
 #include "retina/decoder.hpp"
 #include "retina/dns.hpp"
@@ -9,8 +10,11 @@
 #include "retina/error.hpp"
 #include "retina/features.hpp"
 #include "retina/flow.hpp"
+#include "retina/flow_json.hpp"
 #include "retina/ip.hpp"
 #include "retina/ip_cache.hpp"
+#include "retina/k8s/watcher.hpp"
+#include "retina/metrics/aggregator.hpp"
 #include "retina/metrics/names.hpp"
 #include "retina/metrics/registry.hpp"
 #include "retina/pipeline.hpp"
