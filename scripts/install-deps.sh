@@ -3,7 +3,7 @@
 # Idempotent: apt-get skips what is already present.
 set -euo pipefail
 PKGS=(
-  build-essential cmake ninja-build pkg-config git
+  build-essential cmake ninja-build pkg-config git ccache
   clang-14 llvm-14 libclang-rt-14-dev bpftool libbpf-dev libelf-dev zlib1g-dev
   libxxhash-dev libconcurrentqueue-dev libabsl-dev
   libyaml-cpp-dev libsimdjson-dev libcpp-httplib-dev libcli11-dev
