@@ -48,6 +48,9 @@ inline constexpr std::string_view kParsedPackets = "controlplane_networkobservab
 inline constexpr std::string_view kPluginFailedToReconcile =
     "controlplane_networkobservability_plugin_manager_failed_to_reconcile";
 inline constexpr std::string_view kExpiredMetrics = "controlplane_networkobservability_expired_metrics_counter";
+// Ours: updates of an advanced metric folded into its overflow series
+// (maxSeriesPerMetric reached), by metric.
+inline constexpr std::string_view kSeriesOverflow = "controlplane_networkobservability_series_overflow_total";
 // Ours: plugin_state{plugin, state} is 1 for the current state, 0 otherwise.
 inline constexpr std::string_view kPluginState = "controlplane_networkobservability_plugin_state";
 // Ours: a polled source (a /proc or sysfs file, an ioctl) that failed one poll.
