@@ -1,8 +1,10 @@
 // The agent's HTTP API (Retina's port 10093):
 //
 //   GET /metrics   Prometheus text exposition (format 0.0.4)
-//   GET /healthz   JSON: overall status and each plugin's state and reason;
-//                  200 when no plugin failed, 503 otherwise
+//   GET /healthz   JSON: overall status, each plugin's state and reason, and
+//                  the backend's other components (the engine's Kubernetes
+//                  watcher and advanced metrics); 200 when nothing failed,
+//                  503 otherwise
 //   GET /readyz    200 once the engine runs at least one plugin, 503 before
 //   GET /flows     Hubble JSON lines; ?follow=1 streams. Filters: namespace,
 //                  pod, ip, port, verdict, origin; max=N bounds the count
@@ -55,6 +57,9 @@ struct ApiServerBackend {
   std::function<std::vector<PluginStatus>()> plugins;
   std::function<bool()> ready;
   std::function<std::shared_ptr<Subscription>(std::string name, size_t capacity, FlowFilter filter)> subscribe;
+  // Optional: appends more members to the /healthz object, each as
+  // `,"name":value`; returns false when one of them failed (503).
+  std::function<bool(std::string& json)> health_details;
 };
 
 ApiServerBackend engine_backend(Engine& engine);

@@ -1,6 +1,9 @@
 // The engine composes the four parts: eBPF loader (plugins), flow decoder
-// and enricher (pipeline), IP-to-object cache, and metric aggregator. The
-// agent is a thin main over it; other programs embed it the same way.
+// and enricher (pipeline), IP-to-object cache, and metric aggregators
+// (basic, and advanced with enablePodLevel). With enableKubernetes (or a
+// kubeconfig) it runs the Kubernetes watcher, which feeds the cache and
+// hands MetricsConfiguration changes to the advanced metrics. The agent is
+// a thin main over it; other programs embed it the same way.
 #pragma once
 
 #include <memory>
@@ -11,6 +14,7 @@
 #include "retina/error.hpp"
 #include "retina/features.hpp"
 #include "retina/ip_cache.hpp"
+#include "retina/k8s/watcher.hpp"
 #include "retina/pipeline.hpp"
 #include "retina/plugin.hpp"
 
@@ -18,7 +22,31 @@ namespace retina {
 
 namespace metrics {
 class Registry;
-}
+class AdvancedAggregator;
+}  // namespace metrics
+
+// The Kubernetes watcher as /healthz shows it. It never fails the agent's
+// health once running: while the API server is unreachable the cache keeps
+// serving the last known endpoints ("degraded").
+struct KubernetesHealth {
+  // "disabled", "failed" (could not be configured: see reason), "syncing"
+  // (first LIST not done), "synced", or "degraded" (a watch is down or the
+  // last exchange failed; the last known state is served).
+  std::string state = "disabled";
+  std::string reason;
+  std::string server;
+  std::string context;  // "local" (this node's pods) or "remote" (all pods)
+  std::vector<k8s::ResourceStatus> resources;  // the watched ones
+};
+
+// Where the advanced metrics' configuration comes from, for /healthz.
+struct AdvancedMetricsHealth {
+  bool enabled = false;
+  std::string context;        // "local" or "remote"
+  std::string configuration;  // "agent config" or "MetricsConfiguration/<name>"
+  uint64_t generation = 0;    // configurations applied
+  std::string last_error;     // the last rejected MetricsConfiguration, if any
+};
 
 struct EngineOptions {
   // Replace the kernel feature detector (tests).
@@ -51,6 +79,11 @@ class Engine {
   std::vector<PluginStatus> plugin_status() const;
   // True once start() finished and at least one plugin runs.
   bool ready() const;
+
+  // Null unless enablePodLevel.
+  metrics::AdvancedAggregator* advanced_metrics();
+  KubernetesHealth kubernetes_health() const;
+  AdvancedMetricsHealth advanced_metrics_health() const;
 
  private:
   Engine();

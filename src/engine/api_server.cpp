@@ -138,6 +138,8 @@ void ApiServer::Impl::healthz(httplib::Response& res) {
   const auto plugins = backend.plugins();
   bool failed = false;
   for (const auto& p : plugins) failed = failed || p.state == PluginState::kFailed;
+  std::string details;
+  if (backend.health_details && !backend.health_details(details)) failed = true;
   std::string body = "{\"status\":";
   json::append_string(body, failed ? "failed" : "ok");
   body += ",\"plugins\":[";
@@ -153,7 +155,9 @@ void ApiServer::Impl::healthz(httplib::Response& res) {
     json::append_string(body, p.reason);
     body.push_back('}');
   }
-  body += "]}\n";
+  body.push_back(']');
+  body += details;
+  body += "}\n";
   res.status = failed ? 503 : 200;
   res.set_content(body, kJsonContentType);
 }

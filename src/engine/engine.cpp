@@ -1,8 +1,10 @@
 // The engine: owns the registry, the IP cache, the pipeline with its basic
-// aggregator, the feature detector, the interface watcher (on demand), the
-// endpoints-file watcher and the plugins; runs one reader thread that
-// drains every plugin's ring buffers into the pipeline and one control
-// thread that reconciles plugins every metricsIntervalDuration.
+// and advanced aggregators, the feature detector, the interface watcher (on
+// demand), the endpoints-file watcher, the Kubernetes watcher and the
+// plugins; runs one reader thread that drains every plugin's ring buffers
+// into the pipeline (and does the advanced metrics' housekeeping, which
+// belongs to the feeding thread) and one control thread that reconciles
+// plugins every metricsIntervalDuration.
 #include "retina/engine.hpp"
 
 #include <sys/epoll.h>
@@ -30,6 +32,8 @@
 #include "engine/flow_log.hpp"
 #include "loader/fd.hpp"
 #include "loader/interface_watcher.hpp"
+#include "retina/k8s/watcher.hpp"
+#include "retina/metrics/advanced.hpp"
 #include "retina/metrics/aggregator.hpp"
 #include "retina/metrics/names.hpp"
 #include "retina/metrics/registry.hpp"
@@ -55,6 +59,9 @@ std::string default_node_name() {
   return "unknown";
 }
 
+// Kubernetes is watched when asked for, or when a kubeconfig is given.
+bool kubernetes_requested(const Config& c) { return c.enable_kubernetes || !c.kubeconfig.empty(); }
+
 bool needs_interfaces(std::string_view plugin) {
   return std::find(std::begin(kPerInterfacePlugins), std::end(kPerInterfacePlugins), plugin) !=
          std::end(kPerInterfacePlugins);
@@ -71,7 +78,17 @@ struct Engine::Impl {
   std::shared_ptr<IpCache> cache;
   std::unique_ptr<Pipeline> pipeline;
   std::shared_ptr<metrics::BasicAggregator> aggregator;
+  std::shared_ptr<metrics::AdvancedAggregator> adv;  // enablePodLevel
   std::unique_ptr<FeatureDetector> features;
+
+  // Kubernetes watcher (enableKubernetes / kubeconfig) and what /healthz
+  // says of it, under k8s_mu (declared first: the watcher's callbacks take it).
+  mutable std::mutex k8s_mu;
+  std::string k8s_failure;  // why the watcher could not be set up
+  std::string k8s_server;
+  std::string adv_source = "agent config";  // the advanced metrics' configuration
+  std::string adv_error;
+  std::unique_ptr<k8s::Watcher> watcher;
 
   std::mutex interfaces_mu;
   std::unique_ptr<InterfaceWatcher> interfaces;
@@ -119,6 +136,8 @@ struct Engine::Impl {
   void control_loop();
   void start_endpoints_file();
   void start_flow_log();
+  void start_kubernetes();
+  void apply_metrics_configuration(const k8s::MetricsConfigurationSpec& spec);
 };
 
 void Engine::Impl::export_state(const Slot& s) {
@@ -294,7 +313,9 @@ void Engine::Impl::reader_loop() {
     }
     // Every wakeup (or the idle timer) drains all sources: a drain of an
     // empty ring costs a couple of loads, and no source can starve.
-    drain_all(more);
+    // The advanced metrics' housekeeping (new series, ttl, configuration)
+    // runs at each batch end; an idle round runs it here, on this thread.
+    if (drain_all(more) == 0 && adv) adv->maintain();
   }
   // Final drain: what plugins flushed while stopping.
   do {
@@ -363,6 +384,62 @@ void Engine::Impl::start_flow_log() {
   log::info("engine", "writing flows", {{"path", config.flow_log_path}});
 }
 
+void Engine::Impl::apply_metrics_configuration(const k8s::MetricsConfigurationSpec& spec) {
+  if (!adv) return;
+  auto opts = metrics::AdvancedOptions::from(config);
+  if (!spec.name.empty()) {
+    opts.context_options = spec.context_options;
+    opts.namespaces = spec.namespaces;
+  }
+  const std::string source = spec.name.empty() ? "agent config" : "MetricsConfiguration/" + spec.name;
+  if (auto st = adv->configure(std::move(opts)); !st) {
+    log::warn("engine", "MetricsConfiguration not applied; keeping the previous configuration",
+              {{"source", source}, {"error", st.error().message}});
+    std::lock_guard l(k8s_mu);
+    adv_error = source + ": " + st.error().message;
+    return;
+  }
+  log::info("engine", "advanced metrics configuration queued", {{"source", source}});
+  std::lock_guard l(k8s_mu);
+  adv_source = source;
+  adv_error.clear();
+}
+
+void Engine::Impl::start_kubernetes() {
+  if (!kubernetes_requested(config)) return;
+  const auto fail = [this](std::string why) {
+    log::error("engine", "Kubernetes watcher not running; flows are enriched from other sources only",
+               {{"error", why}});
+    std::lock_guard l(k8s_mu);
+    k8s_failure = std::move(why);
+  };
+  auto client = k8s::resolve_client_config(config.kubeconfig);
+  if (!client) return fail(client.error().message);
+  k8s::WatcherOptions o;
+  o.client = std::move(*client);
+  o.node_name = config.node_name;
+  o.remote_context = config.remote_context;
+  o.watch_metrics_configuration = adv != nullptr;
+  o.on_metrics_configuration = [this](const k8s::MetricsConfigurationSpec& spec) {
+    apply_metrics_configuration(spec);
+  };
+  o.on_metrics_configuration_error = [this](const std::string& name, const Error& e) {
+    log::warn("engine", "MetricsConfiguration rejected; keeping the previous configuration",
+              {{"name", name}, {"error", e.message}});
+    std::lock_guard l(k8s_mu);
+    adv_error = "MetricsConfiguration/" + name + ": " + e.message;
+  };
+  {
+    std::lock_guard l(k8s_mu);
+    k8s_server = o.client.server;
+  }
+  auto w = k8s::Watcher::create(std::move(o), *cache, registry.get());
+  if (!w) return fail(w.error().message);
+  if (auto st = (*w)->start(); !st) return fail(st.error().message);
+  std::lock_guard l(k8s_mu);
+  watcher = std::move(*w);
+}
+
 Engine::Engine() : impl_(std::make_unique<Impl>()) {}
 
 Engine::~Engine() { stop(); }
@@ -381,6 +458,12 @@ Result<std::unique_ptr<Engine>> Engine::create(Config config, EngineOptions opti
   m.pipeline = std::make_unique<Pipeline>(m.cache, m.registry.get());
   m.aggregator = std::make_shared<metrics::BasicAggregator>(*m.registry);
   m.pipeline->add_sink(m.aggregator);
+  if (m.config.enable_pod_level) {
+    auto adv = metrics::AdvancedAggregator::create(*m.registry, metrics::AdvancedOptions::from(m.config));
+    if (!adv) return unexpected(adv.error());
+    m.adv = std::move(*adv);
+    m.pipeline->add_sink(m.adv);
+  }
   m.features = options.features ? std::move(options.features) : make_kernel_feature_detector();
 
   m.state_family = &m.registry->gauge(metrics::names::kPluginState,
@@ -420,11 +503,8 @@ Status Engine::start() {
   if (m.started.load()) return ok();
 
   m.start_endpoints_file();
+  m.start_kubernetes();
   m.start_flow_log();
-  if (m.config.enable_kubernetes) {
-    log::error("engine", "enableKubernetes is set but the Kubernetes watcher is not built into this binary; "
-                         "use endpointsFile");
-  }
   for (auto& s : m.slots) m.init_plugin(s);
   for (auto& s : m.slots) m.start_plugin(s);
   if (auto st = m.start_reader(); !st) {
@@ -455,6 +535,10 @@ void Engine::stop() noexcept {
   if (m.stopped) return;
   m.stopped = true;
   const bool was_started = m.started.exchange(false);
+  // The cache keeps what the watcher put into it. Not under k8s_mu: the
+  // watcher's callbacks take it while stop() joins them (only start() sets
+  // the pointer, and lifecycle_mu orders the two).
+  if (m.watcher) m.watcher->stop();
 
   if (m.control.joinable()) {
     {
@@ -505,6 +589,66 @@ std::vector<PluginStatus> Engine::plugin_status() const {
   out.reserve(impl_->slots.size());
   for (const auto& s : impl_->slots) out.push_back(s.status);
   return out;
+}
+
+metrics::AdvancedAggregator* Engine::advanced_metrics() { return impl_->adv.get(); }
+
+KubernetesHealth Engine::kubernetes_health() const {
+  const Impl& m = *impl_;
+  KubernetesHealth h;
+  if (!kubernetes_requested(m.config)) return h;
+  h.context = m.config.remote_context ? "remote" : "local";
+  std::vector<k8s::ResourceStatus> resources;
+  {
+    std::lock_guard l(m.k8s_mu);
+    h.server = m.k8s_server;
+    if (!m.k8s_failure.empty()) {
+      h.state = "failed";
+      h.reason = m.k8s_failure;
+      return h;
+    }
+    if (!m.watcher) {
+      h.state = "syncing";  // not started yet
+      return h;
+    }
+    resources = m.watcher->status();
+  }
+  bool synced = true, healthy = true;
+  for (auto& r : resources) {
+    if (!r.enabled) continue;
+    synced = synced && r.synced;
+    // MetricsConfiguration is optional (the CRD may be absent, an object
+    // invalid): advanced_metrics reports on it, it does not degrade the cache.
+    const bool optional = r.resource == k8s::Resource::kMetricsConfigurations;
+    if (!optional && (!r.watch_up || !r.last_error.empty())) {
+      healthy = false;
+      if (h.reason.empty()) {
+        h.reason = fmt::format("{}: {}", k8s::to_string(r.resource),
+                               r.last_error.empty() ? std::string("watch not established") : r.last_error);
+      }
+    }
+    h.resources.push_back(std::move(r));
+  }
+  if (!synced) {
+    h.state = "syncing";
+  } else {
+    h.state = healthy ? "synced" : "degraded";
+  }
+  if (healthy) h.reason.clear();
+  return h;
+}
+
+AdvancedMetricsHealth Engine::advanced_metrics_health() const {
+  const Impl& m = *impl_;
+  AdvancedMetricsHealth h;
+  if (!m.adv) return h;
+  h.enabled = true;
+  h.context = m.config.remote_context ? "remote" : "local";
+  h.generation = m.adv->stats().generation;
+  std::lock_guard l(m.k8s_mu);
+  h.configuration = m.adv_source;
+  h.last_error = m.adv_error;
+  return h;
 }
 
 bool Engine::ready() const {
