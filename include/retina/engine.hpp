@@ -45,6 +45,7 @@ struct AdvancedMetricsHealth {
   std::string context;        // "local" or "remote"
   std::string configuration;  // "agent config" or "MetricsConfiguration/<name>"
   uint64_t generation = 0;    // configurations applied
+  bool pending = false;       // a configuration is queued, not yet applied
   std::string last_error;     // the last rejected MetricsConfiguration, if any
 };
 

@@ -644,7 +644,9 @@ AdvancedMetricsHealth Engine::advanced_metrics_health() const {
   if (!m.adv) return h;
   h.enabled = true;
   h.context = m.config.remote_context ? "remote" : "local";
-  h.generation = m.adv->stats().generation;
+  const auto st = m.adv->stats();
+  h.generation = st.generation;
+  h.pending = st.config_pending;
   std::lock_guard l(m.k8s_mu);
   h.configuration = m.adv_source;
   h.last_error = m.adv_error;

@@ -68,6 +68,7 @@ void append_advanced(std::string& out, const AdvancedMetricsHealth& h) {
     append_text(out, "context", h.context);
     append_text(out, "configuration", h.configuration);
     out += fmt::format(",\"generation\":{}", h.generation);
+    append_bool(out, "pending", h.pending);
     append_text(out, "last_error", h.last_error);
   }
   out.push_back('}');
