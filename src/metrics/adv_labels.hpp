@@ -1,8 +1,10 @@
 // Label values of the advanced metrics, written into a reusable key buffer
 // (each value prefixed with its 16-bit length, so values need no escaping
-// and the key splits back into values at scrape time), and the exposition
-// of a series from its key.
+// and the key splits back into values at scrape time; addresses stay
+// binary), and the exposition of a series from its key.
 #pragma once
+
+#include <arpa/inet.h>
 
 #include <charconv>
 #include <cstdint>
@@ -20,7 +22,25 @@ namespace retina::metrics::adv {
 
 inline constexpr std::string_view kUnknown = "unknown";
 inline constexpr std::string_view kOverflow = "overflow";
-inline constexpr size_t kMaxValue = 0xFFFF;
+// A value's 16-bit prefix: its length, or kRawIp | 4 or 16 for an address
+// kept in binary and formatted only at scrape time (inet_ntop costs more
+// than the rest of an event).
+inline constexpr size_t kMaxValue = 0x7FFF;
+inline constexpr uint16_t kRawIp = 0x8000;
+
+// Text form of an address into `buf` (at least 46 bytes); returns its length.
+inline size_t format_ip(const uint8_t* raw, size_t n, char* buf) {
+  if (n == 4) {
+    char* p = buf;
+    for (size_t i = 0; i < 4; ++i) {
+      if (i) *p++ = '.';
+      p = std::to_chars(p, p + 3, raw[i]).ptr;
+    }
+    return static_cast<size_t>(p - buf);
+  }
+  if (!::inet_ntop(AF_INET6, raw, buf, 46)) return 0;
+  return std::strlen(buf);
+}
 
 class KeyBuilder {
  public:
@@ -43,9 +63,11 @@ class KeyBuilder {
     value(std::string_view(tmp, static_cast<size_t>(end - tmp)));
   }
   void ip(const IpAddr& a) {
-    const size_t at = open();
-    a.append_to(buf_);
-    close(at);
+    const bool v4 = a.is_v4();
+    const uint16_t tag = kRawIp | (v4 ? 4 : 16);
+    buf_.push_back(static_cast<char>(tag & 0xFF));
+    buf_.push_back(static_cast<char>(tag >> 8));
+    buf_.append(reinterpret_cast<const char*>(a.bytes.data()) + (v4 ? 12 : 0), v4 ? 4 : 16);
   }
   // A value assembled in place: open(), append to raw(), close().
   size_t open() {
@@ -103,10 +125,17 @@ bool for_each_value(std::string_view key, F&& fn) {
   size_t i = 0;
   while (i < key.size()) {
     if (key.size() - i < 2) return false;
-    const size_t n = static_cast<uint8_t>(key[i]) | (static_cast<size_t>(static_cast<uint8_t>(key[i + 1])) << 8);
+    const size_t tag = static_cast<uint8_t>(key[i]) | (static_cast<size_t>(static_cast<uint8_t>(key[i + 1])) << 8);
+    const size_t n = tag & kMaxValue;
     i += 2;
     if (key.size() - i < n) return false;
-    fn(key.substr(i, n));
+    if (tag & kRawIp) {
+      if (n != 4 && n != 16) return false;
+      char text[64];
+      fn(std::string_view(text, format_ip(reinterpret_cast<const uint8_t*>(key.data() + i), n, text)));
+    } else {
+      fn(key.substr(i, n));
+    }
     i += n;
   }
   return true;

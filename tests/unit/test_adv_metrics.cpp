@@ -559,7 +559,7 @@ TEST_CASE("scrapes, flows, expiry and configuration swaps run concurrently", "[a
     }
   });
   std::thread reconfig([&] {
-    for (int i = 0; i < 50 && !stop.load(); ++i) {
+    for (int i = 0; i < 50; ++i) {
       auto c = o;
       c.context_options = {option("forward", {"ip"}, {}, {}, std::chrono::seconds(1 + i % 2))};
       REQUIRE(adv.configure(c));
@@ -574,9 +574,9 @@ TEST_CASE("scrapes, flows, expiry and configuration swaps run concurrently", "[a
     clock_ns += 300'000'000;  // series idle more than 1-2s expire
     adv.on_batch_end();
   }
+  reconfig.join();
   stop = true;
   scraper.join();
-  reconfig.join();
   adv.maintain();
   const auto st = adv.stats();
   CHECK(st.series[0] <= 501);
