@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "retina/interned.hpp"
 #include "retina/ip.hpp"
 
 namespace retina {
@@ -21,17 +22,22 @@ struct Workload {
 };
 
 // Immutable once published into the IpCache: readers hold plain pointers.
+//
+// Fields that repeat across pods (namespace, node, zone, service, the
+// workload chain, the label set) are interned: one shared copy per distinct
+// value, an 8-byte handle here. They read like std::string / std::vector
+// (see interned.hpp) and are assigned from them.
 struct Endpoint {
   EndpointKind kind = EndpointKind::kUnknown;
-  std::string namespace_;    // empty for nodes
-  std::string name;          // pod, service or node name
-  std::vector<std::string> labels;  // "key=value", sorted
-  std::vector<Workload> workloads;  // owner chain top, e.g. Deployment/web
-  std::string node_name;
-  std::string zone;          // topology.kubernetes.io/zone of the node
-  std::string service;       // service selecting this pod, when known
-  std::vector<IpAddr> ips;
   bool observe = false;      // annotated retina.sh: observe (pod or namespace)
+  IString namespace_;        // empty for nodes
+  std::string name;          // pod, service or node name
+  Interned<std::vector<std::string>> labels;  // "key=value", sorted
+  Interned<std::vector<Workload>> workloads;  // owner chain top, e.g. Deployment/web
+  IString node_name;
+  IString zone;              // topology.kubernetes.io/zone of the node
+  IString service;           // service selecting this pod, when known
+  std::vector<IpAddr> ips;
 
   // The identity used for updates and deletes: "<kind>/<namespace>/<name>".
   std::string key() const;

@@ -105,10 +105,11 @@ class EntryParser {
     if (!have_ips || ep.ips.empty()) return fail("ips", "missing or empty; every entry needs at least one address");
     if (have_workload && have_workloads)
       return fail("workloads", fmt::format("give either workload or workloads, not both{}", at(workloads)));
+    std::vector<Workload> chain;
     if (have_workload) {
       Workload w;
       if (auto r = parse_workload("workload", workload, w); !r) return unexpected(r.error());
-      ep.workloads.push_back(std::move(w));
+      chain.push_back(std::move(w));
     } else if (have_workloads) {
       if (!workloads.IsSequence())
         return fail("workloads", fmt::format("expected a list of {{kind, name}}, got {}{}", type_name(workloads),
@@ -117,9 +118,10 @@ class EntryParser {
       for (const auto& item : workloads) {
         Workload w;
         if (auto r = parse_workload(fmt::format("workloads[{}]", i++), item, w); !r) return unexpected(r.error());
-        ep.workloads.push_back(std::move(w));
+        chain.push_back(std::move(w));
       }
     }
+    ep.workloads = std::move(chain);
     if (ep.kind == EndpointKind::kNode && have_namespace && !ep.namespace_.empty())
       return fail("namespace", fmt::format("nodes have no namespace{}", at(ns_node)));
     if (!have_namespace && (ep.kind == EndpointKind::kPod || ep.kind == EndpointKind::kService))
@@ -147,6 +149,18 @@ class EntryParser {
     auto s = scalar(field, v);
     if (!s) return unexpected(s.error());
     out = std::move(*s);
+    return ok();
+  }
+  Status scalar_into(std::string_view field, const YAML::Node& v, IString& out) const {
+    auto s = scalar(field, v);
+    if (!s) return unexpected(s.error());
+    out = std::move(*s);
+    return ok();
+  }
+  Status parse_labels(const YAML::Node& v, Interned<std::vector<std::string>>& out) const {
+    std::vector<std::string> labels;
+    if (auto r = parse_labels(v, labels); !r) return r;
+    out = std::move(labels);
     return ok();
   }
 

@@ -6,6 +6,8 @@
 #include <string_view>
 #include <utility>
 
+#include <xxhash.h>
+
 namespace retina::k8s {
 namespace {
 
@@ -36,12 +38,16 @@ bool same_endpoint(const EndpointPtr& a, const EndpointPtr& b) {
 
 }  // namespace
 
+size_t ClusterState::PodHash::operator()(const PodKey& k) const noexcept {
+  return XXH3_64bits_withSeed(k.name.data(), k.name.size(), XXH3_64bits(k.ns.data(), k.ns.size()));
+}
+
 ClusterState::ClusterState(IpCache& cache, std::chrono::nanoseconds grace, bool use_replicasets)
     : cache_(cache), grace_(grace), use_replicasets_(use_replicasets) {}
 
 // ---- derivation ----
 
-std::vector<Workload> ClusterState::workloads_for(const std::string& ns, const OwnerRef& owner,
+std::vector<Workload> ClusterState::workloads_for(const std::string& ns, OwnerView owner,
                                                   const std::vector<std::string>& labels) const {
   if (owner.empty()) return {};
   if (owner.kind == "ReplicaSet") {
@@ -49,7 +55,7 @@ std::vector<Workload> ClusterState::workloads_for(const std::string& ns, const O
       scratch_key_.assign(ns).append("/").append(owner.name);
       if (auto it = replicasets_.find(scratch_key_); it != replicasets_.end()) {
         if (!it->second.empty()) return {Workload{it->second.kind, it->second.name}};
-        return {Workload{"ReplicaSet", owner.name}};
+        return {Workload{"ReplicaSet", std::string(owner.name)}};
       }
     }
     // Deployment-made ReplicaSets are named <deployment>-<pod-template-hash>.
@@ -58,12 +64,12 @@ std::vector<Workload> ClusterState::workloads_for(const std::string& ns, const O
     if (!hash.empty() && rs.size() > hash.size() + 1 && rs.ends_with(hash) && rs[rs.size() - hash.size() - 1] == '-') {
       return {Workload{"Deployment", std::string(rs.substr(0, rs.size() - hash.size() - 1))}};
     }
-    return {Workload{"ReplicaSet", owner.name}};
+    return {Workload{"ReplicaSet", std::string(owner.name)}};
   }
   if (owner.kind == "Job") {
     if (const std::string_view cj = cronjob_of(owner.name); !cj.empty()) return {Workload{"CronJob", std::string(cj)}};
   }
-  return {Workload{owner.kind, owner.name}};
+  return {Workload{std::string(owner.kind), std::string(owner.name)}};
 }
 
 std::string ClusterState::service_for(const std::string& ns, const std::vector<std::string>& labels) const {
@@ -93,7 +99,7 @@ std::string ClusterState::service_for(const std::string& ns, const std::vector<s
 }
 
 ClusterState::Derived ClusterState::derive(const std::string& ns, const std::string& node,
-                                           const std::vector<std::string>& labels, const OwnerRef& owner,
+                                           const std::vector<std::string>& labels, OwnerView owner,
                                            bool own_observe) const {
   Derived d;
   d.workloads = workloads_for(ns, owner, labels);
@@ -137,10 +143,10 @@ EndpointPtr ClusterState::with_derived(const Endpoint& base, Derived&& d) const 
 template <class Pred>
 std::vector<EndpointPtr> ClusterState::rederive(Pred pred) {
   std::vector<EndpointPtr> changed;
-  for (auto& [key, rec] : pods_) {
+  for (const PodRecord& rec : pods_) {
     const Endpoint& ep = *rec.ep;
     if (!pred(ep, rec)) continue;
-    Derived d = derive(ep.namespace_, ep.node_name, ep.labels, rec.owner, rec.own_observe);
+    Derived d = derive(ep.namespace_, ep.node_name, ep.labels, rec.owner(), rec.own_observe);
     if (same_derived(ep, d)) continue;
     rec.ep = with_derived(ep, std::move(d));
     changed.push_back(rec.ep);
@@ -166,7 +172,7 @@ void ClusterState::rederive_all_and_replace() {
 void ClusterState::publish_all() {
   std::vector<EndpointPtr> all;
   all.reserve(pods_.size() + services_.size() + nodes_.size());
-  for (const auto& [k, rec] : pods_) all.push_back(rec.ep);
+  for (const PodRecord& rec : pods_) all.push_back(rec.ep);
   for (const auto& [k, rec] : services_) {
     if (rec.ep) all.push_back(rec.ep);
   }
@@ -194,15 +200,16 @@ void ClusterState::republish(EndpointPtr& current, EndpointPtr next) {
 
 void ClusterState::replace(std::vector<PodInfo> items) {
   std::lock_guard l(mu_);
-  absl::flat_hash_map<std::string, PodRecord> next;
+  PodSet next;
   next.reserve(items.size());
   for (auto& p : items) {
     if (!publishable(p)) continue;
-    std::string key = key_of(p.namespace_, p.name);
-    Derived d = derive(p.namespace_, p.node_name, p.labels, p.owner, p.observe);
-    PodRecord rec{std::move(p.owner), p.observe, nullptr};
+    Derived d = derive(p.namespace_, p.node_name, p.labels, OwnerView{p.owner.kind, p.owner.name}, p.observe);
+    PodRecord rec{nullptr, std::move(p.owner.kind), std::move(p.owner.name), p.observe};
     rec.ep = make_pod_endpoint(std::move(p), std::move(d));
-    next.insert_or_assign(std::move(key), std::move(rec));
+    // Of two with the same key the later one wins.
+    if (auto it = next.find(PodKey{rec.ep->namespace_, rec.ep->name}); it != next.end()) next.erase(it);
+    next.insert(std::move(rec));
   }
   pods_ = std::move(next);
   publish_all();
@@ -210,31 +217,29 @@ void ClusterState::replace(std::vector<PodInfo> items) {
 
 void ClusterState::apply(EventType type, PodInfo p) {
   std::lock_guard l(mu_);
-  const std::string key = key_of(p.namespace_, p.name);
-  auto it = pods_.find(key);
+  auto it = pods_.find(PodKey{p.namespace_, p.name});
   if (type == EventType::kDeleted || !publishable(p)) {
     // Deleted, finished, host-network or not yet addressed: not (or no longer) in the cache.
     if (it != pods_.end()) {
-      remove_endpoint(it->second.ep);
+      remove_endpoint(it->ep);
       pods_.erase(it);
     }
     return;
   }
-  Derived d = derive(p.namespace_, p.node_name, p.labels, p.owner, p.observe);
-  PodRecord rec{std::move(p.owner), p.observe, nullptr};
+  Derived d = derive(p.namespace_, p.node_name, p.labels, OwnerView{p.owner.kind, p.owner.name}, p.observe);
+  PodRecord rec{nullptr, std::move(p.owner.kind), std::move(p.owner.name), p.observe};
   rec.ep = make_pod_endpoint(std::move(p), std::move(d));
   if (it != pods_.end()) {
-    if (same_endpoint(it->second.ep, rec.ep)) {
-      // Nothing the cache shows changed (status churn): keep the published endpoint.
-      it->second.owner = std::move(rec.owner);
-      it->second.own_observe = rec.own_observe;
-      return;
-    }
-    it->second = std::move(rec);
+    it->owner_kind = std::move(rec.owner_kind);
+    it->owner_name = std::move(rec.owner_name);
+    it->own_observe = rec.own_observe;
+    // Nothing the cache shows changed (status churn): keep the published endpoint.
+    if (same_endpoint(it->ep, rec.ep)) return;
+    it->ep = std::move(rec.ep);
   } else {
-    it = pods_.emplace(key, std::move(rec)).first;
+    it = pods_.insert(std::move(rec)).first;
   }
-  cache_.upsert(it->second.ep, EndpointSource::kKubernetes);
+  cache_.upsert(it->ep, EndpointSource::kKubernetes);
 }
 
 // ---- services ----
@@ -398,7 +403,7 @@ void ClusterState::apply(EventType type, ReplicaSetInfo rs) {
     replicasets_.emplace(key, rs.owner);
   }
   rederive_and_publish([&](const Endpoint& ep, const PodRecord& rec) {
-    return rec.owner.kind == "ReplicaSet" && rec.owner.name == rs.name && ep.namespace_ == rs.namespace_;
+    return rec.owner_kind == "ReplicaSet" && rec.owner_name == rs.name && ep.namespace_ == rs.namespace_;
   });
 }
 

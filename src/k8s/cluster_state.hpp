@@ -23,6 +23,7 @@
 #include <map>
 
 #include <absl/container/flat_hash_map.h>
+#include <absl/container/flat_hash_set.h>
 
 #include "k8s/objects.hpp"
 #include "retina/endpoint.hpp"
@@ -53,11 +54,39 @@ class ClusterState {
   size_t count(Resource r) const;
 
  private:
-  struct PodRecord {
-    OwnerRef owner;
-    bool own_observe = false;
-    EndpointPtr ep;  // as published
+  // The owner as derivation reads it: from a parsed object or a record.
+  struct OwnerView {
+    std::string_view kind, name;
+    bool empty() const { return kind.empty(); }
   };
+  // A pod, keyed by its endpoint's namespace and name (which never change
+  // for a record): no key string of its own. Set elements are const; the
+  // members that are not part of the key are mutable.
+  struct PodRecord {
+    mutable EndpointPtr ep;  // as published
+    mutable IString owner_kind, owner_name;  // interned: a ReplicaSet's pods share them
+    mutable bool own_observe = false;
+    OwnerView owner() const { return {owner_kind.view(), owner_name.view()}; }
+  };
+  struct PodKey {
+    std::string_view ns, name;
+  };
+  struct PodHash {
+    using is_transparent = void;
+    size_t operator()(const PodKey& k) const noexcept;
+    size_t operator()(const PodRecord& r) const noexcept { return (*this)(PodKey{r.ep->namespace_, r.ep->name}); }
+  };
+  struct PodEq {
+    using is_transparent = void;
+    static PodKey key(const PodRecord& r) { return {r.ep->namespace_, r.ep->name}; }
+    static PodKey key(const PodKey& k) { return k; }
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const noexcept {
+      const PodKey x = key(a), y = key(b);
+      return x.ns == y.ns && x.name == y.name;
+    }
+  };
+  using PodSet = absl::flat_hash_set<PodRecord, PodHash, PodEq>;
   struct ServiceRecord {
     std::vector<std::string> selector;  // "key=value", sorted
     bool headless = false;
@@ -78,8 +107,8 @@ class ClusterState {
   static std::string key_of(const std::string& ns, const std::string& name) { return ns + "/" + name; }
 
   Derived derive(const std::string& ns, const std::string& node, const std::vector<std::string>& labels,
-                 const OwnerRef& owner, bool own_observe) const;
-  std::vector<Workload> workloads_for(const std::string& ns, const OwnerRef& owner,
+                 OwnerView owner, bool own_observe) const;
+  std::vector<Workload> workloads_for(const std::string& ns, OwnerView owner,
                                       const std::vector<std::string>& labels) const;
   std::string service_for(const std::string& ns, const std::vector<std::string>& labels) const;
   static bool same_derived(const Endpoint& ep, const Derived& d);
@@ -106,7 +135,7 @@ class ClusterState {
 
   mutable std::mutex mu_;
   mutable std::string scratch_key_;  // lookups by "ns/name" without allocating
-  absl::flat_hash_map<std::string, PodRecord> pods_;         // "ns/name"
+  PodSet pods_;
   std::map<std::string, ServiceRecord> services_;            // "ns/name"; ordered so a namespace is a range
   absl::flat_hash_map<std::string, NodeRecord> nodes_;       // name
   absl::flat_hash_map<std::string, bool> namespaces_;        // name -> observe
