@@ -164,6 +164,8 @@ TEST_CASE("k8s watcher: follows pods, services, nodes, namespaces and replica se
 
   // Pod-level annotation, label change, and moving to a node in another zone.
   h.server.upsert("nodes", kj::node("node-b", {"192.168.1.11"}, "zone-b"));
+  // Nodes and pods arrive on different streams: let the node land first.
+  REQUIRE(wait_until([&] { return h.cache.find(ip("192.168.1.11")) != nullptr; }, kWait));
   kj::Pod p3 = web_pod("solo", "10.1.0.3", "node-b");
   p3.labels = {{"app", "solo"}};
   p3.owner_kind = "StatefulSet";
