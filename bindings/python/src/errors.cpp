@@ -96,9 +96,8 @@ void raise(const Error& e) {
 }
 
 void raise_decode(DecodeError e, const std::string& message) {
-  PyObject* inst = PyObject_CallFunction(g_types.decode, "s#", message.data(), static_cast<Py_ssize_t>(message.size()));
-  if (!inst) throw py::error_already_set();
-  auto owned = py::reinterpret_steal<py::object>(inst);
+  py::object owned = py::handle(g_types.decode)(py::str(message));
+  PyObject* inst = owned.ptr();
   owned.attr("kind") = "parse";
   owned.attr("reason") = to_string(e);
   PyErr_SetObject(g_types.decode, inst);

@@ -25,7 +25,8 @@ class DictVisitor {
  public:
   py::dict d;
   void time(const char* name, uint64_t ns) {
-    d[name] = py::module_::import("numpy").attr("datetime64")(ns, "ns");
+    // datetime64 is signed; times past 2262 wrap exactly as in the columns.
+    d[name] = py::module_::import("numpy").attr("datetime64")(static_cast<int64_t>(ns), "ns");
   }
   void text(const char* name, std::string_view s) { d[name] = py::str(s.data(), s.size()); }
   void ip(const char* name, const IpAddr& a, bool present) { d[name] = present ? ip_str(a) : py::str(""); }

@@ -58,7 +58,7 @@ prev_packets + 1 packets and bytes + prev_bytes bytes).
                              "Unix time in nanoseconds.")
       .def_property_readonly("time",
                              [](const OwnedFlow& o) {
-                               return py::module_::import("numpy").attr("datetime64")(o.flow().time_ns, "ns");
+                               return py::module_::import("numpy").attr("datetime64")(static_cast<int64_t>(o.flow().time_ns), "ns");
                              },
                              "numpy.datetime64 in nanoseconds (UTC).")
       .def_property_readonly("verdict", [](const OwnedFlow& o) { return to_string(o.flow().verdict); })
