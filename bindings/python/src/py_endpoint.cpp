@@ -175,8 +175,14 @@ kind is pod (default), service, node, external or unknown. workloads take
                                if (e.ep->kind != EndpointKind::kPod) return py::str("");
                                return py::str(e.ep->name);
                              })
-      .def_property_readonly("labels", [](const PyEndpoint& e) { return endpoint_dict(*e.ep)["labels"]; })
-      .def_property_readonly("workloads", [](const PyEndpoint& e) { return endpoint_dict(*e.ep)["workloads"]; })
+      .def_property_readonly("labels", [](const PyEndpoint& e) {
+        py::dict d = endpoint_dict(*e.ep);
+        return py::object(d["labels"]);
+      })
+      .def_property_readonly("workloads", [](const PyEndpoint& e) {
+        py::dict d = endpoint_dict(*e.ep);
+        return py::object(d["workloads"]);
+      })
       .def_property_readonly("workload",
                              [](const PyEndpoint& e) -> py::object {
                                const Workload* w = e.ep->workload();
