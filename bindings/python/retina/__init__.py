@@ -34,6 +34,7 @@ from ._retina import (
     boot_to_realtime_offset_ns,
     decode,
     flow_json,
+    set_log_level,
 )
 from ._stream import FlowFilter, FlowStream
 
@@ -42,5 +43,5 @@ __all__ = [
     "Flow", "FlowBatch", "FlowFilter", "FlowStream", "InternalError", "InvalidArgument", "IpCache",
     "NotFound", "ParseError", "Pipeline", "StringTable", "SystemCallError", "Unsupported",
     "boot_to_realtime_offset_ns", "decode", "decode_flows", "decode_many", "decode_numpy",
-    "flow_json", "metrics", "numpy_frame", "records", "to_frame",
+    "flow_json", "metrics", "set_log_level", "numpy_frame", "records", "to_frame",
 ]

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "bindings.hpp"
+#include "loader/tcx_link.hpp"
 #include "retina/abi/events.h"
 
 namespace retina::py {
@@ -146,6 +147,20 @@ void register_abi(py::module_& m) {
   m.def("boot_to_realtime_offset_ns", [] { return boot_to_realtime_offset_ns(); },
         "CLOCK_REALTIME - CLOCK_BOOTTIME now, in nanoseconds.");
   m.def("_privilege_problem", &privilege_problem);
+  // Names of the programs attached through TCX to one hook of an interface
+  // in the calling thread's network namespace (for tests that check a
+  // stopped engine left nothing behind; legacy tc is visible to `tc`).
+  m.def(
+      "_tcx_programs",
+      [](int ifindex, const std::string& direction) {
+        if (direction != "ingress" && direction != "egress") raise_invalid("direction: ingress or egress");
+        auto progs = unwrap(loader::list_tcx_programs(
+            ifindex, direction == "ingress" ? loader::TcDirection::kIngress : loader::TcDirection::kEgress));
+        py::list names;
+        for (const auto& p : progs) names.append(p.name);
+        return names;
+      },
+      py::arg("ifindex"), py::arg("direction"));
 }
 
 }  // namespace retina::py

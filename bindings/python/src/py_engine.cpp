@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "bindings.hpp"
+#include "core/log.hpp"
 #include "py_endpoint.hpp"
 #include "py_subscription.hpp"
 #include "retina/config.hpp"
@@ -56,6 +57,8 @@ class PyEngine {
 void register_engine(py::module_& m) {
   py::class_<PyEngine>(m, "Engine", "The engine in this process; use retina.Engine, which wraps this.")
       .def(py::init([](const Config& config, py::object proc_root, py::object sys_root) {
+             // The engine's log lines (logfmt on stderr) follow its config.
+             log::set_level(config.log_level);
              EngineOptions opts;
              if (!proc_root.is_none()) opts.proc_root = proc_root.cast<std::string>();
              if (!sys_root.is_none()) opts.sys_root = sys_root.cast<std::string>();
@@ -113,6 +116,23 @@ void register_engine(py::module_& m) {
                 PySubscription{e.engine().pipeline().subscribe(std::move(name), static_cast<size_t>(capacity), std::move(f))});
           },
           py::arg("name"), py::arg("capacity") = 1 << 16, py::arg("filter") = py::none());
+
+  m.def(
+      "set_log_level",
+      [](const std::string& level) {
+        const std::pair<const char*, LogLevel> levels[] = {{"trace", LogLevel::kTrace},
+                                                           {"debug", LogLevel::kDebug},
+                                                           {"info", LogLevel::kInfo},
+                                                           {"warn", LogLevel::kWarn},
+                                                           {"error", LogLevel::kError}};
+        for (const auto& [name, l] : levels)
+          if (level == name) return log::set_level(l);
+        raise_invalid(fmt::format("log level: \"{}\" is not one of trace, debug, info, warn, error", level));
+      },
+      py::arg("level"), "Level of the engine's log lines (logfmt on stderr).");
+  // One log format for the process: spdlog's default logger (libbpf's print
+  // hook, older plugin code) writes through retina's logfmt lines too.
+  log::route_spdlog();
 }
 
 }  // namespace retina::py
