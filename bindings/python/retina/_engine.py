@@ -190,7 +190,7 @@ def decode_flows(data, *, boot_offset_ns: Optional[int] = None, cache: Optional[
                  align: int = 1, errors: str = "raise") -> list:
     """Like decode_many(), as a list of Flow."""
     batch, _ = _retina._decode_batch(data, boot_offset_ns, cache, align, errors)
-    return batch.flows()
+    return batch._take_flows()
 
 
 def decode_numpy(data, strings=None, *, boot_offset_ns: Optional[int] = None,

@@ -87,7 +87,7 @@ class FlowStream:
 
     def poll(self, max: Optional[int] = DEFAULT_MAX, timeout: Optional[float] = 0.0) -> list:
         """Up to `max` flows as a list of Flow."""
-        return self._pop(max, timeout, None).flows()
+        return self._pop(max, timeout, None)._take_flows()
 
     def poll_batch(self, max: Optional[int] = DEFAULT_MAX, timeout: Optional[float] = 0.0):
         """Up to `max` flows as a FlowBatch (kept in C++ until converted)."""
@@ -105,7 +105,7 @@ class FlowStream:
 
     def collect(self, duration: float, max: Optional[int] = None) -> list:
         """Flows gathered for `duration` seconds (or until `max`)."""
-        return self._pop(max, None, duration).flows()
+        return self._pop(max, None, duration)._take_flows()
 
     def collect_batch(self, duration: float, max: Optional[int] = None):
         return self._pop(max, None, duration)

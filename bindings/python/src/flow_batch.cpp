@@ -46,14 +46,28 @@ class DictVisitor {
 
 // ---- columns ----
 
+// Text in a batch lives in memory that stays put while the batch exists
+// (static enum names, endpoints and DNS info the flows own), so equal
+// (pointer, length) means equal text: that lookup comes first and is
+// cheaper than hashing the characters.
+struct TextKey {
+  const char* p;
+  size_t n;
+  friend bool operator==(const TextKey&, const TextKey&) = default;
+  template <class H>
+  friend H AbslHashValue(H h, const TextKey& k) {
+    return H::combine(std::move(h), k.p, k.n);
+  }
+};
+
 class Interner {
  public:
   PyObject* str(std::string_view s) {
-    auto it = strings_.find(absl::string_view(s.data(), s.size()));
-    if (it != strings_.end()) return it->second.ptr();
-    py::str o(s.data(), s.size());
-    PyObject* p = o.ptr();
-    strings_.emplace(std::string(s), std::move(o));
+    const TextKey key{s.data(), s.size()};
+    auto hit = by_address_.find(key);
+    if (hit != by_address_.end()) return hit->second;
+    PyObject* p = by_text(s);
+    by_address_.emplace(key, p);
     return p;
   }
   PyObject* ip(const IpAddr& a) {
@@ -71,6 +85,16 @@ class Interner {
   }
 
  private:
+  PyObject* by_text(std::string_view s) {
+    auto it = strings_.find(absl::string_view(s.data(), s.size()));
+    if (it != strings_.end()) return it->second.ptr();
+    py::str o(s.data(), s.size());
+    PyObject* p = o.ptr();
+    strings_.emplace(std::string(s), std::move(o));
+    return p;
+  }
+
+  absl::flat_hash_map<TextKey, PyObject*> by_address_;  // borrowed from strings_
   absl::flat_hash_map<std::string, py::object> strings_;
   absl::flat_hash_map<IpAddr, py::object, IpAddrHash> ips_;
   py::object flags_[512];
@@ -94,7 +118,21 @@ class ColumnsVisitor {
     Column& c = column(name, [&] { return make_array(py::dtype("M8[ns]"), n_); });
     if (n_) static_cast<int64_t*>(c.data)[row_] = static_cast<int64_t>(ns);
   }
-  void text(const char* name, std::string_view s) { set_object(name, interner_.str(s)); }
+  void text(const char* name, std::string_view s) {
+    // Runs of one value (verdict, protocol, a busy pod) skip the lookup.
+    if (col_ < last_.size() && last_[col_].p == s.data() && last_[col_].n == s.size()) {
+      set_object(name, last_obj_[col_]);
+      return;
+    }
+    PyObject* o = interner_.str(s);
+    if (last_.size() <= col_) {
+      last_.resize(col_ + 1, TextKey{nullptr, 0});
+      last_obj_.resize(col_ + 1, nullptr);
+    }
+    last_[col_] = {s.data(), s.size()};
+    last_obj_[col_] = o;
+    set_object(name, o);
+  }
   void ip(const char* name, const IpAddr& a, bool present) {
     set_object(name, present ? interner_.ip(a) : interner_.str(""));
   }
@@ -154,6 +192,8 @@ class ColumnsVisitor {
   size_t col_ = 0;
   std::vector<Column> cols_;
   Interner interner_;
+  std::vector<TextKey> last_;        // by column: the last text seen
+  std::vector<PyObject*> last_obj_;  // and its str (owned by interner_)
   py::object empty_;
 };
 
@@ -195,10 +235,55 @@ struct NpFlow {
 void put_ip(char (&out)[39], const IpAddr& a, bool present) {
   std::memset(out, 0, sizeof out);
   if (!present) return;
+  if (a.is_v4()) {
+    // Dotted quad by hand: inet_ntop is the slowest part of a row.
+    char* p = out;
+    for (int i = 12; i < 16; ++i) {
+      const unsigned v = a.bytes[i];
+      if (v >= 100) *p++ = static_cast<char>('0' + v / 100);
+      if (v >= 10) *p++ = static_cast<char>('0' + v / 10 % 10);
+      *p++ = static_cast<char>('0' + v % 10);
+      if (i < 15) *p++ = '.';
+    }
+    return;
+  }
   std::string s;
   a.append_to(s);
   std::memcpy(out, s.data(), std::min(s.size(), sizeof out));
 }
+
+// String codes of one endpoint's fields, looked up once per endpoint.
+struct EndpointCodes {
+  uint32_t namespace_ = 0, pod = 0, workload = 0;
+};
+
+class CodeCache {
+ public:
+  explicit CodeCache(StringTable& t) : table_(t) {}
+  EndpointCodes endpoint(const Endpoint* ep) {
+    if (!ep) return {};
+    auto it = endpoints_.find(ep);
+    if (it != endpoints_.end()) return it->second;
+    const EndpointView v = endpoint_view(ep);
+    const EndpointCodes c{table_.intern(v.namespace_), table_.intern(v.pod), table_.intern(v.workload)};
+    endpoints_.emplace(ep, c);
+    return c;
+  }
+  uint32_t text(std::string_view s) {
+    if (s.empty()) return 0;
+    const TextKey key{s.data(), s.size()};
+    auto it = texts_.find(key);
+    if (it != texts_.end()) return it->second;
+    const uint32_t c = table_.intern(s);
+    texts_.emplace(key, c);
+    return c;
+  }
+
+ private:
+  StringTable& table_;
+  absl::flat_hash_map<const Endpoint*, EndpointCodes> endpoints_;
+  absl::flat_hash_map<TextKey, uint32_t> texts_;
+};
 
 #define NP_FIELD(name, fmt) {#name, fmt, offsetof(NpFlow, name)}
 
@@ -288,6 +373,7 @@ py::array flow_numpy(const std::vector<OwnedFlow>& flows, StringTable& strings, 
     // Plain memory from here on: no Python object is touched.
     py::gil_scoped_release release;
     std::lock_guard lock(strings_mu);
+    CodeCache codes(strings);
     for (size_t i = 0; i < flows.size(); ++i) {
       const OwnedFlow& o = flows[i];
       const Flow& f = o.flow();
@@ -299,16 +385,16 @@ py::array flow_numpy(const std::vector<OwnedFlow>& flows, StringTable& strings, 
       r.bytes = f.total_bytes();
       r.ifindex = f.ifindex;
       r.drop_reason_code = f.drop_reason;
-      const EndpointView s = endpoint_view(o.source().get());
-      const EndpointView d = endpoint_view(o.destination().get());
-      r.src_namespace = strings.intern(s.namespace_);
-      r.src_pod = strings.intern(s.pod);
-      r.src_workload = strings.intern(s.workload);
-      r.dst_namespace = strings.intern(d.namespace_);
-      r.dst_pod = strings.intern(d.pod);
-      r.dst_workload = strings.intern(d.workload);
-      r.dns_query = f.dns ? strings.intern(f.dns->query) : 0;
-      r.drop_reason = f.verdict == Verdict::DROPPED ? strings.intern(f.drop_reason_desc) : 0;
+      const EndpointCodes s = codes.endpoint(o.source().get());
+      const EndpointCodes d = codes.endpoint(o.destination().get());
+      r.src_namespace = s.namespace_;
+      r.src_pod = s.pod;
+      r.src_workload = s.workload;
+      r.dst_namespace = d.namespace_;
+      r.dst_pod = d.pod;
+      r.dst_workload = d.workload;
+      r.dns_query = f.dns ? codes.text(f.dns->query) : 0;
+      r.drop_reason = f.verdict == Verdict::DROPPED ? codes.text(f.drop_reason_desc) : 0;
       r.src_port = f.src_port;
       r.dst_port = f.dst_port;
       r.tcp_flags = f.tcp_flags;
@@ -346,6 +432,14 @@ or call columns() / to_numpy() for the tabular forms.
            [](const FlowBatch& b) {
              py::list l(b.flows.size());
              for (size_t i = 0; i < b.flows.size(); ++i) l[i] = py::cast(b.flows[i]);
+             return l;
+           })
+      .def("_take_flows",
+           [](FlowBatch& b) {
+             // Moves the flows into Flow objects; the batch is left empty.
+             py::list l(b.flows.size());
+             for (size_t i = 0; i < b.flows.size(); ++i) l[i] = py::cast(std::move(b.flows[i]));
+             b.flows.clear();
              return l;
            })
       .def("columns", [](const FlowBatch& b) { return flow_columns(b.flows); },
