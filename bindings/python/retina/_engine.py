@@ -69,6 +69,7 @@ class Engine(_MetricsMixin):
         elif fields:
             config = config.replace(**fields)
         self._core = _retina.Engine(config, proc_root=proc_root, sys_root=sys_root)
+        self._streams = weakref.WeakSet()
         with _live_lock:
             _live.add(self)
 
@@ -79,8 +80,11 @@ class Engine(_MetricsMixin):
 
     def stop(self) -> None:
         """Stops plugins, detaching everything they attached; idempotent.
-        An engine cannot be started again after stop()."""
+        An engine cannot be started again after stop(). Its streams are
+        closed: what they hold stays readable, and iteration ends."""
         self._core.stop()
+        for s in list(self._streams):
+            s.close()
 
     def close(self) -> None:
         self.stop()
@@ -120,7 +124,9 @@ class Engine(_MetricsMixin):
     def subscribe(self, name: str = "python", capacity: int = DEFAULT_MAX, filter=None) -> FlowStream:
         """A FlowStream of the flows matching `filter` (a retina.FlowFilter
         or a dict of its fields). `name` labels the stream's drop counter."""
-        return FlowStream(self._core.subscribe(name, capacity, filter), self)
+        stream = FlowStream(self._core.subscribe(name, capacity, filter), self)
+        self._streams.add(stream)
+        return stream
 
     def __repr__(self):
         states = ", ".join(f"{p['name']}={p['state']}" for p in self.plugin_status())
@@ -145,6 +151,7 @@ class Pipeline(_MetricsMixin):
 
     def __init__(self, cache: Optional[_retina.IpCache] = None, *, boot_offset_ns: Optional[int] = None):
         self._core = _retina.Pipeline(cache, boot_offset_ns)
+        self._streams = weakref.WeakSet()
 
     def feed(self, data, plugin: str = "packetparser", *, align: int = 1, errors: str = "raise") -> int:
         """Decodes, enriches and dispatches records: a bytes-like buffer of
@@ -159,11 +166,24 @@ class Pipeline(_MetricsMixin):
     def subscribe(self, name: str = "python", capacity: int = DEFAULT_MAX, filter=None) -> FlowStream:
         """A FlowStream of what is fed from now on. Size `capacity` for the
         data you feed between reads: a full stream drops (and counts)."""
-        return FlowStream(self._core.subscribe(name, capacity, filter), self)
+        stream = FlowStream(self._core.subscribe(name, capacity, filter), self)
+        self._streams.add(stream)
+        return stream
 
     def stats(self) -> dict:
         """records, decoded, rejected {reason: count}, enrich_hits, enrich_misses."""
         return self._core.stats()
+
+    def close(self) -> None:
+        """Closes every stream of this pipeline (queued flows stay readable)."""
+        for s in list(self._streams):
+            s.close()
+
+    def __enter__(self) -> "Pipeline":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     @property
     def cache(self) -> _retina.IpCache:

@@ -24,6 +24,7 @@ def test_engine_before_start():
     assert e.pipeline_stats() == {"records": 0, "decoded": 0, "rejected": {}, "enrich_hits": 0,
                                   "enrich_misses": 0}
     e.stop()
+    assert s.closed and list(s) == []  # iteration ends once the engine stopped
     e.stop()  # idempotent
     with pytest.raises(ValueError, match="start\\(\\) after stop\\(\\)"):
         e.start()

@@ -140,6 +140,13 @@ def test_iteration_ends_when_closed():
     assert len(list(s)) == 3
 
 
+def test_closing_a_pipeline_closes_its_streams():
+    with retina.Pipeline(boot_offset_ns=0) as p:
+        s = p.subscribe("s")
+        p.feed(udp("10.0.0.1", "10.0.0.2", 2))
+    assert s.closed and len(list(s)) == 2
+
+
 def test_stream_survives_its_pipeline():
     p = retina.Pipeline(boot_offset_ns=0)
     s = p.subscribe("s")
