@@ -112,7 +112,6 @@ def test_engine_counts_udp_between_namespaces(node, tcx):
         assert set(m["dst_port"]) == {DPORT} and set(m["verdict"]) == {"FORWARDED"}
         assert set(m["src_pod"]) == {"pod-a"} and set(m["src_workload"]) == {"a"}
         assert set(m["dst_pod"]) == {"pod-b"} and set(m["dst_namespace"]) == {"test"}
-        assert m["time"].is_monotonic_increasing or len(m) > 0
         now = pd.Timestamp.utcnow().tz_localize(None)
         assert (now - m["time"]).max() < pd.Timedelta(minutes=5)
 
