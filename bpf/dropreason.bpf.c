@@ -30,10 +30,21 @@ const volatile __u8 cfg_events = 1;           /* per-flow events on */
 const volatile __u64 cfg_event_cost_ns = 0;   /* token bucket: budget per event (0: no limit) */
 const volatile __u64 cfg_bucket_ns = 1000000000ULL; /* token bucket capacity */
 const volatile __u32 cfg_netns = 0;           /* only drops in this network namespace (inode; 0: all) */
+const volatile __u64 cfg_wakeup_bytes = 6144; /* wake the reader once this much is waiting */
 
 #define SKB_NO_HEADER 0xffff /* skb->network_header before it is set */
 #define DR_IPV6_EXT_HDRS 4
 
+/* Core reasons (below RETINA_DROP_REASON_SLOTS) count in an array, whose
+ * lookups the verifier inlines: index reason * 2 + direction - 1. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, RETINA_DROP_REASON_SLOTS * 2);
+	__type(key, __u32);
+	__type(value, struct retina_pkt_counts);
+} retina_dr_core SEC(".maps");
+
+/* Every other reason (subsystems) by key. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, 4096);
@@ -81,18 +92,30 @@ struct dr_skb {
 	__u8 direction;
 };
 
-static __always_inline void dr_read_skb(struct sk_buff *skb, struct dr_skb *s)
+/* Reads skb fields directly where the program has BTF pointers (tp_btf;
+ * a bad pointer reads as 0) and through bpf_probe_read_kernel otherwise
+ * (raw_tp). `btf` is a constant at every call, so the other branch is
+ * compiled out and the verifier never sees it. */
+#define DR_READ(btf, ptr, field) ((btf) ? (ptr)->field : BPF_CORE_READ(ptr, field))
+
+static __always_inline void dr_read_skb(const bool btf, struct sk_buff *skb, struct dr_skb *s)
 {
-	struct net_device *dev = BPF_CORE_READ(skb, dev);
-	int iif = BPF_CORE_READ(skb, skb_iif);
+	struct net_device *dev = DR_READ(btf, skb, dev);
+	int iif = DR_READ(btf, skb, skb_iif);
 	int dev_ifindex = 0;
 
-	s->len = BPF_CORE_READ(skb, len);
+	s->len = DR_READ(btf, skb, len);
 	/* skb->dev shares its storage with dev_scratch (UDP receive queues):
 	 * a pointer that cannot be read, or reads as no interface, is no
 	 * device. */
-	if (dev && (bpf_core_read(&dev_ifindex, sizeof(dev_ifindex), &dev->ifindex) != 0 || dev_ifindex <= 0))
-		dev = NULL;
+	if (dev) {
+		if (btf)
+			dev_ifindex = dev->ifindex;
+		else if (bpf_core_read(&dev_ifindex, sizeof(dev_ifindex), &dev->ifindex) != 0)
+			dev_ifindex = 0;
+		if (dev_ifindex <= 0)
+			dev = NULL;
+	}
 
 	/* Received by this namespace (skb_iif set) and not yet handed to
 	 * another device: ingress. Locally generated (no skb_iif), or routed
@@ -107,18 +130,29 @@ static __always_inline void dr_read_skb(struct sk_buff *skb, struct dr_skb *s)
 	if (!cfg_netns)
 		return;
 	if (dev) {
-		s->netns = BPF_CORE_READ(dev, nd_net.net, ns.inum);
+		s->netns = btf ? dev->nd_net.net->ns.inum : BPF_CORE_READ(dev, nd_net.net, ns.inum);
 	} else {
-		struct sock *sk = BPF_CORE_READ(skb, sk);
+		struct sock *sk = DR_READ(btf, skb, sk);
 		if (sk)
-			s->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+			s->netns = btf ? sk->__sk_common.skc_net.net->ns.inum
+				       : BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	}
 }
 
 static __always_inline void dr_count(__u32 reason, __u8 direction, __u32 len)
 {
+	struct retina_pkt_counts *c;
+	if (reason < RETINA_DROP_REASON_SLOTS) {
+		__u32 idx = reason * 2 + direction - 1;
+		c = bpf_map_lookup_elem(&retina_dr_core, &idx);
+		if (c) {
+			__sync_fetch_and_add(&c->packets, 1);
+			__sync_fetch_and_add(&c->bytes, len);
+		}
+		return;
+	}
 	struct retina_drop_key k = {.reason = reason, .direction = direction};
-	struct retina_pkt_counts *c = bpf_map_lookup_elem(&retina_dr_cnt, &k);
+	c = bpf_map_lookup_elem(&retina_dr_cnt, &k);
 	if (!c) {
 		struct retina_pkt_counts zero = {};
 		/* Another CPU may insert the key first: EEXIST, then found. */
@@ -144,12 +178,10 @@ static __always_inline int dr_load(unsigned char *head, __u32 tail, __u32 off, v
 	return bpf_probe_read_kernel(dst, n, head + off);
 }
 
-/* Transport ports (or ICMP type and code) at offset l4. */
-static __always_inline void dr_parse_l4(unsigned char *head, __u32 tail, __u32 l4, struct retina_tuple *t)
+/* Ports (TCP, UDP) or type and code (ICMP, ICMPv6) from the first bytes
+ * of the transport header. */
+static __always_inline void dr_set_ports(struct retina_tuple *t, const __u8 *p)
 {
-	__u8 p[4];
-	if (dr_load(head, tail, l4, p, sizeof(p)))
-		return;
 	if (t->proto == IPPROTO_TCP || t->proto == IPPROTO_UDP) {
 		t->sport = ((__u16)p[0] << 8) | p[1];
 		t->dport = ((__u16)p[2] << 8) | p[3];
@@ -160,13 +192,15 @@ static __always_inline void dr_parse_l4(unsigned char *head, __u32 tail, __u32 l
 }
 
 /* The packet's tuple from its network header; the tuple stays zero (and
- * a stat says why) when the skb carries none the ABI can express. */
-static __always_inline void dr_parse(struct sk_buff *skb, struct retina_tuple *t)
+ * a stat says why) when the skb carries none the ABI can express. The
+ * usual headers (IPv4 without options, IPv6 without extension headers)
+ * take one read. */
+static __always_inline void dr_parse(const bool btf, struct sk_buff *skb, struct retina_tuple *t)
 {
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	__u32 nh = BPF_CORE_READ(skb, network_header);
-	__u32 tail = BPF_CORE_READ(skb, tail);
-	__be16 proto = BPF_CORE_READ(skb, protocol);
+	unsigned char *head = DR_READ(btf, skb, head);
+	__u32 nh = DR_READ(btf, skb, network_header);
+	__u32 tail = DR_READ(btf, skb, tail);
+	__be16 proto = DR_READ(btf, skb, protocol);
 
 	if (proto != bpf_htons(ETH_P_IP) && proto != bpf_htons(ETH_P_IPV6)) {
 		retina_stat_inc(RETINA_STAT_NOT_IP);
@@ -178,8 +212,10 @@ static __always_inline void dr_parse(struct sk_buff *skb, struct retina_tuple *t
 	}
 
 	if (proto == bpf_htons(ETH_P_IP)) {
-		__u8 ip[20];
-		if (dr_load(head, tail, nh, ip, sizeof(ip)) || (ip[0] >> 4) != 4 || (ip[0] & 0x0f) < 5) {
+		__u8 ip[24]; /* header without options and the first 4 transport bytes */
+		__builtin_memset(ip, 0, sizeof(ip));
+		__u32 got = tail - nh >= sizeof(ip) ? sizeof(ip) : 20;
+		if (dr_load(head, tail, nh, ip, got) || (ip[0] >> 4) != 4 || (ip[0] & 0x0f) < 5) {
 			retina_stat_inc(RETINA_STAT_TRUNCATED);
 			return;
 		}
@@ -191,11 +227,21 @@ static __always_inline void dr_parse(struct sk_buff *skb, struct retina_tuple *t
 		t->family = 4;
 		t->proto = ip[9];
 		__u16 frag = ((__u16)ip[6] << 8) | ip[7];
-		if (retina_proto_reported(t->proto) && !(frag & RETINA_IP_OFFSET))
-			dr_parse_l4(head, tail, nh + (ip[0] & 0x0f) * 4, t);
+		__u32 hl = (ip[0] & 0x0f) * 4;
+		if (retina_proto_reported(t->proto) && !(frag & RETINA_IP_OFFSET)) {
+			if (hl == 20 && got == sizeof(ip)) {
+				dr_set_ports(t, ip + 20);
+			} else {
+				__u8 p[4];
+				if (!dr_load(head, tail, nh + hl, p, sizeof(p)))
+					dr_set_ports(t, p);
+			}
+		}
 	} else {
-		__u8 ip6[40];
-		if (dr_load(head, tail, nh, ip6, sizeof(ip6)) || (ip6[0] >> 4) != 6) {
+		__u8 ip6[44]; /* fixed header and the first 4 bytes after it */
+		__builtin_memset(ip6, 0, sizeof(ip6));
+		__u32 got = tail - nh >= sizeof(ip6) ? sizeof(ip6) : 40;
+		if (dr_load(head, tail, nh, ip6, got) || (ip6[0] >> 4) != 6) {
 			retina_stat_inc(RETINA_STAT_TRUNCATED);
 			return;
 		}
@@ -205,12 +251,14 @@ static __always_inline void dr_parse(struct sk_buff *skb, struct retina_tuple *t
 		__u8 next = ip6[6];
 		__u32 off = nh + 40;
 		bool first_fragment = true;
+		bool direct = true; /* transport header right after the fixed one */
 #pragma unroll
 		for (int i = 0; i < DR_IPV6_EXT_HDRS; i++) {
 			if (next != RETINA_NEXTHDR_HOP && next != RETINA_NEXTHDR_ROUTING &&
 			    next != RETINA_NEXTHDR_DEST && next != RETINA_NEXTHDR_FRAGMENT &&
 			    next != RETINA_NEXTHDR_AUTH)
 				break;
+			direct = false;
 			__u8 eh[4];
 			if (dr_load(head, tail, off, eh, sizeof(eh))) {
 				next = 255; /* unknown: no transport header */
@@ -228,8 +276,15 @@ static __always_inline void dr_parse(struct sk_buff *skb, struct retina_tuple *t
 			next = eh[0];
 		}
 		t->proto = next;
-		if (retina_proto_reported(next) && first_fragment)
-			dr_parse_l4(head, tail, off, t);
+		if (retina_proto_reported(next) && first_fragment) {
+			if (direct && got == sizeof(ip6)) {
+				dr_set_ports(t, ip6 + 40);
+			} else {
+				__u8 p[4];
+				if (!dr_load(head, tail, off, p, sizeof(p)))
+					dr_set_ports(t, p);
+			}
+		}
 	}
 
 	if (!retina_proto_reported(t->proto)) {
@@ -266,7 +321,7 @@ static __always_inline bool dr_take_token(void)
 	return true;
 }
 
-static __always_inline int dr_handle(struct sk_buff *skb, void *location, __u32 reason)
+static __always_inline int dr_handle(const bool btf, struct sk_buff *skb, void *location, __u32 reason)
 {
 	if (!skb)
 		return 0;
@@ -274,7 +329,7 @@ static __always_inline int dr_handle(struct sk_buff *skb, void *location, __u32 
 		return 0;
 
 	struct dr_skb s;
-	dr_read_skb(skb, &s);
+	dr_read_skb(btf, skb, &s);
 	if (cfg_netns && s.netns != cfg_netns)
 		return 0;
 
@@ -284,7 +339,7 @@ static __always_inline int dr_handle(struct sk_buff *skb, void *location, __u32 
 
 	struct dr_flow_key fk;
 	__builtin_memset(&fk, 0, sizeof(fk));
-	dr_parse(skb, &fk.tuple);
+	dr_parse(btf, skb, &fk.tuple);
 	fk.reason = reason;
 
 	if (!dr_take_token()) {
@@ -325,18 +380,23 @@ static __always_inline int dr_handle(struct sk_buff *skb, void *location, __u32 
 	ev->direction = s.direction;
 	ev->suppressed = suppressed;
 	ev->location = (__u64)location;
-	retina_ringbuf_submit(ev);
+	/* Wake the reader only once a batch is waiting: one wakeup per event
+	 * would cost the agent a context switch per drop in a storm. Fewer
+	 * records are picked up by the reader's periodic drain. */
+	__u64 waiting = bpf_ringbuf_query(&retina_dr_evts, BPF_RB_AVAIL_DATA);
+	bpf_ringbuf_submit(ev, waiting >= cfg_wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+	retina_stat_inc(RETINA_STAT_REPORTS);
 	return 0;
 }
 
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(retina_dr_btf, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
 {
-	return dr_handle(skb, location, (__u32)reason);
+	return dr_handle(true, skb, location, (__u32)reason);
 }
 
 SEC("raw_tp/kfree_skb")
 int retina_dr_raw(struct bpf_raw_tracepoint_args *ctx)
 {
-	return dr_handle((struct sk_buff *)ctx->args[0], (void *)ctx->args[1], (__u32)ctx->args[2]);
+	return dr_handle(false, (struct sk_buff *)ctx->args[0], (void *)ctx->args[1], (__u32)ctx->args[2]);
 }

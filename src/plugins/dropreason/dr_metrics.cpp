@@ -4,6 +4,7 @@
 #include <linux/bpf.h>
 
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 
 #include <cerrno>
 #include <cstring>
@@ -41,29 +42,50 @@ std::string_view direction_name(uint8_t direction) {
   }
 }
 
-Result<std::vector<DropCount>> read_drop_counts(int counts_map_fd) {
-  auto ncpu = loader::possible_cpus();
-  if (!ncpu) return unexpected(ncpu.error());
-  std::vector<retina_pkt_counts> values(static_cast<size_t>(*ncpu));
+Result<std::vector<DropCount>> read_drop_counts(int core_map_fd, int counts_map_fd) {
+  auto ncpu_r = loader::possible_cpus();
+  if (!ncpu_r) return unexpected(ncpu_r.error());
+  const size_t ncpu = static_cast<size_t>(*ncpu_r);
   std::vector<DropCount> out;
+
+  // The array in one batch: every index, one value per CPU each.
+  constexpr uint32_t kEntries = RETINA_DROP_REASON_SLOTS * 2;
+  std::vector<uint32_t> keys(kEntries);
+  std::vector<retina_pkt_counts> values(size_t{kEntries} * ncpu);
+  uint32_t batch = 0;
+  uint32_t count = kEntries;
+  LIBBPF_OPTS(bpf_map_batch_opts, opts);
+  int r = bpf_map_lookup_batch(core_map_fd, nullptr, &batch, keys.data(), values.data(), &count, &opts);
+  if (r < 0 && r != -ENOENT) return unexpected(Error::system("bpf_map_lookup_batch(retina_dr_core)", -r));
+  for (uint32_t i = 0; i < count; ++i) {
+    DropCount c;
+    c.reason = keys[i] / 2;
+    c.direction = static_cast<uint8_t>(keys[i] % 2 + 1);
+    for (size_t cpu = 0; cpu < ncpu; ++cpu) {
+      c.packets += values[size_t{i} * ncpu + cpu].packets;
+      c.bytes += values[size_t{i} * ncpu + cpu].bytes;
+    }
+    if (c.packets) out.push_back(c);
+  }
+
+  std::vector<retina_pkt_counts> v(ncpu);
   retina_drop_key cur{}, next{};
   bool first = true;
-  int r;
   while ((r = bpf_map_get_next_key(counts_map_fd, first ? nullptr : &cur, &next)) == 0) {
     first = false;
     cur = next;
-    if (bpf_map_lookup_elem(counts_map_fd, &next, values.data()) < 0) {
+    if (bpf_map_lookup_elem(counts_map_fd, &next, v.data()) < 0) {
       if (errno == ENOENT) continue;  // keys are never deleted; defensive
       return unexpected(Error::system("bpf_map_lookup_elem(retina_dr_cnt)", errno));
     }
     DropCount c;
     c.reason = next.reason;
     c.direction = next.direction;
-    for (const auto& v : values) {
-      c.packets += v.packets;
-      c.bytes += v.bytes;
+    for (const auto& x : v) {
+      c.packets += x.packets;
+      c.bytes += x.bytes;
     }
-    out.push_back(c);
+    if (c.packets) out.push_back(c);
   }
   // The walk ends with ENOENT; anything else is a failure.
   if (r != -ENOENT) return unexpected(Error::system("bpf_map_get_next_key(retina_dr_cnt)", -r));
@@ -79,10 +101,13 @@ Result<uint64_t> read_recursion_misses(int prog_fd) {
   return info.recursion_misses;
 }
 
-Result<std::shared_ptr<DropMetrics>> DropMetrics::create(metrics::Registry& registry, int counts_map_fd,
-                                                         int stats_map_fd, int prog_fd,
+Result<std::shared_ptr<DropMetrics>> DropMetrics::create(metrics::Registry& registry, int core_map_fd,
+                                                         int counts_map_fd, int stats_map_fd, int prog_fd,
                                                          std::shared_ptr<const DropReasonTable> reasons) {
   std::shared_ptr<DropMetrics> m(new DropMetrics());
+  auto a = dup_fd(core_map_fd, "retina_dr_core");
+  if (!a) return unexpected(a.error());
+  m->core_fd_ = std::move(*a);
   auto c = dup_fd(counts_map_fd, "retina_dr_cnt");
   if (!c) return unexpected(c.error());
   auto s = dup_fd(stats_map_fd, "retina_stats");
@@ -132,12 +157,11 @@ DropMetrics::Series& DropMetrics::series(uint32_t reason, uint8_t direction) {
 
 void DropMetrics::refresh() {
   std::lock_guard lock(mu_);
-  auto counts = read_drop_counts(counts_fd_.get());
+  auto counts = read_drop_counts(core_fd_.get(), counts_fd_.get());
   if (!counts) {
     spdlog::warn("dropreason metrics: {}", counts.error().message);
   } else {
     for (const auto& c : *counts) {
-      if (!c.packets) continue;  // overflow keys exist from the start
       auto& s = series(c.reason, c.direction);
       s.packets->set(c.packets);
       s.bytes->set(c.bytes);

@@ -35,8 +35,10 @@ struct DropCount {
   uint64_t bytes = 0;
 };
 
-// Every key of the per-CPU count map, summed over CPUs.
-Result<std::vector<DropCount>> read_drop_counts(int counts_map_fd);
+// Every (reason, direction) with a count, summed over CPUs: the core
+// reasons' per-CPU array (index reason * 2 + direction - 1) and the
+// per-CPU hash of the others.
+Result<std::vector<DropCount>> read_drop_counts(int core_map_fd, int counts_map_fd);
 // bpf_prog_info.recursion_misses of a program.
 Result<uint64_t> read_recursion_misses(int prog_fd);
 
@@ -47,8 +49,9 @@ class DropMetrics final : public metrics::Collector {
  public:
   // The fds are duplicated: the collector may outlive the plugin inside
   // the registry.
-  static Result<std::shared_ptr<DropMetrics>> create(metrics::Registry& registry, int counts_map_fd, int stats_map_fd,
-                                                     int prog_fd, std::shared_ptr<const DropReasonTable> reasons);
+  static Result<std::shared_ptr<DropMetrics>> create(metrics::Registry& registry, int core_map_fd, int counts_map_fd,
+                                                     int stats_map_fd, int prog_fd,
+                                                     std::shared_ptr<const DropReasonTable> reasons);
   // New names apply from the next scrape (series of the old names stay).
   void set_reasons(std::shared_ptr<const DropReasonTable> reasons);
   void refresh() override;
@@ -62,7 +65,7 @@ class DropMetrics final : public metrics::Collector {
   Series& series(uint32_t reason, uint8_t direction);
 
   std::mutex mu_;  // scrapes may run concurrently
-  loader::UniqueFd counts_fd_, stats_fd_, prog_fd_;
+  loader::UniqueFd core_fd_, counts_fd_, stats_fd_, prog_fd_;
   std::shared_ptr<const DropReasonTable> reasons_;
   metrics::Family<metrics::Counter>* count_family_ = nullptr;
   metrics::Family<metrics::Counter>* bytes_family_ = nullptr;

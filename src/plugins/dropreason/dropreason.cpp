@@ -114,6 +114,8 @@ struct DropReasonPlugin::Impl {
                                   static_cast<uint64_t>(online));
     skel->rodata->cfg_event_cost_ns = kNsPerSec / per_cpu;
     skel->rodata->cfg_bucket_ns = kNsPerSec;
+    // A wakeup per 64 records at most, and at least 4 per ring.
+    skel->rodata->cfg_wakeup_bytes = std::min<uint64_t>(64 * kRecordBytes, ring_size / 4);
 
     if (int err = bpf_map__set_max_entries(skel->maps.retina_dr_evts, static_cast<uint32_t>(ring_size)); err)
       return unexpected(Error::system(fmt::format("bpf_map__set_max_entries(retina_dr_evts, {})", ring_size), err));
@@ -217,7 +219,8 @@ Status DropReasonPlugin::init(PluginContext& ctx) {
 
   m.registry = ctx.registry;
   if (m.registry) {
-    auto mx = dropreason::DropMetrics::create(*m.registry, bpf_map__fd(m.obj->maps.retina_dr_cnt),
+    auto mx = dropreason::DropMetrics::create(*m.registry, bpf_map__fd(m.obj->maps.retina_dr_core),
+                                              bpf_map__fd(m.obj->maps.retina_dr_cnt),
                                               bpf_map__fd(m.obj->maps.retina_stats), bpf_program__fd(m.prog()), shared);
     if (!mx) return unexpected(mx.error().wrap("dropreason metrics"));
     m.metrics = std::move(*mx);
@@ -270,12 +273,11 @@ std::vector<EventSource*> DropReasonPlugin::event_sources() {
 
 Result<std::vector<DropReasonPlugin::Count>> DropReasonPlugin::counts() const {
   if (!impl_->obj.loaded()) return unexpected(Error::internal("dropreason: not loaded"));
-  auto raw = dropreason::read_drop_counts(bpf_map__fd(impl_->obj->maps.retina_dr_cnt));
+  auto raw = dropreason::read_drop_counts(bpf_map__fd(impl_->obj->maps.retina_dr_core),
+                                         bpf_map__fd(impl_->obj->maps.retina_dr_cnt));
   if (!raw) return unexpected(raw.error());
   std::vector<Count> out;
-  for (const auto& c : *raw) {
-    if (c.packets) out.push_back(Count{c.reason, c.direction, c.packets, c.bytes});
-  }
+  for (const auto& c : *raw) out.push_back(Count{c.reason, c.direction, c.packets, c.bytes});
   return out;
 }
 
