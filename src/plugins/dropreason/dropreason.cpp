@@ -167,7 +167,9 @@ Status DropReasonPlugin::init(PluginContext& ctx) {
   auto& m = *impl_;
   if (!ctx.config) return unexpected(Error::invalid("dropreason: no config"));
   m.cfg = *ctx.config;
-  m.sys_root = ctx.sys_root;
+  // The BTF must describe the kernel the programs load into: always the
+  // real /sys, whatever ctx.sys_root says (fixture trees for polling plugins).
+  m.sys_root = "/sys";
   m.pipeline = ctx.pipeline;
 
   FeatureDetector* features = ctx.features;
