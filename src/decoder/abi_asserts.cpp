@@ -61,6 +61,20 @@ RETINA_ASSERT_OFFSET(struct retina_drop_event, suppressed, 72);
 RETINA_ASSERT_OFFSET(struct retina_drop_event, _pad1, 76);
 RETINA_ASSERT_OFFSET(struct retina_drop_event, location, 80);
 
+RETINA_ASSERT_SIZE(struct retina_drop_key, 8);
+RETINA_ASSERT_OFFSET(struct retina_drop_key, reason, 0);
+RETINA_ASSERT_OFFSET(struct retina_drop_key, direction, 4);
+RETINA_ASSERT_OFFSET(struct retina_drop_key, _pad, 5);
+
+RETINA_ASSERT_SIZE(struct retina_pkt_counts, 16);
+RETINA_ASSERT_OFFSET(struct retina_pkt_counts, packets, 0);
+RETINA_ASSERT_OFFSET(struct retina_pkt_counts, bytes, 8);
+static_assert(RETINA_FWD_INGRESS == 0 && RETINA_FWD_EGRESS == 1 && RETINA_FWD_MAX == 2);
+static_assert(RETINA_DROP_DIR_INGRESS == 1 && RETINA_DROP_DIR_EGRESS == 2,
+              "drop directions equal TrafficDirection INGRESS and EGRESS");
+static_assert(retina_drop_reason_slot(5) == 5 && retina_drop_reason_slot(0x20003) == 2 * RETINA_DROP_REASON_SLOTS + 3 &&
+              retina_drop_reason_slot(RETINA_DROP_REASON_SLOTS) == RETINA_DROP_NO_SLOT);
+
 RETINA_ASSERT_SIZE(struct retina_dns_event, 584);
 RETINA_ASSERT_OFFSET(struct retina_dns_event, hdr, 0);
 RETINA_ASSERT_OFFSET(struct retina_dns_event, tuple, 16);

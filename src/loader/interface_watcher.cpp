@@ -192,6 +192,14 @@ class RtnlInterfaceWatcher final : public InterfaceWatcher {
     auto m = loader::parse_route_message(h);
     if (!m || m->dst_len != 0 || (m->family != AF_INET && m->family != AF_INET6)) return;
     if (m->table != RT_TABLE_MAIN || m->type != RTN_UNICAST) return;
+    // `ip route replace` announces only the new route (NLM_F_REPLACE): the
+    // one it replaced, same family and metric, is gone.
+    if (!m->deleted && (h.nlmsg_flags & NLM_F_REPLACE)) {
+      for (auto it = routes_.begin(); it != routes_.end();) {
+        if (std::get<0>(*it) == m->family && std::get<1>(*it) == m->metric) it = routes_.erase(it);
+        else ++it;
+      }
+    }
     for (int oif : m->oifs) {
       RouteKey k{m->family, m->metric, oif};
       if (m->deleted) routes_.erase(k);
