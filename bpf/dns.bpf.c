@@ -230,16 +230,27 @@ struct dns_stream_key {
 
 struct dns_stream {
 	__u64 ts;
-	__u32 next; /* sequence number of the next message's length prefix */
-	__u32 _pad;
+	__u32 next;     /* sequence number of the next message's length prefix */
+	__u32 body_seq; /* has_body: where a message whose length came alone starts */
+	__u16 body_len;
+	__u8 has_body;
+	__u8 _pad[5];
 };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384); /* set before load */
+	__uint(max_entries, 16384);
 	__type(key, struct dns_stream_key);
 	__type(value, struct dns_stream);
 } retina_dns_tcp SEC(".maps");
+
+/* What a message start looks like: one question and a defined opcode. */
+static __always_inline bool dns_plausible(const __u8 *h)
+{
+	__u8 opcode = (h[2] >> 3) & 0x0f;
+	__u16 qdcount = ((__u16)h[4] << 8) | h[5];
+	return qdcount == 1 && opcode != 3 && opcode <= 6;
+}
 
 /* The messages that start in a TCP segment's payload [off, len), whose
  * first byte has sequence number seq. */
@@ -255,21 +266,44 @@ static __always_inline void dns_tcp(struct __sk_buff *skb, struct dns_msg *m, __
 	sk.dport = m->tuple.dport;
 	sk.egress = m->egress;
 
-	/* aligned: a message is known to start at off. */
-	bool aligned = false;
+	struct dns_stream nv;
+	__builtin_memset(&nv, 0, sizeof(nv));
+	bool save = false;
+	bool aligned = false; /* a message is known to start at off */
 	struct dns_stream *st = bpf_map_lookup_elem(&retina_dns_tcp, &sk);
 	if (st && now - st->ts <= cfg_tcp_seen_ns) {
+		__s32 b = (__s32)(st->body_seq - seq);
 		__s32 d = (__s32)(st->next - seq);
-		if (d > 0) {
+		if (st->has_body && b >= 0 && (__u32)b < len - off) {
+			/* The body of a message whose length prefix came alone. */
+			__u32 blen = st->body_len;
+			__u32 boff = off + b;
+			__u8 h[DNS_HDR_LEN];
+			if (len - boff >= DNS_HDR_LEN && bpf_skb_load_bytes(skb, boff, h, sizeof(h)) == 0 &&
+			    dns_plausible(h)) {
+				__u32 avail = len - boff;
+				m->off = boff;
+				m->avail = avail < blen ? avail : blen;
+				m->wire_len = blen;
+				m->seq = st->body_seq - 2;
+				dns_report(skb, m);
+			} else {
+				dns_stat_inc(RETINA_DNS_STAT_NO_MESSAGE);
+			}
+			off = boff + blen;
+			nv.next = st->body_seq + blen;
+			save = true;
+			aligned = true;
+		} else if (d > 0) {
 			if ((__u32)d >= len - off)
 				return; /* inside a message already handled */
 			off += d;
+			aligned = true;
+		} else {
+			aligned = d == 0;
 		}
-		aligned = d >= 0;
 	}
 
-	__u32 next = 0;
-	bool have_next = false;
 	int i;
 #pragma unroll
 	for (i = 0; i < DNS_TCP_MAX_MSGS; i++) {
@@ -284,30 +318,38 @@ static __always_inline void dns_tcp(struct __sk_buff *skb, struct dns_msg *m, __
 				retina_stat_inc(RETINA_STAT_TRUNCATED);
 			else
 				dns_stat_inc(RETINA_DNS_STAT_NO_MESSAGE);
-			have_next = false;
+			save = false;
 			break;
 		}
 		__u32 mlen = ((__u32)h[0] << 8) | h[1];
+		if (rem == 2 && mlen >= DNS_HDR_LEN) {
+			/* The length alone (written on its own): the message
+			 * follows in the next segment. */
+			nv.next = mseq + 2 + mlen;
+			nv.body_seq = mseq + 2;
+			nv.body_len = mlen;
+			nv.has_body = 1;
+			save = true;
+			break;
+		}
 		if (rem < sizeof(h) || bpf_skb_load_bytes(skb, off, h, sizeof(h)) < 0) {
 			/* The header runs into the next segment: this message
 			 * cannot be read, but the next one can be found. */
 			if (aligned) {
 				retina_stat_inc(RETINA_STAT_TRUNCATED);
-				next = mseq + 2 + mlen;
-				have_next = true;
+				nv.next = mseq + 2 + mlen;
+				save = true;
 			} else {
 				dns_stat_inc(RETINA_DNS_STAT_NO_MESSAGE);
-				have_next = false;
+				save = false;
 			}
 			break;
 		}
-		__u8 opcode = (h[4] >> 3) & 0x0f;
-		__u16 qdcount = ((__u16)h[6] << 8) | h[7];
-		if (mlen < DNS_HDR_LEN || qdcount != 1 || opcode == 3 || opcode > 6) {
+		if (mlen < DNS_HDR_LEN || !dns_plausible(h + 2)) {
 			/* Not a message start: a stream picked up mid-message, or
 			 * not DNS at all. */
 			dns_stat_inc(RETINA_DNS_STAT_NO_MESSAGE);
-			have_next = false;
+			save = false;
 			break;
 		}
 		__u32 avail = rem - 2;
@@ -317,18 +359,18 @@ static __always_inline void dns_tcp(struct __sk_buff *skb, struct dns_msg *m, __
 		m->seq = mseq;
 		dns_report(skb, m);
 		off += 2 + mlen;
-		next = mseq + 2 + mlen;
-		have_next = true;
+		nv.next = mseq + 2 + mlen;
+		save = true;
 		aligned = true;
 	}
 	if (i == DNS_TCP_MAX_MSGS && off < len) {
 		/* More messages than one segment is searched for. */
 		retina_stat_inc(RETINA_STAT_TRUNCATED);
-		have_next = false;
+		save = false;
 	}
-	if (have_next) {
-		struct dns_stream v = {.ts = now, .next = next};
-		bpf_map_update_elem(&retina_dns_tcp, &sk, &v, BPF_ANY);
+	if (save) {
+		nv.ts = now;
+		bpf_map_update_elem(&retina_dns_tcp, &sk, &nv, BPF_ANY);
 	}
 }
 

@@ -430,6 +430,25 @@ TEST_CASE("dns over TCP: framing, several messages per segment, retransmissions"
     CHECK(h.stat(RETINA_STAT_TRUNCATED) == 1);
     CHECK(h.dstat(RETINA_DNS_STAT_NO_MESSAGE) == 0);
   }
+  SECTION("the length prefix in a segment of its own") {
+    const Bytes f = framed(q1);
+    const Bytes len_only(f.begin(), f.begin() + 2), body(f.begin() + 2, f.end());
+    h.egress(packet("10.200.0.3", "10.200.0.2", IPPROTO_TCP, tcp(port, 53, seq, len_only)));
+    h.egress(packet("10.200.0.3", "10.200.0.2", IPPROTO_TCP, tcp(port, 53, seq + 2, body)));
+    // The receiver gets it in one piece: the same message.
+    h.ingress(packet("10.200.0.3", "10.200.0.2", IPPROTO_TCP, tcp(port, 53, seq, f)));
+    const uint32_t seq2 = seq + static_cast<uint32_t>(f.size());
+    h.egress(packet("10.200.0.3", "10.200.0.2", IPPROTO_TCP, tcp(port, 53, seq2, framed(q2))));
+    auto recs = h.drain();
+    REQUIRE(recs.size() == 2);
+    CHECK(recs[0].query == "one.test.");
+    CHECK(recs[0].ev.wire_len == q1.size());
+    CHECK(recs[0].payload == q1);
+    CHECK(recs[1].query == "two.test.");
+    CHECK(h.dstat(RETINA_DNS_STAT_DUPLICATE) == 1);
+    CHECK(h.dstat(RETINA_DNS_STAT_NO_MESSAGE) == 0);
+    CHECK(h.stat(RETINA_STAT_TRUNCATED) == 0);
+  }
   SECTION("segments without payload, and data on a SYN") {
     h.egress(packet("10.200.0.3", "10.200.0.2", IPPROTO_TCP, tcp(port, 53, seq, {}, 0x02)));
     h.egress(packet("10.200.0.3", "10.200.0.2", IPPROTO_TCP, tcp(port, 53, seq, {}, 0x10)));

@@ -203,6 +203,10 @@ bool TcpRetransPlugin::attached() const {
   return static_cast<bool>(impl_->link);
 }
 
+int TcpRetransPlugin::prog_fd() const {
+  return impl_->obj.loaded() && impl_->prog ? bpf_program__fd(impl_->prog) : -1;
+}
+
 std::unique_ptr<Plugin> make_tcpretrans_plugin() { return std::make_unique<TcpRetransPlugin>(); }
 
 }  // namespace retina

@@ -50,6 +50,8 @@ class TcpRetransPlugin final : public Plugin {
   // "tp_btf" or "raw_tp" (after init).
   std::string_view attach_kind() const;
   bool attached() const;
+  // The loaded program (after init), for tests that look for its link.
+  int prog_fd() const;
 
   struct Impl;
 
