@@ -374,8 +374,48 @@ static __always_inline void dns_tcp(struct __sk_buff *skb, struct dns_msg *m, __
 	}
 }
 
+/* Cheap first look, as the programs run for every packet of every socket:
+ * false when the packet plainly is no TCP or UDP to or from port 53. IPv6
+ * with extension headers is left to the full parse. */
+static __always_inline bool dns_maybe(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	__u8 *ip = data;
+	__u8 proto;
+	__u32 l4;
+
+	if (skb->protocol == bpf_htons(ETH_P_IP)) {
+		if ((void *)(ip + 20) > end)
+			return true;
+		proto = ip[9];
+		l4 = (ip[0] & 0x0f) * 4;
+		if (proto != IPPROTO_UDP && proto != IPPROTO_TCP)
+			return false;
+	} else if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
+		if ((void *)(ip + 40) > end)
+			return true;
+		proto = ip[6];
+		l4 = 40;
+		if (proto != IPPROTO_UDP && proto != IPPROTO_TCP)
+			return proto == RETINA_NEXTHDR_HOP || proto == RETINA_NEXTHDR_ROUTING ||
+			       proto == RETINA_NEXTHDR_DEST || proto == RETINA_NEXTHDR_FRAGMENT ||
+			       proto == RETINA_NEXTHDR_AUTH;
+	} else {
+		return false;
+	}
+	if (l4 < 20 || l4 > 60)
+		return true;
+	__u8 *ports = data + l4;
+	if ((void *)(ports + 4) > end)
+		return true;
+	return (ports[0] == 0 && ports[1] == DNS_PORT) || (ports[2] == 0 && ports[3] == DNS_PORT);
+}
+
 static __always_inline int dns_handle(struct __sk_buff *skb, __u32 egress)
 {
+	if (!dns_maybe(skb))
+		return 1;
 	struct retina_pkt p;
 	struct retina_cursor cur = {
 		.data = (void *)(long)skb->data,
