@@ -305,7 +305,8 @@ static __always_inline void dns_tcp(struct __sk_buff *skb, struct dns_msg *m, __
 	}
 
 	int i;
-#pragma unroll
+	/* Kept a loop: bounded loops need 5.3, ring buffers already 5.8. */
+#pragma clang loop unroll(disable)
 	for (i = 0; i < DNS_TCP_MAX_MSGS; i++) {
 		if (off >= len)
 			break;

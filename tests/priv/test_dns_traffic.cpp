@@ -84,20 +84,17 @@ class TestCgroup {
   std::string path_;
 };
 
-// dnsmasq serving fixed answers in a pod namespace.
+// dnsmasq serving fixed answers in a pod namespace, inside `cg`.
 class Dnsmasq {
  public:
-  Dnsmasq(const test::Pod& pod, const std::string& cgroup_wrap_prefix_path)
+  Dnsmasq(const test::Pod& pod, const TestCgroup& cg)
       : dir_(fs::temp_directory_path() / fmt::format("retina-dnsmasq-{}", test::unique_tag())) {
     fs::create_directories(dir_);
-    const std::string cmd = fmt::format(
+    test::sh(cg.wrap(fmt::format(
         "ip netns exec {} dnsmasq --no-resolv --no-hosts --port=53 --bind-interfaces --listen-address={} "
         "--listen-address={} --address=/exists.test/10.9.9.9 --address=/v6.test/fd00::99 --address=/missing.test/ "
         "--user=root --pid-file={}/pid --log-facility={}/log --log-queries",
-        pod.ns, pod.ipv4, pod.ipv6, dir_.string(), dir_.string());
-    test::sh(cgroup_wrap_prefix_path.empty()
-                 ? cmd
-                 : fmt::format("sh -c 'echo $$ > {}/cgroup.procs && exec {}'", cgroup_wrap_prefix_path, cmd));
+        pod.ns, pod.ipv4, pod.ipv6, dir_.string(), dir_.string())));
     for (int i = 0; i < 200 && pid_ <= 0; ++i) {
       std::ifstream f(dir_ / "pid");
       if (!(f >> pid_)) std::this_thread::sleep_for(10ms);
@@ -237,16 +234,15 @@ TEST_CASE("dns counts every message once across pods, node and own sockets", "[p
   const std::string node_ip = "10.200.0.1";
   test::sh(fmt::format("ip addr add {}/16 dev {}", node_ip, node.bridge()));
 
-  std::optional<TestCgroup> cg;
-  cg.emplace(*root);
-  Dnsmasq dnsmasq(server, cg->path());
+  TestCgroup cg(*root);
+  Dnsmasq dnsmasq(server, cg);
 
   Config cfg;
   cfg.enabled_plugins.clear();
   cfg.metrics_interval = 1s;
   EngineOptions opts;
   DnsOptions dopts;
-  dopts.cgroup_path = own_cgroup ? cg->path() : "";
+  dopts.cgroup_path = own_cgroup ? cg.path() : "";
   opts.extra_plugins.push_back(std::make_unique<DnsPlugin>(dopts));
   auto engine = Engine::create(cfg, std::move(opts));
   REQUIRE(engine);
@@ -264,7 +260,7 @@ TEST_CASE("dns counts every message once across pods, node and own sockets", "[p
   std::vector<Expect> want;
   auto dig = [&](const std::string& ns, const std::string& args) {
     const std::string cmd = ns.empty() ? "dig " + args : fmt::format("ip netns exec {} dig {}", ns, args);
-    std::string out = test::sh(cg->wrap(cmd));
+    std::string out = test::sh(cg.wrap(cmd));
     INFO(out);
     REQUIRE(out.find("status:") != std::string::npos);
   };
@@ -391,6 +387,6 @@ TEST_CASE("dns counts every message once across pods, node and own sockets", "[p
 
   e.stop();
   // Nothing left attached: the links went with their fds.
-  std::string show = test::sh(fmt::format("bpftool cgroup show {}", own_cgroup ? cg->path() : *root));
+  std::string show = test::sh(fmt::format("bpftool cgroup show {}", own_cgroup ? cg.path() : *root));
   CHECK(show.find("retina_dns") == std::string::npos);
 }
