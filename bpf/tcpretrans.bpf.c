@@ -51,7 +51,9 @@ static __always_inline void rt_stat_inc(__u32 idx)
 static __always_inline void rt_report(const struct sock *sk, const struct sk_buff *skb)
 {
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	if (family != AF_INET && family != AF_INET6) {
+	/* The IPv6 fields are absent from kernels built without IPv6. */
+	bool v6 = family == AF_INET6 && bpf_core_field_exists(sk->__sk_common.skc_v6_daddr);
+	if (family != AF_INET && !v6) {
 		rt_stat_inc(RETINA_RT_STAT_OTHER_FAMILY);
 		return;
 	}
@@ -80,7 +82,8 @@ static __always_inline void rt_report(const struct sock *sk, const struct sk_buf
 	ev->tuple.dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	ev->tuple.proto = IPPROTO_TCP;
 	ev->state = BPF_CORE_READ(sk, __sk_common.skc_state);
-	ev->netns_ino = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	if (bpf_core_field_exists(sk->__sk_common.skc_net.net)) /* absent without CONFIG_NET_NS */
+		ev->netns_ino = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 
 	/* tcp_flags grew from 8 to 16 bits (AccECN's AE flag): read it with
 	 * its size in the running kernel. */

@@ -163,7 +163,7 @@ struct retina_tcpretrans_event {
 	__u8 state;                   /*  56 TCP state (TCP_ESTABLISHED = 1, ...) */
 	__u8 _pad0;                   /*  57 */
 	__u16 tcp_flags;              /*  58 flags of the retransmitted segment */
-	__u32 netns_ino;              /*  60 inode number of the socket's network namespace */
+	__u32 netns_ino;              /*  60 inode number of the socket's network namespace (0: kernel without netns) */
 	__u16 segs;                   /*  64 segments in the retransmitted skb (what RetransSegs adds) */
 	__u16 _pad1;                  /*  66 */
 	__u32 _pad2;                  /*  68 */
