@@ -2,7 +2,8 @@
 // packets: which copies of a message are reported (egress, ingress,
 // duplicates across DNAT, UDP resends, TCP retransmissions), TCP framing
 // (length prefix, several messages per segment, continuations, data on a
-// SYN), IPv6, long messages, and what the records carry.
+// SYN), IPv6, long messages, what the records carry, and the count of
+// records lost to a full ring buffer.
 #include <catch2/catch.hpp>
 
 #include <arpa/inet.h>
@@ -20,8 +21,9 @@
 
 #include "plugins/dns/dns.hpp"
 #include "retina/decoder.hpp"
-#include "support/fake_plugin.hpp"
+#include "retina/metrics/registry.hpp"
 #include "support/privileged.hpp"
+#include "support/prom_text.hpp"
 #include "unit/test_dns_builder.hpp"
 
 using namespace retina;
@@ -460,4 +462,36 @@ TEST_CASE("dns over TCP: framing, several messages per segment, retransmissions"
     CHECK(h.drain().size() == 1);
     CHECK(h.dstat(RETINA_DNS_STAT_DUPLICATE) == 1);
   }
+}
+
+TEST_CASE("dns counts the records a full ring buffer could not take", "[priv][dns]") {
+  RETINA_REQUIRE_PRIVILEGED();
+  metrics::Registry registry;
+  DnsOptions o;
+  o.ring_buffer_size = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  DnsPlugin dns(o);
+  PluginContext ctx;
+  ctx.registry = &registry;
+  REQUIRE(dns.init(ctx));
+  const Bytes pkt = packet("10.200.0.3", "10.200.0.2", IPPROTO_UDP, udp(next_port(), 53, query(0x0909, "full.test")));
+  const int runs = 50;  // each a new send of the query: each is reported
+  LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = pkt.data(), .data_size_in = static_cast<uint32_t>(pkt.size()),
+              .repeat = runs);
+  REQUIRE(bpf_prog_test_run_opts(dns.egress_prog_fd(), &opts) == 0);
+  size_t records = 0;
+  auto count = [](void* user, std::span<const std::byte>) { ++*static_cast<size_t*>(user); };
+  for (auto* src : dns.event_sources())
+    while (src->drain(count, &records, 1024)) {
+    }
+  const auto s = *dns.stats();
+  CHECK(records > 0);
+  CHECK(records < static_cast<size_t>(runs));
+  CHECK(s.common[RETINA_STAT_REPORTS] == records);
+  CHECK(s.common[RETINA_STAT_RINGBUF_FULL] == runs - records);
+  auto prom = test::parse_prom_text(registry.expose());
+  REQUIRE(prom.error.empty());
+  CHECK(prom.value("controlplane_networkobservability_lost_events_counter", {{"type", "kernel"}, {"reason", "dns"}}) ==
+        static_cast<double>(runs - records));
+  CHECK(prom.value("controlplane_networkobservability_bpf_events_total", {{"plugin", "dns"}, {"stat", "reports"}}) ==
+        static_cast<double>(records));
 }
