@@ -205,6 +205,7 @@ expected<void, DecodeError> decode_tcpretrans(std::span<const std::byte> rec, co
   out.time_ns = unix_ns(ev.hdr.ts_ns, ctx.boot_to_realtime_ns);
   out.origin = FlowSource::kTcpRetrans;
   out.verdict = Verdict::RETRANSMISSION;
+  out.direction = TrafficDirection::EGRESS;  // retransmissions are sent, never received
   out.event_type = kEventTrace;
   out.tcp_flags = ev.tcp_flags;
   out.tcp_state = ev.state;

@@ -203,15 +203,34 @@ struct retina_dns_event {
 	__u8 payload[RETINA_DNS_MAX_PAYLOAD]; /* 72 */
 };                                /* 584 */
 
+/* dns: what the programs did with port-53 traffic besides reporting it
+ * (per-CPU array "retina_dns_stats"; retina_stats counts reports and losses). */
+enum retina_dns_stat {
+	RETINA_DNS_STAT_DUPLICATE = 0, /* a copy of a message already reported (other end, retransmission) */
+	RETINA_DNS_STAT_NO_MESSAGE = 1, /* port-53 payload where no DNS message starts (too short, TCP continuation) */
+	RETINA_DNS_STAT_CUT = 2,       /* reported with only its first RETINA_DNS_MAX_PAYLOAD bytes or the bytes in its segment */
+	RETINA_DNS_STAT_MAX = 3,
+};
+
 #define RETINA_TCPRETRANS_EVENT_VERSION 1
 struct retina_tcpretrans_event {
 	struct retina_event_hdr hdr;  /*   0 */
-	struct retina_tuple tuple;    /*  16 */
+	struct retina_tuple tuple;    /*  16 local -> remote */
 	__u8 state;                   /*  56 TCP state (TCP_ESTABLISHED = 1, ...) */
 	__u8 _pad0;                   /*  57 */
 	__u16 tcp_flags;              /*  58 flags of the retransmitted segment */
-	__u32 _pad1;                  /*  60 */
-};                                /*  64 */
+	__u32 netns_ino;              /*  60 inode number of the socket's network namespace (0: kernel without netns) */
+	__u16 segs;                   /*  64 segments in the retransmitted skb (what RetransSegs adds) */
+	__u16 _pad1;                  /*  66 */
+	__u32 _pad2;                  /*  68 */
+};                                /*  72 */
+
+/* tcpretrans: tracepoint hits not reported (per-CPU array "retina_rt_stats"). */
+enum retina_tcpretrans_stat {
+	RETINA_RT_STAT_FAILED = 0,     /* the retransmission failed and sent nothing (err != 0) */
+	RETINA_RT_STAT_OTHER_FAMILY = 1, /* a socket neither AF_INET nor AF_INET6 */
+	RETINA_RT_STAT_MAX = 2,
+};
 
 /* Per-CPU statistics every BPF object keeps (array map "retina_stats").
  * Lost entries are events that never reached user space. */
