@@ -191,7 +191,7 @@ std::map<std::string, uint64_t> proc_status_kib(pid_t pid) {
   std::string line;
   while (std::getline(in, line)) {
     const auto colon = line.find(':');
-    if (colon == std::string::npos || line.rfind("Vm", 0) != 0) continue;
+    if (colon == std::string::npos || (line.rfind("Vm", 0) != 0 && line.rfind("Rss", 0) != 0)) continue;
     uint64_t v = 0;
     if (std::sscanf(line.c_str() + colon + 1, " %lu kB", &v) == 1) out[line.substr(0, colon)] = v;
   }
@@ -487,6 +487,11 @@ std::vector<FlowLine> AgentProcess::flow_log(std::string_view name) const { retu
 
 void AgentProcess::signal(int sig) {
   if (child_) child_->signal(sig);
+}
+
+std::optional<int> AgentProcess::wait_exit(std::chrono::milliseconds timeout) {
+  if (!child_) return std::nullopt;
+  return child_->wait_exit(timeout);
 }
 
 std::optional<int> AgentProcess::stop(int sig, std::chrono::milliseconds timeout) {

@@ -69,7 +69,8 @@ class ChildProcess {
 // A port nobody listens on in `netns` (empty: the caller's namespace).
 uint16_t free_port(const std::string& netns = "");
 
-// VmRSS, VmHWM and friends from /proc/<pid>/status, in KiB.
+// VmRSS, VmHWM, RssAnon, RssFile, RssShmem and the other Vm* and Rss*
+// lines of /proc/<pid>/status, in KiB.
 std::map<std::string, uint64_t> proc_status_kib(pid_t pid);
 
 // IDs of the BPF programs and maps a process holds file descriptors for
@@ -168,6 +169,9 @@ class AgentProcess {
   std::vector<FlowLine> flow_log(std::string_view name = "flows.jsonl") const;
 
   void signal(int sig);
+  // Waits for the agent to exit by itself; its exit code, or nullopt when
+  // it still runs after `timeout`.
+  std::optional<int> wait_exit(std::chrono::milliseconds timeout);
   // Signals the agent and waits for it to exit; returns the exit code, or
   // nullopt when it did not exit in time (it is then killed and reaped).
   std::optional<int> stop(int sig = 15 /* SIGTERM */, std::chrono::milliseconds timeout = std::chrono::seconds(15));
