@@ -284,3 +284,46 @@ TEST_CASE("agent e2e: after SIGKILL a restart replaces retina's programs and nev
     }
   }
 }
+
+TEST_CASE("agent e2e: a clean exit in the middle of bulk traffic detaches without disturbing it",
+          "[priv][agent][e2e][attach]") {
+  RETINA_REQUIRE_PRIVILEGED();
+  const bool tcx = GENERATE(false, true);
+  INFO((tcx ? "enableTCX auto" : "enableTCX off"));
+  if (tcx && !kernel_has_tcx()) {
+    WARN("SKIPPED: the kernel has no TCX");
+    return;
+  }
+  test::Node node({.pods = 3, .isolated = true});
+  test::AgentProcess agent;
+  start_agent(agent, node, tcx);
+  const auto held = test::bpf_holdings(agent.pid());
+
+  const auto& server_pod = node.pod(1);
+  auto server = test::ChildProcess::spawn(
+      {.argv = {"/usr/bin/iperf3", "-s", "-1", "-p", "5301", "-B", server_pod.ipv4}, .netns = server_pod.ns});
+  const std::string client_log = agent.path("iperf3-client.log");
+  std::unique_ptr<test::ChildProcess> client;
+  // The server needs a moment to listen: retry until the client connects.
+  for (int attempt = 0; attempt < 50; ++attempt) {
+    client = test::ChildProcess::spawn({.argv = {"/usr/bin/iperf3", "-c", server_pod.ipv4, "-p", "5301", "-t", "4"},
+                                        .netns = node.pod(0).ns,
+                                        .output_path = client_log});
+    if (!client->wait_exit(300ms)) break;  // still running: connected
+  }
+  REQUIRE(client->running());
+  std::this_thread::sleep_for(1s);
+
+  const auto code = agent.stop();
+  WARN(fmt::format("SIGTERM to exit during bulk traffic ({}): {} ms", tcx ? "tcx" : "legacy tc",
+                   agent.last_stop_duration().count()));
+  CHECK(code == 0);
+  CHECK(agent.last_stop_duration() < 5s);
+  CHECK(client->running());  // the transfer goes on
+
+  INFO("iperf3 client:\n" << agent.read_file("iperf3-client.log"));
+  CHECK(client->wait_exit(15s) == 0);
+  CHECK(server->wait_exit(5s) == 0);
+  check_nothing_attached();
+  check_unloaded(held);
+}
