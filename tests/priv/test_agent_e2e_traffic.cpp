@@ -359,7 +359,12 @@ TEST_CASE("agent e2e: metrics and flows count exactly what crossed the pod veths
   INFO(agent.log_tail());
   CHECK(matched);
   const auto m1 = agent.metrics();
+  CHECK(m1.family("controlplane_networkobservability_lost_events_counter") != nullptr);
   CHECK(lost_events(m1) == 0);
+  if (high) {
+    CHECK(m1.family("networkobservability_conntrack_total_connections") != nullptr);
+    CHECK(m1.value("networkobservability_conntrack_packets_tx").value_or(0) > 0);
+  }
   const auto flows1 = settled_flow_log(agent);
   CHECK(sum_all(flow_totals(flows1, flows0.size())) == expected1);
   check_per_veth(node, flows1, flows0.size(), c0, c1);
@@ -557,4 +562,48 @@ TEST_CASE("agent e2e: pods that come and go while the agent runs are attached, c
       CHECK(test::tc_filter_show(p.host_if, dir).find("retina") == std::string::npos);
     }
   }
+}
+
+TEST_CASE("agent e2e: a clean stop flushes every count still pending in the kernel", "[priv][agent][e2e]") {
+  RETINA_REQUIRE_PRIVILEGED();
+  test::Node node({.pods = 3, .isolated = true});
+  node.wait_quiet();
+  test::AgentProcess agent;
+  agent.write_file("endpoints.yaml", endpoints_yaml(node, kPods));
+  // Retina's default report interval (30 s): within this test only new
+  // connections, flag changes and the final flush report anything.
+  const uint16_t port = test::free_port(node.node_ns());
+  std::string config = agent_config(agent, port, "high", "auto");
+  config.replace(config.find("conntrackReportInterval: 1s"), 27, "conntrackReportInterval: 30s");
+  agent.start({.config = config, .netns = node.node_ns(), .port = port});
+  agent.wait_ready();
+  for (const auto& p : node.pods()) REQUIRE(agent.wait_log("attached to " + p.host_if + " "));
+  const auto flows0 = settle(node, agent);
+  const Totals base = metric_totals(agent.metrics());
+  const auto c0 = veth_counters(node);
+
+  const auto& p = node.pods();
+  REQUIRE(test::udp_send(p[0], p[1], false, 9001, 100, 600) == 100);
+  REQUIRE(test::udp_send(p[2], p[1], true, 9002, 20, 1200) == 20);
+  REQUIRE(test::tcp_send(p[1], p[2], false, 9003, 200'000).received == 200'000);
+  REQUIRE(test::ping(p[0], p[2], true, 4) == 4);
+  node.wait_quiet();
+  const auto c1 = veth_counters(node);
+  const Totals expected = veth_delta(c0, c1);
+
+  // While the agent runs, conntrack still holds most of it.
+  settled_flow_log(agent);
+  const Totals before_stop = metric_totals(agent.metrics()) - base;
+  INFO("veths counted " << expected);
+  INFO("metrics counted before the stop " << before_stop);
+  CHECK(before_stop.packets[0] + before_stop.packets[1] < expected.packets[0] + expected.packets[1]);
+
+  REQUIRE(agent.stop() == 0);
+  const auto flows = agent.flow_log();
+  CHECK(sum_all(flow_totals(flows, flows0.size())) == expected);
+  check_per_veth(node, flows, flows0.size(), c0, c1);
+  check_enrichment(node, flows, flows0.size(), kPods);
+  WARN(fmt::format("{} of {} packets were reported by the final flush at SIGTERM",
+                   expected.packets[0] + expected.packets[1] - before_stop.packets[0] - before_stop.packets[1],
+                   expected.packets[0] + expected.packets[1]));
 }
