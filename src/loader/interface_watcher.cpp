@@ -176,6 +176,12 @@ class RtnlInterfaceWatcher final : public InterfaceWatcher {
   void on_link(const nlmsghdr& h) {
     auto m = loader::parse_link_message(h);
     if (!m) return;
+    // Only AF_UNSPEC messages describe the link. The bridge also sends
+    // RTM_NEWLINK/RTM_DELLINK (AF_BRIDGE) for a port's state, without the
+    // link's kind or peer namespace: taken as the link, every port change
+    // made a bridged pod veth look like something else for a moment, and
+    // packetparser detached and reattached.
+    if (m->family != AF_UNSPEC) return;
     if (m->deleted) {
       links_.erase(m->ifindex);
       return;
