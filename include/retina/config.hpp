@@ -72,7 +72,7 @@ struct Config {
   std::vector<std::string> pod_interface_prefixes;
 
   // dropreason
-  bool drop_include_expected = false;   // also report consume_skb / NOT_SPECIFIED frees
+  bool drop_include_expected = false;   // also count frees without a reason (NOT_SPECIFIED)
   uint32_t drop_events_per_second = 10000;  // per-flow drop events; counts stay exact beyond it
 
   // Endpoint sources

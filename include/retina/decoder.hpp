@@ -29,7 +29,8 @@ struct DecodeContext {
   int64_t boot_to_realtime_ns = 0;
   // Scratch the decoder fills for DNS events; Flow::dns points into it.
   DnsInfo* dns_scratch = nullptr;
-  // Names of enum skb_drop_reason values, learned from kernel BTF; may be null.
+  // Names of enum skb_drop_reason values, learned from kernel BTF, indexed
+  // by retina_drop_reason_slot(value) (abi/events.h); may be null.
   const std::vector<std::string>* drop_reason_names = nullptr;
 };
 

@@ -61,6 +61,20 @@ RETINA_ASSERT_OFFSET(struct retina_drop_event, suppressed, 72);
 RETINA_ASSERT_OFFSET(struct retina_drop_event, _pad1, 76);
 RETINA_ASSERT_OFFSET(struct retina_drop_event, location, 80);
 
+RETINA_ASSERT_SIZE(struct retina_drop_key, 8);
+RETINA_ASSERT_OFFSET(struct retina_drop_key, reason, 0);
+RETINA_ASSERT_OFFSET(struct retina_drop_key, direction, 4);
+RETINA_ASSERT_OFFSET(struct retina_drop_key, _pad, 5);
+
+RETINA_ASSERT_SIZE(struct retina_pkt_counts, 16);
+RETINA_ASSERT_OFFSET(struct retina_pkt_counts, packets, 0);
+RETINA_ASSERT_OFFSET(struct retina_pkt_counts, bytes, 8);
+static_assert(RETINA_FWD_INGRESS == 0 && RETINA_FWD_EGRESS == 1 && RETINA_FWD_MAX == 2);
+static_assert(RETINA_DROP_DIR_INGRESS == 1 && RETINA_DROP_DIR_EGRESS == 2,
+              "drop directions equal TrafficDirection INGRESS and EGRESS");
+static_assert(retina_drop_reason_slot(5) == 5 && retina_drop_reason_slot(0x20003) == 2 * RETINA_DROP_REASON_SLOTS + 3 &&
+              retina_drop_reason_slot(RETINA_DROP_REASON_SLOTS) == RETINA_DROP_NO_SLOT);
+
 RETINA_ASSERT_SIZE(struct retina_dns_event, 584);
 RETINA_ASSERT_OFFSET(struct retina_dns_event, hdr, 0);
 RETINA_ASSERT_OFFSET(struct retina_dns_event, tuple, 16);
@@ -73,13 +87,17 @@ RETINA_ASSERT_OFFSET(struct retina_dns_event, _pad1, 68);
 RETINA_ASSERT_OFFSET(struct retina_dns_event, payload, 72);
 static_assert(sizeof(((struct retina_dns_event*)nullptr)->payload) == RETINA_DNS_MAX_PAYLOAD);
 
-RETINA_ASSERT_SIZE(struct retina_tcpretrans_event, 64);
+RETINA_ASSERT_SIZE(struct retina_tcpretrans_event, 72);
 RETINA_ASSERT_OFFSET(struct retina_tcpretrans_event, hdr, 0);
 RETINA_ASSERT_OFFSET(struct retina_tcpretrans_event, tuple, 16);
 RETINA_ASSERT_OFFSET(struct retina_tcpretrans_event, state, 56);
 RETINA_ASSERT_OFFSET(struct retina_tcpretrans_event, _pad0, 57);
 RETINA_ASSERT_OFFSET(struct retina_tcpretrans_event, tcp_flags, 58);
-RETINA_ASSERT_OFFSET(struct retina_tcpretrans_event, _pad1, 60);
+RETINA_ASSERT_OFFSET(struct retina_tcpretrans_event, netns_ino, 60);
+RETINA_ASSERT_OFFSET(struct retina_tcpretrans_event, segs, 64);
+RETINA_ASSERT_OFFSET(struct retina_tcpretrans_event, _pad1, 66);
+RETINA_ASSERT_OFFSET(struct retina_tcpretrans_event, _pad2, 68);
+static_assert(RETINA_DNS_STAT_MAX == 3 && RETINA_RT_STAT_MAX == 2);
 
 RETINA_ASSERT_SIZE(struct retina_ct_key, 44);
 RETINA_ASSERT_OFFSET(struct retina_ct_key, addr_lo, 0);
@@ -123,6 +141,7 @@ static_assert(std::is_trivially_copyable_v<struct retina_dns_event>);
 static_assert(std::is_trivially_copyable_v<struct retina_tcpretrans_event>);
 static_assert(alignof(struct retina_packet_event) == 8);
 static_assert(alignof(struct retina_dns_event) == 8);
+static_assert(alignof(struct retina_tcpretrans_event) == 8);
 
 // The user-space enums mirror the ABI's numbering.
 static_assert(RETINA_TCP_FIN == 0x01 && RETINA_TCP_SYN == 0x02 && RETINA_TCP_RST == 0x04 &&

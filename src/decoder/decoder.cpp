@@ -158,8 +158,11 @@ expected<void, DecodeError> decode_drop(std::span<const std::byte> rec, const De
   out.bytes = ev.bytes;
   out.drop_reason = ev.reason;
   out.drop_reason_desc = kUnknownDropReason;
-  if (const auto* names = ctx.drop_reason_names; names && ev.reason < names->size() && !(*names)[ev.reason].empty())
-    out.drop_reason_desc = (*names)[ev.reason];
+  // Name tables are indexed by slot, which folds the kernel's subsystem
+  // bits (the upper 16) into a small index; core reasons keep their value.
+  const uint32_t slot = retina_drop_reason_slot(ev.reason);
+  if (const auto* names = ctx.drop_reason_names; names && slot < names->size() && !(*names)[slot].empty())
+    out.drop_reason_desc = (*names)[slot];
   out.suppressed = ev.suppressed;
   return {};
 }
@@ -202,6 +205,7 @@ expected<void, DecodeError> decode_tcpretrans(std::span<const std::byte> rec, co
   out.time_ns = unix_ns(ev.hdr.ts_ns, ctx.boot_to_realtime_ns);
   out.origin = FlowSource::kTcpRetrans;
   out.verdict = Verdict::RETRANSMISSION;
+  out.direction = TrafficDirection::EGRESS;  // retransmissions are sent, never received
   out.event_type = kEventTrace;
   out.tcp_flags = ev.tcp_flags;
   out.tcp_state = ev.state;

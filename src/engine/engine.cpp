@@ -28,6 +28,7 @@
 #include <fmt/format.h>
 
 #include "cache/endpoints_file.hpp"
+#include "core/heap.hpp"
 #include "core/log.hpp"
 #include "engine/flow_log.hpp"
 #include "loader/fd.hpp"
@@ -520,6 +521,9 @@ Status Engine::start() {
   }
   m.control = std::thread([&m] { m.control_loop(); });
   m.started.store(true);
+  // Starting freed large transients (libbpf's parsed kernel BTF, the
+  // endpoints file's parse tree) below later allocations; give them back.
+  release_free_heap();
 
   size_t running = 0;
   for (const auto& s : m.slots) running += s.started ? 1 : 0;

@@ -176,6 +176,12 @@ class RtnlInterfaceWatcher final : public InterfaceWatcher {
   void on_link(const nlmsghdr& h) {
     auto m = loader::parse_link_message(h);
     if (!m) return;
+    // Only AF_UNSPEC messages describe the link. The bridge also sends
+    // RTM_NEWLINK/RTM_DELLINK (AF_BRIDGE) for a port's state, without the
+    // link's kind or peer namespace: taken as the link, every port change
+    // made a bridged pod veth look like something else for a moment, and
+    // packetparser detached and reattached.
+    if (m->family != AF_UNSPEC) return;
     if (m->deleted) {
       links_.erase(m->ifindex);
       return;
@@ -192,6 +198,14 @@ class RtnlInterfaceWatcher final : public InterfaceWatcher {
     auto m = loader::parse_route_message(h);
     if (!m || m->dst_len != 0 || (m->family != AF_INET && m->family != AF_INET6)) return;
     if (m->table != RT_TABLE_MAIN || m->type != RTN_UNICAST) return;
+    // `ip route replace` announces only the new route (NLM_F_REPLACE): the
+    // one it replaced, same family and metric, is gone.
+    if (!m->deleted && (h.nlmsg_flags & NLM_F_REPLACE)) {
+      for (auto it = routes_.begin(); it != routes_.end();) {
+        if (std::get<0>(*it) == m->family && std::get<1>(*it) == m->metric) it = routes_.erase(it);
+        else ++it;
+      }
+    }
     for (int oif : m->oifs) {
       RouteKey k{m->family, m->metric, oif};
       if (m->deleted) routes_.erase(k);

@@ -149,6 +149,7 @@ std::optional<LinkMessage> parse_link_message(const nlmsghdr& h) {
   const auto* ifi = static_cast<const ifinfomsg*>(NLMSG_DATA(&h));
   LinkMessage m;
   m.deleted = h.nlmsg_type == RTM_DELLINK;
+  m.family = ifi->ifi_family;
   m.ifindex = ifi->ifi_index;
   m.up = (ifi->ifi_flags & IFF_UP) != 0;
   const rtattr* tb[IFLA_MAX + 1];

@@ -59,6 +59,7 @@ bool append_rtattr(nlmsghdr* msg, size_t capacity, uint16_t type, const void* da
 // RTM_NEWLINK / RTM_DELLINK.
 struct LinkMessage {
   bool deleted = false;
+  int family = 0;  // ifi_family: AF_UNSPEC for the link itself, AF_BRIDGE for its bridge port
   int ifindex = 0;
   std::string name;
   std::string kind;                  // IFLA_INFO_KIND

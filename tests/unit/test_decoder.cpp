@@ -270,6 +270,7 @@ TEST_CASE("decoder: tcpretrans event", "[decoder]") {
   Flow f = accept_ev(ev);
   CHECK(f.origin == FlowSource::kTcpRetrans);
   CHECK(f.verdict == Verdict::RETRANSMISSION);
+  CHECK(f.direction == TrafficDirection::EGRESS);
   CHECK(f.event_type == 4);
   CHECK(f.tcp_state == 1);
   CHECK(f.tcp_flags == (kPSH | kACK));

@@ -119,6 +119,37 @@ struct retina_packet_event {
 	__u32 _pad1;                  /* 124 */
 };                                /* 128 */
 
+/* Drops (dropreason). The kernel's enum skb_drop_reason keeps a subsystem
+ * in the upper 16 bits of a value (SKB_DROP_REASON_SUBSYS_SHIFT; 0 is the
+ * core enum, others name reasons of openvswitch, mac80211, ...). User-space
+ * name tables are indexed by slot = subsystem * RETINA_DROP_REASON_SLOTS +
+ * code, which keeps them small; a code past the slots has no slot. */
+#define RETINA_DROP_SUBSYS_SHIFT 16
+#define RETINA_DROP_CODE_MASK 0xffffu
+#define RETINA_DROP_REASON_SLOTS 1024u
+#define RETINA_DROP_MAX_SUBSYS 64u
+#define RETINA_DROP_NO_SLOT 0xffffffffu
+
+#ifdef __cplusplus
+#define RETINA_ABI_FN static constexpr inline
+#else
+#define RETINA_ABI_FN static inline
+#endif
+
+RETINA_ABI_FN __u32 retina_drop_reason_slot(__u32 reason)
+{
+	__u32 subsys = reason >> RETINA_DROP_SUBSYS_SHIFT;
+	__u32 code = reason & RETINA_DROP_CODE_MASK;
+	if (subsys >= RETINA_DROP_MAX_SUBSYS || code >= RETINA_DROP_REASON_SLOTS)
+		return RETINA_DROP_NO_SLOT;
+	return subsys * RETINA_DROP_REASON_SLOTS + code;
+}
+
+/* retina_drop_event.direction and retina_drop_key.direction */
+#define RETINA_DROP_DIR_UNKNOWN 0
+#define RETINA_DROP_DIR_INGRESS 1  /* received by the namespace, not yet routed out */
+#define RETINA_DROP_DIR_EGRESS 2   /* locally generated, or routed towards an output device */
+
 #define RETINA_DROP_EVENT_VERSION 1
 struct retina_drop_event {
 	struct retina_event_hdr hdr;  /*   0 */
@@ -132,6 +163,31 @@ struct retina_drop_event {
 	__u32 _pad1;                  /*  76 */
 	__u64 location;               /*  80 kernel text address that freed the skb */
 };                                /*  88 */
+
+/* Per-CPU drop counts (hash map), aggregated in kernel so they stay exact
+ * when per-flow events are rate limited. */
+struct retina_drop_key {
+	__u32 reason;                 /*   0 raw enum skb_drop_reason value */
+	__u8 direction;               /*   4 RETINA_DROP_DIR_* */
+	__u8 _pad[3];                 /*   5 */
+};                                /*   8 */
+
+/* Key reason of the drops the count map had no room for (never expected:
+ * the map holds far more keys than the kernel has reasons). */
+#define RETINA_DROP_REASON_OVERFLOW 0xffffffffu
+
+/* Packets and bytes: the value of the drop counts (per CPU) and of the
+ * packetforward counts (per-CPU array indexed by enum retina_fwd_dir). */
+struct retina_pkt_counts {
+	__u64 packets;                /*   0 */
+	__u64 bytes;                  /*   8 */
+};                                /*  16 */
+
+enum retina_fwd_dir {
+	RETINA_FWD_INGRESS = 0,       /* received on the interface */
+	RETINA_FWD_EGRESS = 1,        /* sent on it (PACKET_OUTGOING) */
+	RETINA_FWD_MAX = 2,
+};
 
 #define RETINA_DNS_MAX_PAYLOAD 512
 #define RETINA_DNS_EVENT_VERSION 1
@@ -147,15 +203,34 @@ struct retina_dns_event {
 	__u8 payload[RETINA_DNS_MAX_PAYLOAD]; /* 72 */
 };                                /* 584 */
 
+/* dns: what the programs did with port-53 traffic besides reporting it
+ * (per-CPU array "retina_dns_stats"; retina_stats counts reports and losses). */
+enum retina_dns_stat {
+	RETINA_DNS_STAT_DUPLICATE = 0, /* a copy of a message already reported (other end, retransmission) */
+	RETINA_DNS_STAT_NO_MESSAGE = 1, /* port-53 payload where no DNS message starts (too short, TCP continuation) */
+	RETINA_DNS_STAT_CUT = 2,       /* reported with only its first RETINA_DNS_MAX_PAYLOAD bytes or the bytes in its segment */
+	RETINA_DNS_STAT_MAX = 3,
+};
+
 #define RETINA_TCPRETRANS_EVENT_VERSION 1
 struct retina_tcpretrans_event {
 	struct retina_event_hdr hdr;  /*   0 */
-	struct retina_tuple tuple;    /*  16 */
+	struct retina_tuple tuple;    /*  16 local -> remote */
 	__u8 state;                   /*  56 TCP state (TCP_ESTABLISHED = 1, ...) */
 	__u8 _pad0;                   /*  57 */
 	__u16 tcp_flags;              /*  58 flags of the retransmitted segment */
-	__u32 _pad1;                  /*  60 */
-};                                /*  64 */
+	__u32 netns_ino;              /*  60 inode number of the socket's network namespace (0: kernel without netns) */
+	__u16 segs;                   /*  64 segments in the retransmitted skb (what RetransSegs adds) */
+	__u16 _pad1;                  /*  66 */
+	__u32 _pad2;                  /*  68 */
+};                                /*  72 */
+
+/* tcpretrans: tracepoint hits not reported (per-CPU array "retina_rt_stats"). */
+enum retina_tcpretrans_stat {
+	RETINA_RT_STAT_FAILED = 0,     /* the retransmission failed and sent nothing (err != 0) */
+	RETINA_RT_STAT_OTHER_FAMILY = 1, /* a socket neither AF_INET nor AF_INET6 */
+	RETINA_RT_STAT_MAX = 2,
+};
 
 /* Per-CPU statistics every BPF object keeps (array map "retina_stats").
  * Lost entries are events that never reached user space. */
