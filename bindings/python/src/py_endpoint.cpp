@@ -95,13 +95,15 @@ EndpointPtr endpoint_from_kwargs(const py::kwargs& kw) {
     else if (key == "name") ep->name = py::str(v).cast<std::string>();
     else if (key == "labels") ep->labels = labels_from(v);
     else if (key == "workloads" || key == "workload") {
-      ep->workloads.clear();
-      if (v.is_none()) continue;
-      if (py::isinstance<py::str>(v) || py::isinstance<py::dict>(v) || py::isinstance<py::tuple>(v)) {
-        ep->workloads.push_back(workload_from(v));
+      std::vector<Workload> chain;  // interned as a whole once built
+      if (v.is_none()) {
+        // none: no workload
+      } else if (py::isinstance<py::str>(v) || py::isinstance<py::dict>(v) || py::isinstance<py::tuple>(v)) {
+        chain.push_back(workload_from(v));
       } else {
-        for (py::handle w : v) ep->workloads.push_back(workload_from(w));
+        for (py::handle w : v) chain.push_back(workload_from(w));
       }
+      ep->workloads = std::move(chain);
     } else if (key == "node_name") ep->node_name = py::str(v).cast<std::string>();
     else if (key == "zone") ep->zone = py::str(v).cast<std::string>();
     else if (key == "service") ep->service = py::str(v).cast<std::string>();
@@ -129,7 +131,7 @@ EndpointPtr endpoint_from_kwargs(const py::kwargs& kw) {
 py::dict endpoint_dict(const Endpoint& ep) {
   py::dict d;
   d["kind"] = to_string(ep.kind);
-  d["namespace"] = ep.namespace_;
+  d["namespace"] = ep.namespace_.str();
   d["name"] = ep.name;
   py::dict labels;
   for (const auto& l : ep.labels) {
@@ -145,9 +147,9 @@ py::dict endpoint_dict(const Endpoint& ep) {
     workloads.append(wd);
   }
   d["workloads"] = workloads;
-  d["node_name"] = ep.node_name;
-  d["zone"] = ep.zone;
-  d["service"] = ep.service;
+  d["node_name"] = ep.node_name.str();
+  d["zone"] = ep.zone.str();
+  d["service"] = ep.service.str();
   py::list ips;
   for (const auto& ip : ep.ips) ips.append(ip_str(ip));
   d["ips"] = ips;
@@ -168,7 +170,7 @@ kind is pod (default), service, node, external or unknown. workloads take
 )doc")
       .def(py::init([](py::kwargs kw) { return PyEndpoint{endpoint_from_kwargs(kw)}; }))
       .def_property_readonly("kind", [](const PyEndpoint& e) { return to_string(e.ep->kind); })
-      .def_property_readonly("namespace", [](const PyEndpoint& e) { return e.ep->namespace_; })
+      .def_property_readonly("namespace", [](const PyEndpoint& e) { return e.ep->namespace_.str(); })
       .def_property_readonly("name", [](const PyEndpoint& e) { return e.ep->name; })
       .def_property_readonly("pod_name",
                              [](const PyEndpoint& e) -> py::object {
@@ -189,9 +191,9 @@ kind is pod (default), service, node, external or unknown. workloads take
                                if (!w) return py::none();
                                return py::make_tuple(w->kind, w->name);
                              })
-      .def_property_readonly("node_name", [](const PyEndpoint& e) { return e.ep->node_name; })
-      .def_property_readonly("zone", [](const PyEndpoint& e) { return e.ep->zone; })
-      .def_property_readonly("service", [](const PyEndpoint& e) { return e.ep->service; })
+      .def_property_readonly("node_name", [](const PyEndpoint& e) { return e.ep->node_name.str(); })
+      .def_property_readonly("zone", [](const PyEndpoint& e) { return e.ep->zone.str(); })
+      .def_property_readonly("service", [](const PyEndpoint& e) { return e.ep->service.str(); })
       .def_property_readonly("observe", [](const PyEndpoint& e) { return e.ep->observe; })
       .def_property_readonly("ips",
                              [](const PyEndpoint& e) {
