@@ -54,7 +54,7 @@ _TUPLE = struct.Struct("<16s16sHHBBxx")   # saddr, daddr, sport, dport, proto, f
 _PACKET = struct.Struct("<IIBBHB3xIIQ9I4x")
 _DROP = struct.Struct("<IIIB3xI4xQ")
 _DNS = struct.Struct("<IBxHI4x")
-_RETRANS = struct.Struct("<BxH4x")
+_RETRANS = struct.Struct("<BxHIH6x")
 
 PACKET_SIZE = _HDR.size + _TUPLE.size + _PACKET.size
 DROP_SIZE = _HDR.size + _TUPLE.size + _DROP.size
@@ -152,9 +152,9 @@ def dns(src, dst, message: bytes, *, sport: int = 0, dport: int = 53, proto="udp
 
 
 def tcpretrans(src, dst, *, sport: int = 0, dport: int = 0, state: int = 1, tcp_flags=0,
-               ts_ns: int = 0) -> bytes:
-    """A struct retina_tcpretrans_event (64 bytes)."""
-    body = _RETRANS.pack(state, tcp_flag_bits(tcp_flags))
+               netns_ino: int = 0, segs: int = 1, ts_ns: int = 0) -> bytes:
+    """A struct retina_tcpretrans_event (72 bytes)."""
+    body = _RETRANS.pack(state, tcp_flag_bits(tcp_flags), netns_ino, segs)
     return _hdr(EV_TCPRETRANS, TCPRETRANS_SIZE, ts_ns) + _tuple(src, dst, sport, dport, "tcp") + body
 
 

@@ -85,6 +85,8 @@ py::dict layouts() {
     ABI_OFF(retina_tcpretrans_event, tuple);
     ABI_OFF(retina_tcpretrans_event, state);
     ABI_OFF(retina_tcpretrans_event, tcp_flags);
+    ABI_OFF(retina_tcpretrans_event, netns_ino);
+    ABI_OFF(retina_tcpretrans_event, segs);
     out["retina_tcpretrans_event"] = d;
   }
   return out;

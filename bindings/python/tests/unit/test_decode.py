@@ -15,7 +15,7 @@ def test_record_builders_match_the_abi():
     assert records.PACKET_SIZE == L["retina_packet_event"]["size"] == 128
     assert records.DROP_SIZE == L["retina_drop_event"]["size"] == 88
     assert records.DNS_FIXED_SIZE == L["retina_dns_event"]["payload"] == 72
-    assert records.TCPRETRANS_SIZE == L["retina_tcpretrans_event"]["size"] == 64
+    assert records.TCPRETRANS_SIZE == L["retina_tcpretrans_event"]["size"] == 72
     r = records.packet("10.0.0.1", "10.0.0.2", sport=1, dport=2, bytes=0x11223344, prev_bytes=7,
                        tcp_id=0x55667788, ifindex=9, ts_ns=0x0102030405060708)
     p = L["retina_packet_event"]

@@ -44,7 +44,7 @@ def test_values_are_exact(cache):
     assert list(df["proto"]) == ["TCP", "TCP", "TCP", "UDP", "TCP"]
     assert list(df["src_port"]) == [40000, 5432, 1000, 53, 40001]
     assert list(df["tcp_flags"]) == ["SYN", "SYN|ACK", "", "", "PSH|ACK"]
-    assert list(df["direction"]) == ["EGRESS", "INGRESS", "EGRESS", "INGRESS", "TRAFFIC_DIRECTION_UNKNOWN"]
+    assert list(df["direction"]) == ["EGRESS", "INGRESS", "EGRESS", "INGRESS", "EGRESS"]
     assert list(df["observation_point"]) == ["TO_STACK", "TO_ENDPOINT", "UNKNOWN_POINT", "TO_ENDPOINT",
                                              "UNKNOWN_POINT"]
     assert list(df["is_reply"]) == [False, True, False, True, False]
@@ -136,7 +136,7 @@ def test_numpy_form(cache):
     assert list(arr["verdict"]) == [1, 1, 2, 16, 15]
     assert list(arr["proto"]) == [6, 6, 6, 17, 6]
     assert list(arr["src_ip"]) == [b"10.0.0.5", b"10.0.0.9", b"10.0.0.5", b"10.96.0.10", b"fd00::5"]
-    assert list(arr["direction"]) == [2, 1, 2, 1, 0]
+    assert list(arr["direction"]) == [2, 1, 2, 1, 2]
     assert list(arr["observation_point"]) == [3, 101, 0, 101, 0]
     assert list(arr["tcp_flags"]) == [0x02, 0x12, 0, 0, 0x18]
     assert list(arr["bytes"]) == [74, 74, 60, 0, 0]
