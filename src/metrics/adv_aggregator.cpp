@@ -374,7 +374,10 @@ struct AdvancedAggregator::Impl {
     const bool ports = f.proto == L4Protocol::kTCP || f.proto == L4Protocol::kUDP;
     s.src = SideRef{f.source, &f.src, f.src_port, ports};
     s.dst = SideRef{f.destination, &f.dst, f.dst_port, ports};
-    const TraceObservationPoint obs = f.observation_point;
+    // packetparser reports a packet at every point it passes (both pod veths,
+    // the node's interface); the other sources report an event once.
+    const TraceObservationPoint obs =
+        f.origin == FlowSource::kPacketParser ? f.observation_point : TraceObservationPoint::UNKNOWN_POINT;
     const bool network = obs == TraceObservationPoint::FROM_NETWORK || obs == TraceObservationPoint::TO_NETWORK;
     const bool src_local = local_pod(f.source), dst_local = local_pod(f.destination);
     if (plan->remote) {

@@ -305,6 +305,44 @@ TEST_CASE("every adv metric with its own labels", "[adv]") {
   CHECK(p.family(kDnsResp)->samples.front().labels.size() == 8);
 }
 
+TEST_CASE("events reported once (DNS, drops, retransmissions) count for every local pod side", "[adv]") {
+  Fixture fx;
+  for (const bool remote : {false, true}) {
+    INFO((remote ? "remote" : "local"));
+    metrics::Registry r;
+    auto agg = AdvancedAggregator::create(r, fx.options(remote));
+    REQUIRE(agg);
+    // The dns plugin reports a message once, at the sending socket's egress
+    // (TO_NETWORK), whatever veths it crosses afterwards.
+    DnsInfo q;
+    q.query = "api.pay.svc.cluster.local.";
+    q.qtype = 28;
+    Flow dq = packet(fx.a.get(), "10.0.0.1", fx.b.get(), "10.0.0.2", kToNetwork, 0);
+    dq.origin = FlowSource::kDns;
+    dq.verdict = Verdict::DNS;
+    dq.proto = L4Protocol::kUDP;
+    dq.l7_type = L7Type::REQUEST;
+    dq.dns = &q;
+    (*agg)->on_flow(dq);
+    Flow rt = packet(fx.a.get(), "10.0.0.1", nullptr, "192.0.2.1", kToNetwork, 0);
+    rt.origin = FlowSource::kTcpRetrans;
+    rt.verdict = Verdict::RETRANSMISSION;
+    (*agg)->on_flow(rt);
+    (*agg)->on_batch_end();
+    auto p = scrape(r);
+    if (remote) {
+      CHECK(p.value(kDnsReq, {{"query_type", "AAAA"}, {"source_podname", "web-1"}, {"destination_podname", "api-1"}}) ==
+            1.0);
+      CHECK(p.value(kRetrans, {{"direction", "egress"}, {"source_podname", "web-1"}}) == 1.0);
+    } else {
+      CHECK(p.value(kDnsReq, {{"query_type", "AAAA"}, {"podname", "web-1"}}) == 1.0);  // sent
+      CHECK(p.value(kDnsReq, {{"query_type", "AAAA"}, {"podname", "api-1"}}) == 1.0);  // received
+      CHECK(p.value(kRetrans, {{"direction", "egress"}, {"podname", "web-1"}}) == 1.0);
+      CHECK(series_count(p, kRetrans) == 1);
+    }
+  }
+}
+
 TEST_CASE("port, service and zone labels, and metric-name precedence", "[adv]") {
   Fixture fx;
   auto zoned = pod("shop", "web-2", "10.0.0.3");
