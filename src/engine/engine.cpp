@@ -181,7 +181,7 @@ Result<InterfaceWatcher*> Engine::Impl::request_interfaces() {
 
 void Engine::Impl::init_plugin(Slot& s) {
   if (!s.plugin) {
-    set_status(s, PluginState::kFailed, "not built into this binary");
+    set_status(s, PluginState::kFailed, "no such plugin");
     return;
   }
   s.ctx.config = &config;

@@ -183,31 +183,6 @@ TEST_CASE("engine: nothing running means not ready", "[engine]") {
   CHECK_FALSE(engine->ready());
 }
 
-TEST_CASE("engine: built-in plugins missing from this binary are failed, not fatal", "[engine]") {
-  std::string absent;
-  for (auto name : retina::builtin_plugin_names()) {
-    if (!retina::make_builtin_plugin(name)) {
-      absent = std::string(name);
-      break;
-    }
-  }
-  if (absent.empty()) {
-    WARN("every built-in plugin is built; nothing to check");
-    return;
-  }
-  CallLog calls;
-  std::vector<std::unique_ptr<retina::Plugin>> plugins;
-  plugins.emplace_back(new FakePlugin("good", &calls));
-  auto cfg = test_config();
-  cfg.enabled_plugins = {absent};
-  auto engine = make_engine(std::move(plugins), cfg);
-  REQUIRE(engine->start());
-  CHECK(state_of(*engine, absent) == PluginState::kFailed);
-  CHECK(reason_of(*engine, absent) == "not built into this binary");
-  CHECK(state_of(*engine, "good") == PluginState::kRunning);
-  CHECK(engine->ready());
-}
-
 TEST_CASE("engine: records reach the pipeline and the metrics", "[engine]") {
   CallLog calls;
   std::vector<std::unique_ptr<retina::Plugin>> plugins;
