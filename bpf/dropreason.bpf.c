@@ -380,12 +380,7 @@ static __always_inline int dr_handle(const bool btf, struct sk_buff *skb, void *
 	ev->direction = s.direction;
 	ev->suppressed = suppressed;
 	ev->location = (__u64)location;
-	/* Wake the reader only once a batch is waiting: one wakeup per event
-	 * would cost the agent a context switch per drop in a storm. Fewer
-	 * records are picked up by the reader's periodic drain. */
-	__u64 waiting = bpf_ringbuf_query(&retina_dr_evts, BPF_RB_AVAIL_DATA);
-	bpf_ringbuf_submit(ev, waiting >= cfg_wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
-	retina_stat_inc(RETINA_STAT_REPORTS);
+	retina_ringbuf_submit_batched(&retina_dr_evts, ev, cfg_wakeup_bytes);
 	return 0;
 }
 

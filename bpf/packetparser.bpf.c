@@ -30,6 +30,31 @@ const volatile __u8 cfg_aggregation_high = 0;
 const volatile __u8 cfg_bypass_filter = 1;
 const volatile __u32 cfg_sampling_rate = 1;
 const volatile __u64 cfg_report_interval_ns = 30000000000ULL;
+const volatile __u64 cfg_wakeup_bytes = 8704; /* wake the reader once this much is waiting */
+
+/* Conntrack's clock. jiffies cost a memory load where the boot clock reads
+ * the clocksource; timeouts and report intervals are whole seconds, so a
+ * tick's resolution is plenty. Without CONFIG_HZ (no kernel config to read)
+ * the boot clock is used. */
+extern unsigned int CONFIG_HZ __kconfig __weak;
+
+static __always_inline __u64 pp_ct_now(void)
+{
+	/* CONFIG_HZ sits in a frozen map: the verifier keeps one branch, and
+	 * the usual values multiply by a constant instead of dividing. */
+	unsigned int hz = CONFIG_HZ;
+	if (hz == 250)
+		return bpf_jiffies64() * 4000000ULL;
+	if (hz == 1000)
+		return bpf_jiffies64() * 1000000ULL;
+	if (hz == 100)
+		return bpf_jiffies64() * 10000000ULL;
+	if (hz == 300)
+		return bpf_jiffies64() * 3333333ULL; /* 1e9/300 rounded down; drift 0.3 ppm */
+	if (hz)
+		return bpf_jiffies64() * (1000000000ULL / hz);
+	return bpf_ktime_get_boot_ns();
+}
 
 #define NS_PER_SEC 1000000000ULL
 /* Conntrack timeouts (Retina's). */
@@ -100,33 +125,54 @@ struct {
 /* One packet on its way through the program. */
 struct pp_ctx {
 	struct retina_pkt pkt;
-	__u64 now;
+	__u64 now; /* pp_ct_now() at aggregation high */
 	__u32 ifindex;
 	__u32 bytes;
-	__u8 obs;
+	__u8 obs;  /* PP_OBS_UNKNOWN until needed */
 	__u8 side; /* 0 tc ingress, 1 tc egress */
 };
 
+#define PP_OBS_UNKNOWN 0xff
+
+static __always_inline void pp_submit(void *ev)
+{
+	retina_ringbuf_submit_batched(&retina_pp_evts, ev, cfg_wakeup_bytes);
+}
+
 /* ------------------------------------------------------------- records */
 
-static __always_inline __u8 pp_obs_point(__u32 ifindex, __u32 egress)
+static __always_inline bool pp_is_host_if(__u32 ifindex)
 {
 	__u32 *role = bpf_map_lookup_elem(&retina_pp_ifs, &ifindex);
-	if (role && *role == RETINA_IF_ROLE_HOST)
+	return role && *role == RETINA_IF_ROLE_HOST;
+}
+
+static __always_inline __u8 pp_obs_of(bool host_if, __u32 egress)
+{
+	if (host_if)
 		return egress ? RETINA_OBS_TO_NETWORK : RETINA_OBS_FROM_NETWORK;
 	return egress ? RETINA_OBS_TO_ENDPOINT : RETINA_OBS_FROM_ENDPOINT;
+}
+
+/* The packet's observation point, looked up once and only when a record
+ * needs it. */
+static __always_inline __u8 pp_obs(struct pp_ctx *c)
+{
+	if (c->obs == PP_OBS_UNKNOWN)
+		c->obs = pp_obs_of(pp_is_host_if(c->ifindex), c->side);
+	return c->obs;
 }
 
 /* Fills every byte of a record: ring memory holds older records. */
 static __always_inline void pp_fill(struct retina_packet_event *ev, const struct retina_tuple *t,
 				    __u32 ifindex, __u32 bytes, __u8 obs, __u8 flags,
-				    __u16 tcp_flags, __u8 reason, __u32 tcp_id, __u64 now)
+				    __u16 tcp_flags, __u8 reason, __u32 tcp_id)
 {
 	__builtin_memset(ev, 0, sizeof(*ev));
 	ev->hdr.type = RETINA_EV_PACKET;
 	ev->hdr.version = RETINA_PACKET_EVENT_VERSION;
 	ev->hdr.len = sizeof(*ev);
-	ev->hdr.ts_ns = now;
+	ev->hdr.ts_ns = bpf_ktime_get_boot_ns();
 	__builtin_memcpy(&ev->tuple, t, sizeof(*t));
 	ev->ifindex = ifindex;
 	ev->bytes = bytes;
@@ -138,14 +184,14 @@ static __always_inline void pp_fill(struct retina_packet_event *ev, const struct
 }
 
 /* The packet on its own, without touching conntrack. */
-static __always_inline void pp_emit_packet(const struct pp_ctx *c, __u8 flags, __u8 reason)
+static __always_inline void pp_emit_packet(struct pp_ctx *c, __u8 flags, __u8 reason)
 {
 	struct retina_packet_event *ev = retina_ringbuf_reserve(&retina_pp_evts, sizeof(*ev));
 	if (!ev)
 		return;
-	pp_fill(ev, &c->pkt.tuple, c->ifindex, c->bytes, c->obs, flags, c->pkt.tcp_flags, reason,
-		c->pkt.tcp_tsval, c->now);
-	retina_ringbuf_submit(ev);
+	pp_fill(ev, &c->pkt.tuple, c->ifindex, c->bytes, pp_obs(c), flags, c->pkt.tcp_flags, reason,
+		c->pkt.tcp_tsval);
+	pp_submit(ev);
 }
 
 /* ----------------------------------------------------------- conntrack */
@@ -223,19 +269,22 @@ static __always_inline __u32 ct_packet_bits(__u8 proto, __u16 f, bool src_lo)
 	return bits;
 }
 
-/* When the entry expires after a packet, given the state before it. */
+/* When the entry expires after a packet, given the state before it. A
+ * closed connection is expired at once (now - 1: entries expire once now
+ * passes expires_ns, and the conntrack clock may not move between two
+ * packets). */
 static __always_inline __u64 ct_expiry(__u8 proto, __u32 prev, __u32 state, __u16 f, __u64 now)
 {
 	const __u32 both_fin = RETINA_CT_FIN_LO | RETINA_CT_FIN_HI;
 	if (proto != IPPROTO_TCP)
 		return now + CT_NON_TCP_NS;
 	if (state & RETINA_CT_RST)
-		return now;
+		return now - 1;
 	if ((state & both_fin) == both_fin) {
 		/* The ACK of the second FIN closes the connection. */
 		if ((prev & both_fin) == both_fin && (f & RETINA_TCP_ACK) &&
 		    !(f & (RETINA_TCP_FIN | RETINA_TCP_SYN)))
-			return now;
+			return now - 1;
 		return now + CT_TIME_WAIT_NS;
 	}
 	if (!(state & RETINA_CT_ACK_SEEN))
@@ -243,13 +292,16 @@ static __always_inline __u64 ct_expiry(__u8 proto, __u32 prev, __u32 state, __u1
 	return now + CT_TCP_LIFETIME_NS;
 }
 
-/* Sets everything of a (new or reset) entry except its pending counts. */
-static __always_inline void ct_init_fields(struct retina_ct_entry *e, const struct pp_ctx *c, bool src_lo)
+/* Sets everything of a (new or reset) entry except its pending counts.
+ * host_if: the interface's role, kept in the entry so packets of a known
+ * connection never look it up. */
+static __always_inline void ct_init_fields(struct retina_ct_entry *e, const struct pp_ctx *c, bool src_lo,
+					   bool host_if)
 {
 	__u16 f = c->pkt.tcp_flags;
 	bool tcp = c->pkt.tuple.proto == IPPROTO_TCP;
 	bool init_lo = src_lo;
-	__u32 state = 0;
+	__u32 state = host_if ? RETINA_CT_HOST_IF : 0;
 
 	if (tcp && (f & (RETINA_TCP_SYN | RETINA_TCP_ACK)) == (RETINA_TCP_SYN | RETINA_TCP_ACK))
 		init_lo = !src_lo; /* a SYN-ACK travels responder -> initiator */
@@ -287,9 +339,10 @@ static __always_inline __u8 ct_report_flags(__u32 state, bool reply)
 
 /* First packet of a (new or reset) connection: reported when sampled,
  * otherwise kept pending. */
-static __always_inline void ct_first_packet(const struct pp_ctx *c, struct retina_ct_entry *e, bool src_lo)
+static __always_inline void ct_first_packet(struct pp_ctx *c, struct retina_ct_entry *e, bool src_lo)
 {
 	__u32 state = e->state;
+	c->obs = pp_obs_of(state & RETINA_CT_HOST_IF, c->side);
 	bool reply = src_lo != !!(state & RETINA_CT_INIT_IS_LO);
 	struct retina_ct_side *side = &e->side[c->side & 1];
 	__u16 f = c->pkt.tcp_flags;
@@ -303,11 +356,10 @@ static __always_inline void ct_first_packet(const struct pp_ctx *c, struct retin
 		struct retina_packet_event *ev = retina_ringbuf_reserve(&retina_pp_evts, sizeof(*ev));
 		if (ev) {
 			pp_fill(ev, &c->pkt.tuple, c->ifindex, c->bytes, c->obs,
-				ct_report_flags(state, reply), f, RETINA_REPORT_NEW, c->pkt.tcp_tsval,
-				c->now);
+				ct_report_flags(state, reply), f, RETINA_REPORT_NEW, c->pkt.tcp_tsval);
 			ct_take_pending(side, ev); /* counts a reset entry carried over */
 			side->flags_seen = f;
-			retina_ringbuf_submit(ev);
+			pp_submit(ev);
 			return;
 		}
 	}
@@ -315,12 +367,14 @@ static __always_inline void ct_first_packet(const struct pp_ctx *c, struct retin
 }
 
 /* A packet of a live connection. */
-static __always_inline void ct_packet(const struct pp_ctx *c, struct retina_ct_entry *e, bool src_lo)
+static __always_inline void ct_packet(struct pp_ctx *c, struct retina_ct_entry *e, bool src_lo)
 {
 	__u8 proto = c->pkt.tuple.proto;
 	__u16 f = c->pkt.tcp_flags;
 	__u32 bits = ct_packet_bits(proto, f, src_lo);
-	__u32 prev = bits ? __sync_fetch_and_or(&e->state, bits) : e->state;
+	__u32 prev = e->state;
+	if (bits & ~prev) /* an atomic only when the state changes */
+		prev = __sync_fetch_and_or(&e->state, bits);
 	__u32 state = prev | bits;
 	bool reply = src_lo != !!(state & RETINA_CT_INIT_IS_LO);
 	struct retina_ct_side *side = &e->side[c->side & 1];
@@ -347,12 +401,12 @@ static __always_inline void ct_packet(const struct pp_ctx *c, struct retina_ct_e
 		ct_add_pending(side, c->bytes, f);
 		return;
 	}
-	pp_fill(ev, &c->pkt.tuple, c->ifindex, c->bytes, c->obs, ct_report_flags(state, reply), f,
-		reason, c->pkt.tcp_tsval, c->now);
+	pp_fill(ev, &c->pkt.tuple, c->ifindex, c->bytes, pp_obs_of(state & RETINA_CT_HOST_IF, c->side),
+		ct_report_flags(state, reply), f, reason, c->pkt.tcp_tsval);
 	ct_take_pending(side, ev);
 	side->last_report_ns = c->now;
 	side->flags_seen |= f;
-	retina_ringbuf_submit(ev);
+	pp_submit(ev);
 }
 
 /* A record carrying only the pending counts of one side; the tuple comes
@@ -381,8 +435,8 @@ static __always_inline void ct_fill_flush(struct retina_packet_event *ev, const 
 	t.proto = k->proto;
 	t.family = retina_addr_is_v4(k->addr_lo) ? 4 : 6;
 
-	pp_fill(ev, &t, k->ifindex, 0, pp_obs_point(k->ifindex, s & 1),
-		ct_report_flags(state, reply) | RETINA_PKT_F_NO_PACKET, 0, reason, 0, now);
+	pp_fill(ev, &t, k->ifindex, 0, pp_obs_of(state & RETINA_CT_HOST_IF, s & 1),
+		ct_report_flags(state, reply) | RETINA_PKT_F_NO_PACKET, 0, reason, 0);
 	ct_take_pending(side, ev);
 	side->last_report_ns = now;
 }
@@ -399,7 +453,7 @@ static __always_inline void ct_flush_expired(const struct retina_ct_key *k, stru
 		if (!ev)
 			continue;
 		ct_fill_flush(ev, k, e, s, RETINA_REPORT_TIMEOUT, now);
-		retina_ringbuf_submit(ev);
+		pp_submit(ev);
 	}
 }
 
@@ -433,7 +487,7 @@ __noinline int ct_process(struct pp_ctx *c)
 			return 0;
 		}
 		ct_flush_expired(&key, e, c->now);
-		ct_init_fields(e, c, src_lo);
+		ct_init_fields(e, c, src_lo, e->state & RETINA_CT_HOST_IF);
 		ct_first_packet(c, e, src_lo);
 		return 0;
 	}
@@ -443,7 +497,7 @@ __noinline int ct_process(struct pp_ctx *c)
 	if (!n)
 		return 0;
 	__builtin_memset(n, 0, sizeof(*n));
-	ct_init_fields(n, c, src_lo);
+	ct_init_fields(n, c, src_lo, pp_is_host_if(c->ifindex));
 	long err = bpf_map_update_elem(&retina_pp_ct, &key, n, BPF_NOEXIST);
 	if (err && err != -EEXIST) {
 		retina_stat_inc(RETINA_STAT_CT_FULL);
@@ -516,16 +570,17 @@ static __always_inline void pp_handle(struct __sk_buff *skb, __u32 egress)
 	if (c.pkt.tcp_opt_len)
 		c.pkt.tcp_tsval = (__u32)retina_tcp_tsval(skb, c.pkt.tcp_opt_off, c.pkt.tcp_opt_len);
 
-	c.now = bpf_ktime_get_boot_ns();
 	c.ifindex = skb->ifindex;
 	c.bytes = skb->len;
 	c.side = egress ? 1 : 0;
-	c.obs = pp_obs_point(c.ifindex, egress);
+	c.obs = PP_OBS_UNKNOWN;
 
 	if (cfg_aggregation_high) {
+		c.now = pp_ct_now();
 		ct_process(&c);
 		return;
 	}
+	c.now = 0;
 	if (!retina_sampled(cfg_sampling_rate)) {
 		retina_stat_inc(RETINA_STAT_SAMPLED_OUT);
 		return;
@@ -578,7 +633,7 @@ static long sweep_one(struct bpf_map *map, struct retina_ct_key *key, struct ret
 					if (!ev)
 						continue;
 					ct_fill_flush(ev, key, e, s, RETINA_REPORT_TIMEOUT, now);
-					retina_ringbuf_submit(ev);
+					pp_submit(ev);
 				}
 			}
 			return 0;
@@ -609,11 +664,11 @@ static long sweep_one(struct bpf_map *map, struct retina_ct_key *key, struct ret
 		}
 		if (ev0) {
 			ct_fill_flush(ev0, key, e, 0, RETINA_REPORT_TIMEOUT, now);
-			retina_ringbuf_submit(ev0);
+			pp_submit(ev0);
 		}
 		if (ev1) {
 			ct_fill_flush(ev1, key, e, 1, RETINA_REPORT_TIMEOUT, now);
-			retina_ringbuf_submit(ev1);
+			pp_submit(ev1);
 		}
 		bpf_map_delete_elem(map, key);
 		retina_stat_inc(RETINA_STAT_CT_EXPIRED);
@@ -637,7 +692,7 @@ static long sweep_one(struct bpf_map *map, struct retina_ct_key *key, struct ret
 		if (!ev)
 			continue;
 		ct_fill_flush(ev, key, e, s, RETINA_REPORT_INTERVAL, now);
-		retina_ringbuf_submit(ev);
+		pp_submit(ev);
 	}
 	return 0;
 }
@@ -651,7 +706,7 @@ int retina_pp_sweep(struct __sk_buff *skb)
 	__u32 zero = 0;
 
 	__builtin_memset(&sc, 0, sizeof(sc));
-	sc.now = bpf_ktime_get_boot_ns();
+	sc.now = pp_ct_now();
 	sc.flush_all = skb->mark == RETINA_SWEEP_FLUSH_ALL;
 	bpf_for_each_map_elem(&retina_pp_ct, sweep_one, &sc, 0);
 	sc.g.sweep_ns = sc.now;

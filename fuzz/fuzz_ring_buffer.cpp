@@ -29,7 +29,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   uint64_t pos;
   std::memcpy(&pos, data, sizeof pos);
   img->load_raw(pos, std::as_bytes(std::span<const uint8_t>(data + 8, size - 8)));
-  auto rb = retina::loader::RingBuffer::over_memory("fuzz", img->layout());
+  // Both reader modes: data mapped twice (contiguous wraps) and once (copies).
+  auto layout = img->layout();
+  layout.mapped_twice = (pos >> 63) != 0;
+  auto rb = retina::loader::RingBuffer::over_memory("fuzz", layout);
   size_t n = 0;
   for (int i = 0; i < 8 && rb->drain(count, &n, 64) > 0; ++i) {
   }

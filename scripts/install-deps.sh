@@ -10,7 +10,7 @@ PKGS=(
   libspdlog-dev libfmt-dev libpcap-dev libcurl4-openssl-dev libssl-dev
   catch2 libbenchmark-dev
   pybind11-dev python3-dev python3-pytest python3-numpy python3-pandas
-  iproute2 iptables nftables iperf3 dnsmasq-base dnsutils ethtool procps tcpdump openssl curl
+  iproute2 iputils-ping iptables nftables iperf3 dnsmasq-base dnsutils ethtool procps tcpdump openssl curl
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -45,7 +45,7 @@ Result<std::unique_ptr<RingBuffer>> RingBuffer::open(std::string name, int map_f
 
   void* cons = ::mmap(nullptr, page, PROT_READ | PROT_WRITE, MAP_SHARED, map_fd, 0);
   if (cons == MAP_FAILED) return unexpected(Error::system(fmt::format("mmap(ring buffer {} consumer page)", name), errno));
-  const size_t plen = page + 2 * size;
+  const size_t plen = page + size;  // data mapped once: see the header
   void* prod = ::mmap(nullptr, plen, PROT_READ, MAP_SHARED, map_fd, static_cast<off_t>(page));
   if (prod == MAP_FAILED) {
     int err = errno;
@@ -111,7 +111,19 @@ size_t RingBuffer::drain(RecordFn fn, void* user, size_t max) {
       break;
     }
     if (!(word & kRingDiscardBit)) {
-      fn(user, std::span<const std::byte>(reinterpret_cast<const std::byte*>(hdr) + kRingHeaderSize, len));
+      // Headers are 8-byte aligned and never wrap; a payload may.
+      const uint64_t start = (cons & mask) + kRingHeaderSize;
+      const std::byte* payload;
+      if (start + len <= layout_.size || layout_.mapped_twice) {
+        payload = layout_.data + start;
+      } else {
+        if (wrap_scratch_.size() < len) wrap_scratch_.resize(len);
+        const size_t first = start < layout_.size ? layout_.size - start : 0;
+        std::memcpy(wrap_scratch_.data(), layout_.data + (start & mask), first);
+        std::memcpy(wrap_scratch_.data() + first, layout_.data, len - first);
+        payload = wrap_scratch_.data();
+      }
+      fn(user, std::span<const std::byte>(payload, len));
       ++delivered;
     }
     cons += advance;
@@ -155,6 +167,7 @@ Result<std::unique_ptr<RingImage>> RingImage::create(size_t size) {
   img->layout_.consumer_pos = static_cast<uint64_t*>(cons);
   img->layout_.producer_pos = reinterpret_cast<const uint64_t*>(base);
   img->layout_.data = base + page;
+  img->layout_.mapped_twice = true;
   img->layout_.size = size;
   return img;
 }

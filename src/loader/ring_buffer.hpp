@@ -1,9 +1,13 @@
 // A consumer of BPF ring buffers (BPF_MAP_TYPE_RINGBUF) that reads the
 // mmap'ed ring directly, as the kernel documents it: a consumer page we
-// write, a producer page and the data pages mapped twice in a row, so a
-// record that wraps around the end is still contiguous. Each record has an
+// write, then a producer page and the data pages. Each record has an
 // 8-byte header {u32 len | BUSY | DISCARD, u32 page offset} and is padded
 // to 8 bytes.
+//
+// The kernel lets a reader map the data pages twice in a row, so a record
+// that wraps around the end is contiguous (libbpf does). Every mapped page
+// counts in the agent's RSS, so this reader maps them once and copies the
+// rare wrapping record into a scratch buffer instead.
 //
 // drain() hands over at most `max` records per call, so a flood cannot
 // starve the caller. The same reader runs over an in-memory image
@@ -17,6 +21,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "retina/error.hpp"
 #include "retina/plugin.hpp"
@@ -31,8 +36,9 @@ inline constexpr uint32_t kRingHeaderSize = 8;         // BPF_RINGBUF_HDR_SZ
 struct RingLayout {
   uint64_t* consumer_pos = nullptr;        // written by the consumer
   const uint64_t* producer_pos = nullptr;  // written by the producer
-  const std::byte* data = nullptr;         // `size` bytes, mapped twice back to back
+  const std::byte* data = nullptr;         // `size` bytes (2 * size when mapped_twice)
   size_t size = 0;                         // power of two
+  bool mapped_twice = false;               // data[size..2*size) repeats data[0..size)
 };
 
 class RingBuffer final : public EventSource {
@@ -67,6 +73,7 @@ class RingBuffer final : public EventSource {
   void* producer_map_ = nullptr;
   size_t producer_map_len_ = 0;
   std::atomic<uint64_t> corrupt_{0};
+  std::vector<std::byte> wrap_scratch_;  // a record that wraps, made contiguous
 };
 
 // A ring in process memory with a producer that follows the kernel's

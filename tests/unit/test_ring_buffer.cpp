@@ -70,6 +70,26 @@ TEST_CASE("ring buffer reads records that wrap around the end contiguously", "[r
   CHECK(img->consumer_pos() > 3 * kPage);
 }
 
+TEST_CASE("ring buffer mapped once copies wrapping records whole", "[ring_buffer]") {
+  auto img = image(kPage);
+  auto layout = img->layout();
+  layout.mapped_twice = false;  // as RingBuffer::open maps a kernel ring
+  auto rb = RingBuffer::over_memory("test", layout);
+  // Cases: a payload split mid-way, one starting exactly at the end (its
+  // header in the last 8 bytes), and records that do not wrap.
+  for (uint64_t start : {uint64_t{3} * kPage - 40, uint64_t{5} * kPage - 8, uint64_t{7} * kPage - 200}) {
+    img->reset_positions(start);
+    std::vector<std::vector<std::byte>> sent;
+    for (uint32_t i = 0; i < 6; ++i) {
+      sent.push_back(pattern(i + static_cast<uint32_t>(start), 100 + i));
+      REQUIRE(img->push(sent.back()));
+    }
+    Collected c;
+    REQUIRE(rb->drain(collect, &c, 100) == 6);
+    CHECK(c.records == sent);
+  }
+}
+
 TEST_CASE("ring buffer skips discarded records without counting them", "[ring_buffer]") {
   auto img = image(kPage);
   auto rb = RingBuffer::over_memory("test", img->layout());

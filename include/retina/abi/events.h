@@ -280,6 +280,7 @@ struct retina_ct_side {
 #define RETINA_CT_FIN_HI 0x08       /* FIN seen from addr_hi */
 #define RETINA_CT_RST 0x10          /* RST seen */
 #define RETINA_CT_ACK_SEEN 0x20     /* an ACK was seen: the connection is past SYN-only */
+#define RETINA_CT_HOST_IF 0x40      /* the key's interface is a node interface (role HOST) */
 
 /* expires_ns value of an entry the sweeper is deleting. */
 #define RETINA_CT_EXPIRES_DYING 1ULL
@@ -288,6 +289,9 @@ struct retina_ct_side {
  * count now, whether or not its report interval has passed (on stop). */
 #define RETINA_SWEEP_FLUSH_ALL 1
 
+/* Conntrack times (created_ns, last_seen_ns, expires_ns, last_report_ns)
+ * follow the jiffies clock in nanoseconds where the kernel's CONFIG_HZ is
+ * known, and CLOCK_BOOTTIME otherwise; records carry CLOCK_BOOTTIME. */
 struct retina_ct_entry {
 	__u64 created_ns;             /*   0 */
 	__u64 last_seen_ns;           /*   8 */

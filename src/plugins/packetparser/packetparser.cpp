@@ -337,6 +337,10 @@ Status PacketParserPlugin::init(PluginContext& ctx) {
   skel->rodata->cfg_sampling_rate = m.cfg.data_sampling_rate;
   skel->rodata->cfg_report_interval_ns =
       static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(m.cfg.conntrack_report_interval).count());
+  // The reader is woken once 64 records wait (at most a quarter of the
+  // ring); smaller batches wait for its periodic drain.
+  constexpr uint64_t kRecordBytes = sizeof(retina_packet_event) + 8;  // + ring record header
+  skel->rodata->cfg_wakeup_bytes = std::min<uint64_t>(64 * kRecordBytes, m.cfg.packet_parser_ring_buffer_size / 4);
   struct Size {
     bpf_map* map;
     uint64_t entries;

@@ -1,0 +1,542 @@
+#!/usr/bin/python3
+"""End-to-end cost of the agent on the traffic it watches.
+
+Builds a node from network namespaces -- a "node" namespace with a bridge,
+two pod namespaces on veths and an uplink veth (its default route) to a
+"remote" namespace -- runs the agent inside the node namespace, and measures
+iperf3 TCP throughput and 64-byte UDP packet rate, pod to pod and pod to
+remote, with the agent off and in each agent configuration. Each case is
+repeated (--repeat): every repetition runs all tests without the agent and
+then with it, back to back, and the table shows the median of these paired
+ratios with their range, so the drift of a shared machine over minutes does
+not pass for the agent's cost.
+
+Per case and test it prints: throughput versus baseline, agent CPU
+(user+sys from /proc) per million packets, agent peak RSS, events reported
+by the kernel, decoded by user space and lost (from the agent's own
+counters), and each BPF program's run time per invocation (run_time_ns /
+run_cnt with kernel.bpf_stats_enabled). Results are written as JSON too.
+
+Needs root, iperf3 and a built agent (scripts/test.sh or
+`cmake --build build --target retina-agent`). Uses only the standard library.
+
+  sudo bench/e2e/run.py                           # every case, 3 pairs of 5 s runs per test
+  sudo bench/e2e/run.py --duration 3 --cases high,low --tests udp
+  sudo bench/e2e/run.py --json results.json --compare previous.json
+"""
+
+import argparse
+import datetime
+import ipaddress
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PREFIX = "re2e"
+NODE = f"{PREFIX}-node"
+PODS = [f"{PREFIX}-p1", f"{PREFIX}-p2"]
+REMOTE = f"{PREFIX}-remote"
+POD_NET = "10.211.0.0/24"
+BRIDGE_IP = "10.211.0.1"
+POD_IPS = ["10.211.0.11", "10.211.0.12"]
+UPLINK_NODE_IP = "10.212.0.1"
+UPLINK_REMOTE_IP = "10.212.0.2"
+AGENT_PORT = 19093
+IPERF_PORT = 5201
+
+ALL_PLUGINS = ["packetparser", "dropreason", "packetforward", "linuxutil", "dns", "tcpretrans"]
+
+# name -> (agent config, description). None is the baseline (no agent).
+CASES = {
+    "high": ({"enabledPlugin": ["packetparser"], "dataAggregationLevel": "high"},
+             "packetparser, aggregation high"),
+    "low": ({"enabledPlugin": ["packetparser"], "dataAggregationLevel": "low"},
+            "packetparser, aggregation low (one record per packet)"),
+    "all-high": ({"enabledPlugin": ALL_PLUGINS, "dataAggregationLevel": "high", "enablePodLevel": True,
+                  "remoteContext": True},
+                 "every Linux plugin and pod-level metrics, aggregation high"),
+    "all-low": ({"enabledPlugin": ALL_PLUGINS, "dataAggregationLevel": "low", "enablePodLevel": True,
+                 "remoteContext": True},
+                "every Linux plugin and pod-level metrics, aggregation low"),
+}
+
+TARGETS = {  # (case, test) -> minimum ratio to baseline, from the issue's numbers
+    ("high", "tcp"): 0.98, ("high", "udp64"): 0.98, ("all-high", "tcp"): 0.98, ("all-high", "udp64"): 0.98,
+    ("low", "tcp"): 0.90, ("low", "udp64"): 0.90, ("all-low", "tcp"): 0.90, ("all-low", "udp64"): 0.90,
+}
+BPF_TARGET_NS = {"high": 60, "low": 150}
+
+
+def log(msg):
+    print(f"[e2e] {msg}", file=sys.stderr, flush=True)
+
+
+def sh(cmd, check=True, capture=False, timeout=None):
+    r = subprocess.run(cmd, shell=True, text=True, timeout=timeout,
+                       stdout=subprocess.PIPE if capture else subprocess.DEVNULL,
+                       stderr=subprocess.PIPE)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"`{cmd}` failed ({r.returncode}): {r.stderr.strip()}")
+    return r.stdout if capture else r.returncode
+
+
+def in_ns(ns, cmd):
+    return f"ip netns exec {ns} {cmd}"
+
+
+# ------------------------------------------------------------------ topology
+
+class Topology:
+    """node: br0 (pods) + eth0 (uplink, default route) ; pods ; remote."""
+
+    def __init__(self):
+        self.created = []
+
+    def __enter__(self):
+        self.destroy_stale()
+        try:
+            self.build()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def build(self):
+        for ns in [NODE, *PODS, REMOTE]:
+            sh(f"ip netns add {ns}")
+            self.created.append(ns)
+            sh(in_ns(ns, "ip link set lo up"))
+        sh(in_ns(NODE, "sysctl -qw net.ipv4.ip_forward=1"))
+        sh(in_ns(NODE, "ip link add br0 type bridge"))
+        sh(in_ns(NODE, f"ip addr add {BRIDGE_IP}/24 dev br0"))
+        sh(in_ns(NODE, "ip link set br0 up"))
+        for i, (pod, ip) in enumerate(zip(PODS, POD_IPS)):
+            host = f"vpod{i + 1}"
+            sh(in_ns(NODE, f"ip link add {host} type veth peer name eth0 netns {pod}"))
+            sh(in_ns(NODE, f"ip link set {host} master br0 up"))
+            sh(in_ns(pod, f"ip addr add {ip}/24 dev eth0"))
+            sh(in_ns(pod, "ip link set eth0 up"))
+            sh(in_ns(pod, f"ip route add default via {BRIDGE_IP}"))
+        sh(in_ns(NODE, f"ip link add eth0 type veth peer name eth0 netns {REMOTE}"))
+        sh(in_ns(NODE, f"ip addr add {UPLINK_NODE_IP}/30 dev eth0"))
+        sh(in_ns(NODE, "ip link set eth0 up"))
+        sh(in_ns(NODE, f"ip route add default via {UPLINK_REMOTE_IP}"))
+        sh(in_ns(REMOTE, f"ip addr add {UPLINK_REMOTE_IP}/30 dev eth0"))
+        sh(in_ns(REMOTE, "ip link set eth0 up"))
+        sh(in_ns(REMOTE, f"ip route add {POD_NET} via {UPLINK_NODE_IP}"))
+        # Bridged traffic must not detour through iptables if br_netfilter is loaded.
+        sh(in_ns(NODE, "sysctl -qw net.bridge.bridge-nf-call-iptables=0"), check=False)
+        for pod in PODS:
+            sh(in_ns(pod, f"ping -c1 -W2 {UPLINK_REMOTE_IP}"), check=False)
+        sh(in_ns(PODS[0], f"ping -c1 -W2 {POD_IPS[1]}"))
+        sh(in_ns(PODS[0], f"ping -c1 -W2 {UPLINK_REMOTE_IP}"))
+
+    def __exit__(self, *exc):
+        for ns in reversed(self.created):
+            sh(f"ip netns pids {ns} | xargs -r kill -9", check=False)
+            sh(f"ip netns del {ns}", check=False)
+        self.created.clear()
+
+    @staticmethod
+    def destroy_stale():
+        out = sh("ip netns list", capture=True)
+        for line in out.splitlines():
+            name = line.split()[0] if line.split() else ""
+            if name.startswith(PREFIX + "-"):
+                sh(f"ip netns pids {name} | xargs -r kill -9", check=False)
+                sh(f"ip netns del {name}", check=False)
+
+
+# ---------------------------------------------------------------------- agent
+
+def endpoints_file(path, count):
+    """count pods (plus the real ones) so the cache holds what a busy node's would."""
+    lines = ["endpoints:"]
+    for i, (pod, ip) in enumerate(zip(PODS, POD_IPS)):
+        lines += [f"  - kind: pod", f"    namespace: bench", f"    name: {pod}-0", f"    ips: [{ip}]",
+                  f"    labels: {{app: {pod}}}", f"    workload: {{kind: Deployment, name: {pod}}}",
+                  f"    node: {NODE}", "    zone: zone-a"]
+    lines += ["  - kind: external", "    name: remote", f"    ips: [{UPLINK_REMOTE_IP}]"]
+    base = int(ipaddress.ip_address("10.64.0.0"))
+    for i in range(count):
+        ip = ipaddress.ip_address(base + i)
+        lines += [f"  - kind: pod", f"    namespace: ns-{i % 100}", f"    name: pod-{i}", f"    ips: [{ip}]",
+                  f"    labels: {{app: app-{i % 500}}}", f"    workload: {{kind: Deployment, name: app-{i % 500}}}",
+                  f"    node: node-{i % 50}"]
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+class Agent:
+    def __init__(self, binary, case, cfg, workdir, endpoints):
+        self.binary, self.case, self.workdir = binary, case, workdir
+        self.cfg = dict(cfg)
+        self.cfg.update({"apiServer": {"host": "127.0.0.1", "port": AGENT_PORT}, "logLevel": "info",
+                         "endpointsFile": endpoints,
+                         "podInterfacePrefixes": ["vpod"]})
+        self.proc = None
+
+    def __enter__(self):
+        cfg_path = os.path.join(self.workdir, f"agent-{self.case}.yaml")
+        with open(cfg_path, "w") as f:
+            json.dump(self.cfg, f)  # JSON is YAML
+        self.log_path = os.path.join(self.workdir, f"agent-{self.case}.log")
+        self.log_file = open(self.log_path, "w")
+        # `ip netns exec` mounts a fresh /sys, which hides the cgroup2 tree
+        # the dns plugin attaches to: mount it again in that mount namespace.
+        self.proc = subprocess.Popen(["ip", "netns", "exec", NODE, "sh", "-c",
+                                      'mountpoint -q /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup; '
+                                      'exec "$0" --config "$1"', self.binary, cfg_path],
+                                     stdout=self.log_file, stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"agent exited with {self.proc.returncode}; see {self.log_path}")
+            try:
+                h = json.loads(self.http("/healthz", fail=False))  # 503 when a plugin failed
+                states = {p["name"]: p["state"] for p in h.get("plugins", [])}
+                pending = [n for n, s in states.items() if s == "pending"]
+                if self.http("/readyz") is not None and not pending:
+                    self.states = states
+                    break
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.2)
+        else:
+            raise RuntimeError(f"agent not ready within 60 s; see {self.log_path}")
+        # The agent binary is exec'd by `ip netns exec`: same pid.
+        self.pid = self.proc.pid
+        not_running = {n: s for n, s in self.states.items() if s != "running"}
+        if not_running:
+            log(f"case {self.case}: plugins not running: {not_running} (see {self.log_path})")
+        time.sleep(1.0)  # attach to the pod veths, first metrics poll
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log_file.close()
+
+    def http(self, path, fail=True):
+        # The agent listens inside the node namespace: reach it from there.
+        flags = "-sf" if fail else "-s"
+        out = subprocess.run(in_ns(NODE, f"curl {flags} --max-time 5 http://127.0.0.1:{AGENT_PORT}{path}"),
+                             shell=True, text=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        if out.returncode != 0:
+            raise OSError(f"GET {path} failed")
+        return out.stdout
+
+    def cpu_ticks(self):
+        with open(f"/proc/{self.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])  # utime + stime
+
+    def status(self):
+        out = {}
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                k, _, v = line.partition(":")
+                if k in ("VmRSS", "VmHWM"):
+                    out[k] = int(v.split()[0]) * 1024
+        return out
+
+    def counters(self):
+        """The agent's own event accounting, summed over labels."""
+        text = self.http("/metrics")
+        c = {"reports": 0, "kernel_ringbuf_full": 0, "parsed": 0, "lost": 0, "sampled_out": 0}  # parsed: packetparser
+        for line in text.splitlines():
+            if line.startswith("#") or not line.strip():
+                continue
+            name, _, rest = line.partition("{") if "{" in line.split(" ")[0] else (line.split(" ")[0], "", "")
+            try:
+                value = float(line.rsplit(" ", 1)[1])
+            except (IndexError, ValueError):
+                continue
+            if name == "controlplane_networkobservability_bpf_events_total":
+                if 'stat="reports"' in rest:
+                    c["reports"] += value
+                elif 'stat="ringbuf_full"' in rest:
+                    c["kernel_ringbuf_full"] += value
+                elif 'stat="sampled_out"' in rest:
+                    c["sampled_out"] += value
+            elif name == "controlplane_networkobservability_parsed_packets_counter":
+                c["parsed"] += value
+            elif name == "controlplane_networkobservability_lost_events_counter":
+                c["lost"] += value
+        return c
+
+
+# ----------------------------------------------------------------- measuring
+
+def bpf_prog_stats():
+    """{name: (run_time_ns, run_cnt)} summed over every loaded retina program."""
+    out = sh("bpftool -j prog show", capture=True)
+    stats = {}
+    for p in json.loads(out or "[]"):
+        name = p.get("name", "")
+        if not name.startswith("retina_"):
+            continue
+        t, n = stats.get(name, (0, 0))
+        stats[name] = (t + p.get("run_time_ns", 0), n + p.get("run_cnt", 0))
+    return stats
+
+
+def veth_packets():
+    """Packets through the pod veths' host sides (rx + tx), as the node sees them."""
+    out = sh(in_ns(NODE, "cat /proc/net/dev"), capture=True)
+    total = 0
+    for line in out.splitlines():
+        if ":" not in line:
+            continue
+        ifname, data = line.split(":", 1)
+        if ifname.strip().startswith("vpod"):
+            f = data.split()
+            total += int(f[1]) + int(f[9])
+    return total
+
+
+def iperf(test, path, duration, streams):
+    server_ns = PODS[1] if path == "pod-pod" else REMOTE
+    server_ip = POD_IPS[1] if path == "pod-pod" else UPLINK_REMOTE_IP
+    srv = subprocess.Popen(in_ns(server_ns, f"iperf3 -s -1 -p {IPERF_PORT}"), shell=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(50):
+            if sh(in_ns(server_ns, f"ss -ltnH sport = :{IPERF_PORT}"), capture=True).strip():
+                break
+            time.sleep(0.1)
+        if test == "tcp":
+            args = f"-P {streams}"
+        else:  # 64-byte datagrams as fast as one sender can go
+            args = "-u -l 64 -b 0"
+        out = sh(in_ns(PODS[0], f"iperf3 -c {server_ip} -p {IPERF_PORT} -J -t {duration} {args}"),
+                 capture=True, timeout=duration + 60)
+    finally:
+        srv.wait(timeout=30) if srv.poll() is None else None
+    r = json.loads(out)
+    end = r["end"]
+    if test == "tcp":
+        s = end["sum_received"]
+        return {"value": s["bits_per_second"], "unit": "bit/s", "seconds": s["seconds"]}
+    s = end["sum"]
+    received = s["packets"] - s["lost_packets"]
+    return {"value": received / s["seconds"], "unit": "packet/s", "seconds": s["seconds"],
+            "sent_packets": s["packets"], "lost_packets": s["lost_packets"]}
+
+
+def set_bpf_stats(on):
+    sh(f"sysctl -qw kernel.bpf_stats_enabled={1 if on else 0}")
+
+
+def measure(test, path, args, agent=None, profile=False):
+    """One iperf3 run. With profile, kernel.bpf_stats_enabled is on during
+    it: the programs' run time is recorded, at the price of two clock reads
+    per program run, so ratios come from runs without it."""
+    before = {}
+    if agent:
+        before = {"cpu": agent.cpu_ticks(), "ctr": agent.counters(), "bpf": bpf_prog_stats(), "pk": veth_packets()}
+    if profile:
+        set_bpf_stats(True)
+    try:
+        res = iperf(test, path, args.duration, args.streams)
+    finally:
+        if profile:
+            set_bpf_stats(False)
+    if not agent:
+        return res
+    time.sleep(1.2)  # let the agent drain and poll the kernel counters
+    after = {"cpu": agent.cpu_ticks(), "ctr": agent.counters(), "bpf": bpf_prog_stats(), "pk": veth_packets()}
+    hz = os.sysconf("SC_CLK_TCK")
+    packets = after["pk"] - before["pk"]
+    cpu_s = (after["cpu"] - before["cpu"]) / hz
+    res["veth_packets"] = packets
+    res["agent_cpu_seconds"] = cpu_s
+    res["agent_cpu_ms_per_mpkt"] = cpu_s * 1e3 / (packets / 1e6) if packets else None
+    res["events"] = {k: after["ctr"][k] - before["ctr"][k] for k in after["ctr"]}
+    bpf = {}
+    for name, (t, n) in after["bpf"].items():
+        t0, n0 = before["bpf"].get(name, (0, 0))
+        if n - n0 > 0:
+            bpf[name] = {"runs": n - n0, "ns_per_run": (t - t0) / (n - n0)}
+    res["bpf"] = bpf
+    st = agent.status()
+    res["agent_rss_bytes"] = st.get("VmRSS")
+    res["agent_peak_rss_bytes"] = st.get("VmHWM")
+    return res
+
+
+# ---------------------------------------------------------------- reporting
+
+def fmt_rate(r):
+    if r["unit"] == "bit/s":
+        return f"{r['value'] / 1e9:7.2f} Gbit/s"
+    return f"{r['value'] / 1e6:7.3f} Mpkt/s"
+
+
+def median(xs):
+    xs = sorted(xs)
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+
+def summarize(path, test, pairs, profile, target):
+    """One table row from the repetitions of one test: medians, the
+    agent-side counters summed over the repetitions, and the BPF run times
+    of the profiling run."""
+    ratios = [x["ratio"] for x in pairs]
+    agents = [x["agent"] for x in pairs]
+    events = {k: sum(a["events"][k] for a in agents) for k in agents[0]["events"]}
+    bpf = profile["bpf"]
+    cpu = [a["agent_cpu_ms_per_mpkt"] for a in agents if a["agent_cpu_ms_per_mpkt"] is not None]
+    return {"path": path, "test": test, "unit": agents[0]["unit"],
+            "baseline": median([x["baseline"]["value"] for x in pairs]),
+            "agent": median([a["value"] for a in agents]),
+            "ratio": median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios), "target_ratio": target,
+            "agent_cpu_ms_per_mpkt": median(cpu) if cpu else None,
+            "agent_rss_bytes": max(a["agent_rss_bytes"] for a in agents),
+            "agent_peak_rss_bytes": max(a["agent_peak_rss_bytes"] for a in agents),
+            "events": events, "bpf": bpf, "runs": pairs, "profile_run": profile}
+
+
+def fmt_value(v, unit):
+    return fmt_rate({"value": v, "unit": unit})
+
+
+def print_case(name, desc, rows, idle_rss):
+    print(f"\n== {name}: {desc}  (idle RSS {idle_rss / 2**20:.1f} MiB)")
+    hdr = (f"{'path':10} {'test':5} {'baseline':>14} {'agent':>14} {'ratio':>7} {'min-max':>11} {'target':>6} "
+           f"{'cpu ms/Mpkt':>11} {'RSS':>8} {'peak':>8} {'records':>9} {'lost':>5}  bpf ns/run")
+    print(hdr)
+    print("-" * len(hdr))
+    for r in rows:
+        ev = r["events"]
+        bpf = ", ".join(f"{k.replace('retina_', '')}={v['ns_per_run']:.0f}" for k, v in sorted(r["bpf"].items()))
+        t = r["target_ratio"]
+        cpu = r["agent_cpu_ms_per_mpkt"]
+        print(f"{r['path']:10} {r['test']:5} {fmt_value(r['baseline'], r['unit']):>14} "
+              f"{fmt_value(r['agent'], r['unit']):>14} {r['ratio'] * 100:6.1f}% "
+              f"{r['ratio_min'] * 100:5.1f}-{r['ratio_max'] * 100:4.1f}% {(f'{t * 100:.0f}%' if t else '-'):>6} "
+              f"{(f'{cpu:.1f}' if cpu is not None else '-'):>11} {r['agent_rss_bytes'] / 2**20:6.1f}Mi "
+              f"{r['agent_peak_rss_bytes'] / 2**20:6.1f}Mi {ev['reports']:>9.0f} {ev['lost']:>5.0f}  {bpf}")
+
+
+def compare(prev_path, result):
+    with open(prev_path) as f:
+        prev = json.load(f)
+    old = {(c["case"], r["path"], r["test"]): r["ratio"] for c in prev.get("cases", []) for r in c["rows"]}
+    print(f"\n== ratio change versus {prev_path}")
+    for c in result["cases"]:
+        for r in c["rows"]:
+            k = (c["case"], r["path"], r["test"])
+            if k in old:
+                print(f"{k[0]:9} {k[1]:8} {k[2]:5} {old[k] * 100:6.1f}% -> {r['ratio'] * 100:6.1f}%")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--agent", default=os.path.join(ROOT, "build/tools/retina-agent/retina-agent"))
+    ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated: {', '.join(CASES)}")
+    ap.add_argument("--tests", default="tcp,udp64", help="tcp, udp64")
+    ap.add_argument("--paths", default="pod-pod,pod-remote", help="pod-pod, pod-remote")
+    ap.add_argument("--duration", type=int, default=5, help="seconds per iperf3 run")
+    ap.add_argument("--repeat", type=int, default=3, help="baseline/agent pairs per case (medians are shown)")
+    ap.add_argument("--streams", type=int, default=4, help="parallel TCP streams")
+    ap.add_argument("--endpoints", type=int, default=10000, help="endpoints cached by the agent")
+    ap.add_argument("--json", help="write the results here (default: build/bench-e2e-<time>.json)")
+    ap.add_argument("--compare", help="an earlier JSON result to compare ratios with")
+    args = ap.parse_args()
+
+    if os.geteuid() != 0:
+        sys.exit("bench/e2e/run.py: needs root (network namespaces, BPF)")
+    for tool in ("iperf3", "bpftool", "curl", "ip"):
+        if not shutil.which(tool):
+            sys.exit(f"bench/e2e/run.py: {tool} not found (scripts/install-deps.sh installs it)")
+    if not os.access(args.agent, os.X_OK):
+        sys.exit(f"bench/e2e/run.py: no agent at {args.agent}; build it first")
+    cases = [c for c in args.cases.split(",") if c]
+    tests = [t for t in args.tests.split(",") if t]
+    paths = [p for p in args.paths.split(",") if p]
+    for c in cases:
+        if c not in CASES:
+            sys.exit(f"unknown case {c!r}; known: {', '.join(CASES)}")
+    for t in tests:
+        if t not in ("tcp", "udp64"):
+            sys.exit(f"unknown test {t!r}")
+    for p in paths:
+        if p not in ("pod-pod", "pod-remote"):
+            sys.exit(f"unknown path {p!r}")
+
+    with open("/proc/sys/kernel/bpf_stats_enabled") as f:
+        stats_before = f.read().strip()
+    set_bpf_stats(False)
+    # SIGTERM/SIGINT unwind through the context managers, so nothing stays behind.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
+    result = {"time": datetime.datetime.now(datetime.timezone.utc).isoformat(), "kernel": platform.release(),
+              "cpus": os.cpu_count(), "args": vars(args), "cases": []}
+    keys = [(p, t) for p in paths for t in tests]
+    try:
+        with tempfile.TemporaryDirectory(prefix="retina-e2e-") as work, Topology():
+            eps = os.path.join(work, "endpoints.yaml")
+            endpoints_file(eps, args.endpoints)
+            for c in cases:
+                cfg, desc = CASES[c]
+                # Each repetition measures every test without the agent and
+                # then with it, back to back: the ratio of a pair is immune
+                # to the drift of a shared VM over minutes.
+                pairs = {k: [] for k in keys}
+                profiles = {}
+                idle, states = {}, {}
+                for rep in range(args.repeat):
+                    base = {}
+                    for p, t in keys:
+                        base[(p, t)] = measure(t, p, args)
+                        log(f"{c} #{rep + 1} baseline {p} {t}: {fmt_rate(base[(p, t)])}")
+                    with Agent(args.agent, c, cfg, work, eps) as agent:
+                        if not idle:
+                            idle, states = agent.status(), agent.states
+                        for p, t in keys:
+                            r = measure(t, p, args, agent)
+                            log(f"{c} #{rep + 1} agent    {p} {t}: {fmt_rate(r)}  "
+                                f"({r['value'] / base[(p, t)]['value'] * 100:.1f}%)")
+                            pairs[(p, t)].append({"baseline": base[(p, t)], "agent": r,
+                                                  "ratio": r["value"] / base[(p, t)]["value"]})
+                        if rep == args.repeat - 1:  # one more run of each test for the BPF run times
+                            for p, t in keys:
+                                prof = measure(t, p, args, agent, profile=True)
+                                profiles[(p, t)] = prof
+                                log(f"{c} profile {p} {t}: " + ", ".join(
+                                    f"{k}={v['ns_per_run']:.0f} ns" for k, v in sorted(prof["bpf"].items())))
+                rows = [summarize(p, t, pairs[(p, t)], profiles[(p, t)], TARGETS.get((c, t))) for p, t in keys]
+                print_case(c, desc, rows, idle.get("VmRSS", 0))
+                result["cases"].append({"case": c, "description": desc, "config": cfg, "plugin_states": states,
+                                        "idle_rss_bytes": idle.get("VmRSS"), "rows": rows})
+            print(f"\nBPF targets: packetparser <= {BPF_TARGET_NS['high']} ns per run at high, "
+                  f"<= {BPF_TARGET_NS['low']} ns at low (pp_ing / pp_egr above)")
+    finally:
+        sh(f"sysctl -qw kernel.bpf_stats_enabled={stats_before}", check=False)
+
+    out = args.json or os.path.join(ROOT, "build", f"bench-e2e-{time.strftime('%Y%m%d-%H%M%S')}.json")
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out, "w") as f:
+        json.dump(result, f, indent=2)
+    print(f"results: {out}")
+    if args.compare:
+        compare(args.compare, result)
+
+
+if __name__ == "__main__":
+    main()
