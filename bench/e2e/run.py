@@ -26,6 +26,7 @@ Needs root, iperf3 and a built agent (scripts/test.sh or
 """
 
 import argparse
+import contextlib
 import datetime
 import ipaddress
 import json
@@ -57,6 +58,8 @@ ALL_PLUGINS = ["packetparser", "dropreason", "packetforward", "linuxutil", "dns"
 
 # name -> (agent config, description). None is the baseline (no agent).
 CASES = {
+    # The agent off in both runs of a pair: the table's noise floor.
+    "off": (None, "no agent in either run: how far two runs of the same thing differ here"),
     "high": ({"enabledPlugin": ["packetparser"], "dataAggregationLevel": "high"},
              "packetparser, aggregation high"),
     "low": ({"enabledPlugin": ["packetparser"], "dataAggregationLevel": "low"},
@@ -399,6 +402,13 @@ def summarize(path, test, pairs, profile, target):
     of the profiling run."""
     ratios = [x["ratio"] for x in pairs]
     agents = [x["agent"] for x in pairs]
+    if "events" not in agents[0]:  # case "off": nothing of an agent to report
+        return {"path": path, "test": test, "unit": agents[0]["unit"],
+                "baseline": median([x["baseline"]["value"] for x in pairs]),
+                "agent": median([a["value"] for a in agents]),
+                "ratio": median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios), "target_ratio": target,
+                "agent_cpu_ms_per_mpkt": None, "agent_rss_bytes": None, "agent_peak_rss_bytes": None,
+                "events": None, "bpf": {}, "runs": pairs, "profile_run": None}
     events = {k: sum(a["events"][k] for a in agents) for k in agents[0]["events"]}
     bpf = profile["bpf"]
     cpu = [a["agent_cpu_ms_per_mpkt"] for a in agents if a["agent_cpu_ms_per_mpkt"] is not None]
@@ -417,12 +427,18 @@ def fmt_value(v, unit):
 
 
 def print_case(name, desc, rows, idle_rss):
-    print(f"\n== {name}: {desc}  (idle RSS {idle_rss / 2**20:.1f} MiB)")
+    rss = f"  (idle RSS {idle_rss / 2**20:.1f} MiB)" if idle_rss else ""
+    print(f"\n== {name}: {desc}{rss}")
     hdr = (f"{'path':10} {'test':5} {'baseline':>14} {'agent':>14} {'ratio':>7} {'min-max':>11} {'target':>6} "
            f"{'cpu ms/Mpkt':>11} {'RSS':>8} {'peak':>8} {'records':>9} {'lost':>5}  bpf ns/run")
     print(hdr)
     print("-" * len(hdr))
     for r in rows:
+        if r["events"] is None:
+            print(f"{r['path']:10} {r['test']:5} {fmt_value(r['baseline'], r['unit']):>14} "
+                  f"{fmt_value(r['agent'], r['unit']):>14} {r['ratio'] * 100:6.1f}% "
+                  f"{r['ratio_min'] * 100:5.1f}-{r['ratio_max'] * 100:4.1f}%")
+            continue
         ev = r["events"]
         bpf = ", ".join(f"{k.replace('retina_', '')}={v['ns_per_run']:.0f}" for k, v in sorted(r["bpf"].items()))
         t = r["target_ratio"]
@@ -505,8 +521,8 @@ def main():
                     for p, t in keys:
                         base[(p, t)] = measure(t, p, args)
                         log(f"{c} #{rep + 1} baseline {p} {t}: {fmt_rate(base[(p, t)])}")
-                    with Agent(args.agent, c, cfg, work, eps) as agent:
-                        if not idle:
+                    with (Agent(args.agent, c, cfg, work, eps) if cfg else contextlib.nullcontext()) as agent:
+                        if agent and not idle:
                             idle, states = agent.status(), agent.states
                         for p, t in keys:
                             r = measure(t, p, args, agent)
@@ -514,13 +530,13 @@ def main():
                                 f"({r['value'] / base[(p, t)]['value'] * 100:.1f}%)")
                             pairs[(p, t)].append({"baseline": base[(p, t)], "agent": r,
                                                   "ratio": r["value"] / base[(p, t)]["value"]})
-                        if rep == args.repeat - 1:  # one more run of each test for the BPF run times
+                        if agent and rep == args.repeat - 1:  # one more run of each test for the BPF run times
                             for p, t in keys:
                                 prof = measure(t, p, args, agent, profile=True)
                                 profiles[(p, t)] = prof
                                 log(f"{c} profile {p} {t}: " + ", ".join(
                                     f"{k}={v['ns_per_run']:.0f} ns" for k, v in sorted(prof["bpf"].items())))
-                rows = [summarize(p, t, pairs[(p, t)], profiles[(p, t)], TARGETS.get((c, t))) for p, t in keys]
+                rows = [summarize(p, t, pairs[(p, t)], profiles.get((p, t)), TARGETS.get((c, t))) for p, t in keys]
                 print_case(c, desc, rows, idle.get("VmRSS", 0))
                 result["cases"].append({"case": c, "description": desc, "config": cfg, "plugin_states": states,
                                         "idle_rss_bytes": idle.get("VmRSS"), "rows": rows})
