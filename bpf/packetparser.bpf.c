@@ -49,8 +49,6 @@ static __always_inline __u64 pp_ct_now(void)
 		return bpf_jiffies64() * 1000000ULL;
 	if (hz == 100)
 		return bpf_jiffies64() * 10000000ULL;
-	if (hz == 300)
-		return bpf_jiffies64() * 3333333ULL; /* 1e9/300 rounded down; drift 0.3 ppm */
 	if (hz)
 		return bpf_jiffies64() * (1000000000ULL / hz);
 	return bpf_ktime_get_boot_ns();
