@@ -7,9 +7,9 @@ two pod namespaces on veths and an uplink veth (its default route) to a
 iperf3 TCP throughput and 64-byte UDP packet rate, pod to pod and pod to
 remote, with the agent off and in each agent configuration. Each case is
 repeated (--repeat): every repetition runs all tests without the agent and
-then with it, back to back, and the table shows the median of these paired
-ratios with their range, so the drift of a shared machine over minutes does
-not pass for the agent's cost.
+with it, back to back, in alternating order, and the table shows the median
+of these paired ratios with their range, so neither the drift of a shared
+machine over minutes nor an order effect passes for the agent's cost.
 
 Per case and test it prints: throughput versus baseline, agent CPU
 (user+sys from /proc) per million packets, agent peak RSS, events reported
@@ -20,7 +20,7 @@ run_cnt with kernel.bpf_stats_enabled). Results are written as JSON too.
 Needs root, iperf3 and a built agent (scripts/test.sh or
 `cmake --build build --target retina-agent`). Uses only the standard library.
 
-  sudo bench/e2e/run.py                           # every case, 3 pairs of 5 s runs per test
+  sudo bench/e2e/run.py                           # every case, 4 pairs of 5 s runs per test
   sudo bench/e2e/run.py --duration 3 --cases high,low --tests udp
   sudo bench/e2e/run.py --json results.json --compare previous.json
 """
@@ -60,6 +60,9 @@ ALL_PLUGINS = ["packetparser", "dropreason", "packetforward", "linuxutil", "dns"
 CASES = {
     # The agent off in both runs of a pair: the table's noise floor.
     "off": (None, "no agent in either run: how far two runs of the same thing differ here"),
+    # No agent; a do-nothing tc program on the hooks packetparser uses: what
+    # the kernel's hook costs before any work is done in it.
+    "tc-nop": ("tc-nop", "no agent; a tc program that only returns TC_ACT_UNSPEC on both pod veths, both ways"),
     "high": ({"enabledPlugin": ["packetparser"], "dataAggregationLevel": "high"},
              "packetparser, aggregation high"),
     "low": ({"enabledPlugin": ["packetparser"], "dataAggregationLevel": "low"},
@@ -157,6 +160,39 @@ class Topology:
             if name.startswith(PREFIX + "-"):
                 sh(f"ip netns pids {name} | xargs -r kill -9", check=False)
                 sh(f"ip netns del {name}", check=False)
+
+
+# ------------------------------------------------------------- tc-nop case
+
+NOP_PROGRAM = """
+#define SEC(n) __attribute__((section(n), used))
+struct __sk_buff;
+SEC("tc") int nop(struct __sk_buff *skb) { return -1; /* TC_ACT_UNSPEC */ }
+char LICENSE[] SEC("license") = "GPL";
+"""
+
+
+class NopFilters:
+    """The tc-nop case: a do-nothing program where packetparser would sit."""
+
+    def __init__(self, workdir):
+        self.obj = os.path.join(workdir, "nop.o")
+        src = os.path.join(workdir, "nop.bpf.c")
+        with open(src, "w") as f:
+            f.write(NOP_PROGRAM)
+        clang = shutil.which("clang") or shutil.which("clang-14") or "clang"
+        sh(f"{clang} -target bpf -O2 -c {src} -o {self.obj}")
+
+    def __enter__(self):
+        for dev in ("vpod1", "vpod2"):
+            sh(in_ns(NODE, f"tc qdisc add dev {dev} clsact"))
+            for d in ("ingress", "egress"):
+                sh(in_ns(NODE, f"tc filter add dev {dev} {d} bpf da obj {self.obj} sec tc"))
+        return None  # measured like the agent-off runs
+
+    def __exit__(self, *exc):
+        for dev in ("vpod1", "vpod2"):
+            sh(in_ns(NODE, f"tc qdisc del dev {dev} clsact"), check=False)
 
 
 # ---------------------------------------------------------------------- agent
@@ -469,7 +505,8 @@ def main():
     ap.add_argument("--tests", default="tcp,udp64", help="tcp, udp64")
     ap.add_argument("--paths", default="pod-pod,pod-remote", help="pod-pod, pod-remote")
     ap.add_argument("--duration", type=int, default=5, help="seconds per iperf3 run")
-    ap.add_argument("--repeat", type=int, default=3, help="baseline/agent pairs per case (medians are shown)")
+    ap.add_argument("--repeat", type=int, default=4, help="baseline/agent pairs per case, in alternating order "
+                    "(medians are shown)")
     ap.add_argument("--streams", type=int, default=4, help="parallel TCP streams")
     ap.add_argument("--endpoints", type=int, default=10000, help="endpoints cached by the agent")
     ap.add_argument("--json", help="write the results here (default: build/bench-e2e-<time>.json)")
@@ -517,25 +554,45 @@ def main():
                 profiles = {}
                 idle, states = {}, {}
                 for rep in range(args.repeat):
-                    base = {}
-                    for p, t in keys:
-                        base[(p, t)] = measure(t, p, args)
-                        log(f"{c} #{rep + 1} baseline {p} {t}: {fmt_rate(base[(p, t)])}")
-                    with (Agent(args.agent, c, cfg, work, eps) if cfg else contextlib.nullcontext()) as agent:
+                    # Alternate which half of the pair runs first: on this
+                    # kind of machine the second of two identical runs is
+                    # often slower, and a fixed order would charge that to
+                    # the agent.
+                    agent_first = rep % 2 == 1
+                    base, runs = {}, {}
+
+                    def baseline_half():
+                        for p, t in keys:
+                            base[(p, t)] = measure(t, p, args)
+                            log(f"{c} #{rep + 1} baseline {p} {t}: {fmt_rate(base[(p, t)])}")
+
+                    if not agent_first:
+                        baseline_half()
+                    if cfg == "tc-nop":
+                        under_test = NopFilters(work)
+                    elif cfg:
+                        under_test = Agent(args.agent, c, cfg, work, eps)
+                    else:
+                        under_test = contextlib.nullcontext()
+                    with under_test as agent:
                         if agent and not idle:
                             idle, states = agent.status(), agent.states
                         for p, t in keys:
-                            r = measure(t, p, args, agent)
-                            log(f"{c} #{rep + 1} agent    {p} {t}: {fmt_rate(r)}  "
-                                f"({r['value'] / base[(p, t)]['value'] * 100:.1f}%)")
-                            pairs[(p, t)].append({"baseline": base[(p, t)], "agent": r,
-                                                  "ratio": r["value"] / base[(p, t)]["value"]})
+                            runs[(p, t)] = measure(t, p, args, agent)
+                            log(f"{c} #{rep + 1} agent    {p} {t}: {fmt_rate(runs[(p, t)])}")
                         if agent and rep == args.repeat - 1:  # one more run of each test for the BPF run times
                             for p, t in keys:
                                 prof = measure(t, p, args, agent, profile=True)
                                 profiles[(p, t)] = prof
                                 log(f"{c} profile {p} {t}: " + ", ".join(
                                     f"{k}={v['ns_per_run']:.0f} ns" for k, v in sorted(prof["bpf"].items())))
+                    if agent_first:
+                        baseline_half()
+                    for k in keys:
+                        ratio = runs[k]["value"] / base[k]["value"]
+                        log(f"{c} #{rep + 1} {k[0]} {k[1]}: {ratio * 100:.1f}%")
+                        pairs[k].append({"baseline": base[k], "agent": runs[k], "ratio": ratio,
+                                         "agent_first": agent_first})
                 rows = [summarize(p, t, pairs[(p, t)], profiles.get((p, t)), TARGETS.get((c, t))) for p, t in keys]
                 print_case(c, desc, rows, idle.get("VmRSS", 0))
                 result["cases"].append({"case": c, "description": desc, "config": cfg, "plugin_states": states,
