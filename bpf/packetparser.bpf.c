@@ -337,10 +337,9 @@ static __always_inline __u8 ct_report_flags(__u32 state, bool reply)
 
 /* First packet of a (new or reset) connection: reported when sampled,
  * otherwise kept pending. */
-static __always_inline void ct_first_packet(struct pp_ctx *c, struct retina_ct_entry *e, bool src_lo)
+static __always_inline void ct_first_packet(const struct pp_ctx *c, struct retina_ct_entry *e, bool src_lo)
 {
 	__u32 state = e->state;
-	c->obs = pp_obs_of(state & RETINA_CT_HOST_IF, c->side);
 	bool reply = src_lo != !!(state & RETINA_CT_INIT_IS_LO);
 	struct retina_ct_side *side = &e->side[c->side & 1];
 	__u16 f = c->pkt.tcp_flags;
@@ -353,8 +352,9 @@ static __always_inline void ct_first_packet(struct pp_ctx *c, struct retina_ct_e
 	if (retina_sampled(cfg_sampling_rate)) {
 		struct retina_packet_event *ev = retina_ringbuf_reserve(&retina_pp_evts, sizeof(*ev));
 		if (ev) {
-			pp_fill(ev, &c->pkt.tuple, c->ifindex, c->bytes, c->obs,
-				ct_report_flags(state, reply), f, RETINA_REPORT_NEW, c->pkt.tcp_tsval);
+			pp_fill(ev, &c->pkt.tuple, c->ifindex, c->bytes,
+				pp_obs_of(state & RETINA_CT_HOST_IF, c->side), ct_report_flags(state, reply), f,
+				RETINA_REPORT_NEW, c->pkt.tcp_tsval);
 			ct_take_pending(side, ev); /* counts a reset entry carried over */
 			side->flags_seen = f;
 			pp_submit(ev);

@@ -438,24 +438,21 @@ def summarize(path, test, pairs, profile, target):
     of the profiling run."""
     ratios = [x["ratio"] for x in pairs]
     agents = [x["agent"] for x in pairs]
-    if "events" not in agents[0]:  # case "off": nothing of an agent to report
-        return {"path": path, "test": test, "unit": agents[0]["unit"],
-                "baseline": median([x["baseline"]["value"] for x in pairs]),
-                "agent": median([a["value"] for a in agents]),
-                "ratio": median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios), "target_ratio": target,
-                "agent_cpu_ms_per_mpkt": None, "agent_rss_bytes": None, "agent_peak_rss_bytes": None,
-                "events": None, "bpf": {}, "runs": pairs, "profile_run": None}
-    events = {k: sum(a["events"][k] for a in agents) for k in agents[0]["events"]}
-    bpf = profile["bpf"]
+    row = {"path": path, "test": test, "unit": agents[0]["unit"],
+           "baseline": median([x["baseline"]["value"] for x in pairs]),
+           "agent": median([a["value"] for a in agents]),
+           "ratio": median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios), "target_ratio": target,
+           "agent_cpu_ms_per_mpkt": None, "agent_rss_bytes": None, "agent_peak_rss_bytes": None,
+           "events": None, "bpf": {}, "runs": pairs, "profile_run": profile}
+    if "events" not in agents[0]:  # cases without an agent: nothing more to report
+        return row
     cpu = [a["agent_cpu_ms_per_mpkt"] for a in agents if a["agent_cpu_ms_per_mpkt"] is not None]
-    return {"path": path, "test": test, "unit": agents[0]["unit"],
-            "baseline": median([x["baseline"]["value"] for x in pairs]),
-            "agent": median([a["value"] for a in agents]),
-            "ratio": median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios), "target_ratio": target,
-            "agent_cpu_ms_per_mpkt": median(cpu) if cpu else None,
-            "agent_rss_bytes": max(a["agent_rss_bytes"] for a in agents),
-            "agent_peak_rss_bytes": max(a["agent_peak_rss_bytes"] for a in agents),
-            "events": events, "bpf": bpf, "runs": pairs, "profile_run": profile}
+    row.update({"agent_cpu_ms_per_mpkt": median(cpu) if cpu else None,
+                "agent_rss_bytes": max(a["agent_rss_bytes"] for a in agents),
+                "agent_peak_rss_bytes": max(a["agent_peak_rss_bytes"] for a in agents),
+                "events": {k: sum(a["events"][k] for a in agents) for k in agents[0]["events"]},
+                "bpf": profile["bpf"]})
+    return row
 
 
 def fmt_value(v, unit):
