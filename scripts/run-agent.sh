@@ -3,8 +3,8 @@
 # Without arguments the agent uses defaults that work on a plain Linux host:
 # metrics on http://localhost:10093/metrics, health on /healthz.
 #
-#   sudo ./scripts/run-agent.sh                       # defaults
-#   sudo ./scripts/run-agent.sh --config my.yaml      # Retina's config.yaml keys
+#   ./scripts/run-agent.sh                            # defaults
+#   ./scripts/run-agent.sh --config my.yaml           # Retina's config.yaml keys
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh

@@ -4,7 +4,7 @@
 # (unit, privileged, install/find_package, fuzz-corpus replay, bench smoke,
 # Python), then build the libFuzzer targets with clang and run each briefly.
 #
-#   sudo ./scripts/test.sh            # everything
+#   ./scripts/test.sh                 # everything
 #   RETINA_SKIP_FUZZ=1 ./scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
