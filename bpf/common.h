@@ -69,13 +69,20 @@ struct {
 	__type(value, __u64);
 } retina_stats SEC(".maps");
 
-/* Atomic even on one CPU: a program run through BPF_PROG_TEST_RUN is
- * preemptible and a softirq program may interleave with it. */
-static __always_inline void retina_stat_add(__u32 idx, __u64 n)
+/* Adds n to entry idx of a per-CPU __u64 array: retina_stats or a
+ * plugin's own statistics. Atomic even on one CPU: a program run through
+ * BPF_PROG_TEST_RUN is preemptible and a softirq program may interleave
+ * with it. */
+static __always_inline void retina_percpu_add(void *map, __u32 idx, __u64 n)
 {
-	__u64 *v = bpf_map_lookup_elem(&retina_stats, &idx);
+	__u64 *v = bpf_map_lookup_elem(map, &idx);
 	if (v)
 		__sync_fetch_and_add(v, n);
+}
+
+static __always_inline void retina_stat_add(__u32 idx, __u64 n)
+{
+	retina_percpu_add(&retina_stats, idx, n);
 }
 
 static __always_inline void retina_stat_inc(__u32 idx)
@@ -92,38 +99,21 @@ static __always_inline void *retina_ringbuf_reserve(void *ringbuf, __u64 size)
 	return rec;
 }
 
+/* Fills a record's common header (padding zeroed; ring memory holds older
+ * records), stamped with CLOCK_BOOTTIME now. */
+static __always_inline void retina_hdr_fill(struct retina_event_hdr *h, __u16 type, __u8 version, __u16 len)
+{
+	h->type = type;
+	h->version = version;
+	h->_pad0 = 0;
+	h->len = len;
+	h->_pad1 = 0;
+	h->ts_ns = bpf_ktime_get_boot_ns();
+}
+
 static __always_inline void retina_ringbuf_submit(void *rec)
 {
 	bpf_ringbuf_submit(rec, 0);
-	retina_stat_inc(RETINA_STAT_REPORTS);
-}
-
-/* The jiffy of this CPU's last forced wakeup (retina_ringbuf_submit_batched). */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} retina_wake SEC(".maps");
-
-/* Submits without waking the reader until wake_bytes are waiting, and then
- * at most once per jiffy on each CPU. A wakeup per record costs the reader
- * a context switch per event; a forced wakeup per record while a backlog
- * waits costs the producer an interrupt per event. A woken reader drains
- * until the ring is empty; its periodic drain picks up smaller batches. */
-static __always_inline void retina_ringbuf_submit_batched(void *ringbuf, void *rec, __u64 wake_bytes)
-{
-	__u64 flags = BPF_RB_NO_WAKEUP;
-	if (bpf_ringbuf_query(ringbuf, BPF_RB_AVAIL_DATA) >= wake_bytes) {
-		__u32 zero = 0;
-		__u64 *last = bpf_map_lookup_elem(&retina_wake, &zero);
-		__u64 now = bpf_jiffies64();
-		if (last && *last != now) {
-			*last = now;
-			flags = BPF_RB_FORCE_WAKEUP;
-		}
-	}
-	bpf_ringbuf_submit(rec, flags);
 	retina_stat_inc(RETINA_STAT_REPORTS);
 }
 

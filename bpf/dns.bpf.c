@@ -99,9 +99,7 @@ struct dns_msg {
 
 static __always_inline void dns_stat_inc(__u32 idx)
 {
-	__u64 *v = bpf_map_lookup_elem(&retina_dns_stats, &idx);
-	if (v)
-		__sync_fetch_and_add(v, 1);
+	retina_percpu_add(&retina_dns_stats, idx, 1);
 }
 
 /* Whether this sighting is the one to report; records it either way. */
@@ -200,12 +198,7 @@ __noinline int dns_report(struct __sk_buff *skb, const struct dns_msg *m)
 	}
 	if (n < m->wire_len)
 		dns_stat_inc(RETINA_DNS_STAT_CUT);
-	ev->hdr.type = RETINA_EV_DNS;
-	ev->hdr.version = RETINA_DNS_EVENT_VERSION;
-	ev->hdr._pad0 = 0;
-	ev->hdr.len = offsetof(struct retina_dns_event, payload) + n;
-	ev->hdr._pad1 = 0;
-	ev->hdr.ts_ns = bpf_ktime_get_boot_ns();
+	retina_hdr_fill(&ev->hdr, RETINA_EV_DNS, RETINA_DNS_EVENT_VERSION, offsetof(struct retina_dns_event, payload) + n);
 	__builtin_memcpy(&ev->tuple, &m->tuple, sizeof(ev->tuple));
 	ev->ifindex = skb->ifindex;
 	ev->obs_point = m->egress ? RETINA_OBS_TO_NETWORK : RETINA_OBS_FROM_NETWORK;

@@ -16,6 +16,7 @@
  * exactly one of them.
  */
 #include "common.h"
+#include "ringbuf_batched.h"
 #include <bpf/bpf_tracing.h>
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -369,10 +370,7 @@ static __always_inline int dr_handle(const bool btf, struct sk_buff *skb, void *
 		suppressed = __sync_lock_test_and_set(n, 0);
 
 	__builtin_memset(ev, 0, sizeof(*ev));
-	ev->hdr.type = RETINA_EV_DROP;
-	ev->hdr.version = RETINA_DROP_EVENT_VERSION;
-	ev->hdr.len = sizeof(*ev);
-	ev->hdr.ts_ns = bpf_ktime_get_boot_ns();
+	retina_hdr_fill(&ev->hdr, RETINA_EV_DROP, RETINA_DROP_EVENT_VERSION, sizeof(*ev));
 	__builtin_memcpy(&ev->tuple, &fk.tuple, sizeof(fk.tuple));
 	ev->ifindex = s.ifindex;
 	ev->bytes = s.len;

@@ -14,6 +14,7 @@
  * idle connections, deletes expired ones and sums the conntrack gauges.
  */
 #include "common.h"
+#include "ringbuf_batched.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -167,10 +168,7 @@ static __always_inline void pp_fill(struct retina_packet_event *ev, const struct
 				    __u16 tcp_flags, __u8 reason, __u32 tcp_id)
 {
 	__builtin_memset(ev, 0, sizeof(*ev));
-	ev->hdr.type = RETINA_EV_PACKET;
-	ev->hdr.version = RETINA_PACKET_EVENT_VERSION;
-	ev->hdr.len = sizeof(*ev);
-	ev->hdr.ts_ns = bpf_ktime_get_boot_ns();
+	retina_hdr_fill(&ev->hdr, RETINA_EV_PACKET, RETINA_PACKET_EVENT_VERSION, sizeof(*ev));
 	__builtin_memcpy(&ev->tuple, t, sizeof(*t));
 	ev->ifindex = ifindex;
 	ev->bytes = bytes;

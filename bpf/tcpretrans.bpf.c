@@ -43,9 +43,7 @@ struct {
 
 static __always_inline void rt_stat_inc(__u32 idx)
 {
-	__u64 *v = bpf_map_lookup_elem(&retina_rt_stats, &idx);
-	if (v)
-		__sync_fetch_and_add(v, 1);
+	retina_percpu_add(&retina_rt_stats, idx, 1);
 }
 
 static __always_inline void rt_report(const struct sock *sk, const struct sk_buff *skb)
@@ -61,10 +59,7 @@ static __always_inline void rt_report(const struct sock *sk, const struct sk_buf
 	if (!ev)
 		return;
 	__builtin_memset(ev, 0, sizeof(*ev));
-	ev->hdr.type = RETINA_EV_TCPRETRANS;
-	ev->hdr.version = RETINA_TCPRETRANS_EVENT_VERSION;
-	ev->hdr.len = sizeof(*ev);
-	ev->hdr.ts_ns = bpf_ktime_get_boot_ns();
+	retina_hdr_fill(&ev->hdr, RETINA_EV_TCPRETRANS, RETINA_TCPRETRANS_EVENT_VERSION, sizeof(*ev));
 
 	if (family == AF_INET) {
 		retina_addr_from_v4(ev->tuple.saddr, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));

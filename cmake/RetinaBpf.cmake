@@ -13,10 +13,18 @@ else()
   set(RETINA_BPF_ARCH ${CMAKE_SYSTEM_PROCESSOR})
 endif()
 
-# vmlinux.h: a pinned copy if given, otherwise generated from the running
+# vmlinux.h, in this order: RETINA_VMLINUX_H if given; the copy pinned in
+# the repo for the target architecture (bpf/vmlinux/<arch>/vmlinux.h, a
+# `bpftool btf dump ... format c` of a recent kernel), so builds do not
+# depend on the build host's kernel; else one generated from the running
 # kernel's BTF. CO-RE relocations make the objects portable across kernels.
 set(RETINA_VMLINUX ${RETINA_BPF_GEN_DIR}/vmlinux.h)
+set(RETINA_PINNED_VMLINUX_H ${CMAKE_SOURCE_DIR}/bpf/vmlinux/${RETINA_BPF_ARCH}/vmlinux.h)
+if(NOT RETINA_VMLINUX_H AND EXISTS ${RETINA_PINNED_VMLINUX_H})
+  set(RETINA_VMLINUX_H ${RETINA_PINNED_VMLINUX_H})
+endif()
 if(RETINA_VMLINUX_H)
+  message(STATUS "BPF programs built against ${RETINA_VMLINUX_H}")
   add_custom_command(OUTPUT ${RETINA_VMLINUX}
     COMMAND ${CMAKE_COMMAND} -E copy ${RETINA_VMLINUX_H} ${RETINA_VMLINUX}
     DEPENDS ${RETINA_VMLINUX_H} VERBATIM)
@@ -25,7 +33,8 @@ elseif(EXISTS /sys/kernel/btf/vmlinux)
     COMMAND ${BPFTOOL} btf dump file /sys/kernel/btf/vmlinux format c > ${RETINA_VMLINUX}
     COMMENT "Generating vmlinux.h from kernel BTF" VERBATIM)
 else()
-  message(FATAL_ERROR "No /sys/kernel/btf/vmlinux: pass -DRETINA_VMLINUX_H=<pinned vmlinux.h>")
+  message(FATAL_ERROR "No pinned bpf/vmlinux/${RETINA_BPF_ARCH}/vmlinux.h and no /sys/kernel/btf/vmlinux: "
+                      "pass -DRETINA_VMLINUX_H=<vmlinux.h>")
 endif()
 add_custom_target(retina_vmlinux_h DEPENDS ${RETINA_VMLINUX})
 
