@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "plugins/dns/dns.hpp"
+#include "plugins/services.hpp"
 
 using namespace retina;
 
@@ -63,9 +64,10 @@ static void BM_DnsProgram(benchmark::State& state) {
     state.SkipWithError("needs root to load BPF");
     return;
   }
+  PluginServices services;
   DnsPlugin dns;
   PluginContext ctx;
-  if (auto st = dns.init(ctx); !st) {
+  if (auto st = services.provide(DnsPlugin::kNeeds, ctx).and_then([&] { return dns.init(ctx); }); !st) {
     state.SkipWithError(st.error().message.c_str());
     return;
   }

@@ -40,6 +40,7 @@
 #include "bench_records.hpp"
 #include "plugins/dropreason/btf_reasons.hpp"
 #include "plugins/dropreason/dropreason.hpp"
+#include "plugins/services.hpp"
 #include "retina/metrics/registry.hpp"
 #include "retina/pipeline.hpp"
 
@@ -198,13 +199,14 @@ static void BM_DropStorm(benchmark::State& state) {
   Config cfg;  // default drop_events_per_second
   metrics::Registry registry;
   Pipeline pipeline(nullptr, &registry);
+  PluginServices services;
   DropReasonPlugin plugin(DropReasonPlugin::Options{static_cast<uint32_t>(st.st_ino)});
   PluginContext ctx;
   ctx.config = &cfg;
   ctx.registry = &registry;
   ctx.pipeline = &pipeline;
   if (in_process) {
-    if (auto r = plugin.init(ctx); !r) {
+    if (auto r = services.provide(DropReasonPlugin::kNeeds, ctx).and_then([&] { return plugin.init(ctx); }); !r) {
       state.SkipWithError(r.error().message.c_str());
       return;
     }

@@ -13,6 +13,7 @@
 
 #include "loader/ring_buffer.hpp"
 #include "plugins/packetparser/packetparser.hpp"
+#include "plugins/services.hpp"
 
 using namespace retina;
 
@@ -72,10 +73,11 @@ static void BM_PacketParserProgram(benchmark::State& state) {
   cfg.conntrack_max_entries = mode == 2 ? 262144 : 1024;
   if (mode == 4) cfg.data_sampling_rate = 1u << 30;
   cfg.host_interfaces.clear();
+  PluginServices services;
   PacketParserPlugin pp;
   PluginContext ctx;
   ctx.config = &cfg;
-  if (auto st = pp.init(ctx); !st) {
+  if (auto st = services.provide(PacketParserPlugin::kNeeds, ctx).and_then([&] { return pp.init(ctx); }); !st) {
     state.SkipWithError(st.error().message.c_str());
     return;
   }

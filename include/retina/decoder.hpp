@@ -6,6 +6,7 @@
 #include "retina/expected.hpp"
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "retina/flow.hpp"
@@ -50,6 +51,11 @@ struct DecodeContext {
 // a static "UNKNOWN"); they stay valid while those do.
 expected<void, DecodeError> decode(std::span<const std::byte> record, const DecodeContext& ctx,
                                         Flow& out) noexcept;
+
+// The name of the source whose event type the record's header carries
+// (flow_sources()), or "unknown" when the header is short or the type is not
+// in the table. Labels rejects of records whose origin the caller does not know.
+std::string_view record_source(std::span<const std::byte> record) noexcept;
 
 // CLOCK_REALTIME - CLOCK_BOOTTIME, sampled now.
 int64_t boot_to_realtime_offset_ns();

@@ -6,6 +6,7 @@
 // a thin main over it; other programs embed it the same way.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -56,6 +57,11 @@ struct EngineOptions {
   std::vector<std::unique_ptr<Plugin>> extra_plugins;
   std::string proc_root = "/proc";
   std::string sys_root = "/sys";
+  // Called after start() and after each endpoints-file parse, once large
+  // transients (libbpf's parsed kernel BTF, a YAML tree) are freed: where a
+  // process that owns its allocator gives freed heap back (the agent calls
+  // malloc_trim). Runs on engine threads; must not throw.
+  std::function<void()> release_memory;
 };
 
 class Engine {

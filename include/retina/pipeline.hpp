@@ -135,9 +135,12 @@ class Pipeline {
                                           FlowFilter filter = {});
 
   // ---- producer: one thread at a time ----
-  // Decodes one record from `plugin` (its name labels reject counters),
+  // Decodes one record from `source` (its name labels reject counters),
   // enriches and dispatches it. Malformed records are counted, never thrown.
-  void process(std::span<const std::byte> record, std::string_view plugin = "packetparser") noexcept;
+  void process(std::span<const std::byte> record, std::string_view source) noexcept;
+  // The same, with rejects labelled by the source the record's header names
+  // (record_source()): for recorded events whose ring buffer is not known.
+  void process(std::span<const std::byte> record) noexcept;
   // Enriches and dispatches a flow built elsewhere (e.g. a user-space source).
   void process_flow(Flow& flow) noexcept;
   // Ends a batch: releases the cache read section, flushes sinks.

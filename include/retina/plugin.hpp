@@ -16,6 +16,7 @@
 
 #include "retina/config.hpp"
 #include "retina/error.hpp"
+#include "retina/flow.hpp"
 
 namespace retina {
 
@@ -47,17 +48,29 @@ class EventSource {
   virtual size_t drain(RecordFn fn, void* user, size_t max) = 0;
 };
 
-// What the engine lends a plugin.
+// The services a plugin declares it needs. Whoever runs it (the engine, or
+// PluginServices without one) guarantees them: the matching PluginContext
+// fields are set before init(), so a plugin never builds its own.
+struct PluginNeeds {
+  bool features = false;    // ctx.features: the kernel feature detector
+  bool interfaces = false;  // ctx.interfaces: the shared rtnetlink watcher, started
+  bool ip_cache = false;    // ctx.cache
+  bool kubernetes = false;  // the Kubernetes watcher runs; the plugin is disabled otherwise
+};
+
+// What the engine lends a plugin. config, registry and pipeline are set by
+// the engine; outside it (tests, tools) a plugin treats a null registry or
+// pipeline as "export nothing there".
 struct PluginContext {
   const Config* config = nullptr;
   metrics::Registry* registry = nullptr;
   Pipeline* pipeline = nullptr;
   IpCache* cache = nullptr;
   FeatureDetector* features = nullptr;
-  InterfaceWatcher* interfaces = nullptr;  // null when no plugin needs interfaces
-  // Returns the engine's shared interface watcher, creating and starting it
-  // on first use (and setting `interfaces`). Plugins that attach per
-  // interface call it from init(); an error means rtnetlink is unusable.
+  InterfaceWatcher* interfaces = nullptr;
+  // Returns the shared interface watcher, creating and starting it on first
+  // use (and setting `interfaces`), for plugins outside the built-in table,
+  // which cannot declare needs; an error means rtnetlink is unusable.
   std::function<Result<InterfaceWatcher*>()> request_interfaces;
   std::string proc_root = "/proc";         // overridable for tests
   std::string sys_root = "/sys";
@@ -82,9 +95,24 @@ class Plugin {
 
 using PluginFactory = std::unique_ptr<Plugin> (*)();
 
-// Built-in plugins by Retina name: packetparser, dropreason, packetforward,
-// dns, tcpretrans, linuxutil, infiniband. Null for an unknown name.
+// One row of the built-in plugin table (src/plugins/registry.cpp), the one
+// place a plugin is named: config validation, the engine, the bindings and
+// docs/architecture.md read it.
+struct PluginInfo {
+  std::string_view name;               // Retina's name, as in enabledPlugin
+  PluginFactory factory;
+  std::span<const FlowSource> emits;   // the flow sources its ring buffers feed (flow_sources.hpp)
+  PluginNeeds needs;
+};
+
+std::span<const PluginInfo> builtin_plugins();
+// Null for an unknown name.
+const PluginInfo* find_builtin_plugin(std::string_view name);
 std::unique_ptr<Plugin> make_builtin_plugin(std::string_view name);
 std::vector<std::string_view> builtin_plugin_names();
+
+// kInternal naming what is missing when ctx lacks a service `needs` asks
+// for (a caller that did not provide them); ok() otherwise.
+Status check_context(std::string_view plugin, const PluginNeeds& needs, const PluginContext& ctx);
 
 }  // namespace retina

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "cache/ip_index.hpp"
+#include "core/file.hpp"
 
 namespace retina {
 namespace {
@@ -360,34 +361,15 @@ Result<std::vector<EndpointPtr>> parse_endpoints(std::string_view text) {
 }
 
 Result<std::string> read_endpoints_text(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return unexpected(Error::system(fmt::format("open({})", path), errno));
-  std::string text;
-  Status st = ok();
   struct stat sb {};
-  if (::fstat(fd, &sb) != 0) {
-    st = unexpected(Error::system(fmt::format("fstat({})", path), errno));
-  } else if (!S_ISREG(sb.st_mode)) {
-    st = unexpected(Error::invalid(fmt::format("{}: not a regular file", path)));
-  } else {
-    char buf[64 * 1024];
-    for (;;) {
-      ssize_t n = ::read(fd, buf, sizeof buf);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        st = unexpected(Error::system(fmt::format("read({})", path), errno));
-        break;
-      }
-      if (n == 0) break;
-      if (text.size() + static_cast<size_t>(n) > kMaxFileBytes) {
-        st = unexpected(Error::invalid(fmt::format("{}: larger than {} MiB", path, kMaxFileBytes >> 20)));
-        break;
-      }
-      text.append(buf, static_cast<size_t>(n));
-    }
+  if (::stat(path.c_str(), &sb) != 0) return unexpected(Error::system(fmt::format("open({})", path), errno));
+  if (!S_ISREG(sb.st_mode)) return unexpected(Error::invalid(fmt::format("{}: not a regular file", path)));
+  std::string text;
+  if (auto st = read_file(path, text, kMaxFileBytes); !st) {
+    if (st.error().kind == Error::Kind::kInvalidArgument)
+      return unexpected(Error::invalid(fmt::format("{}: larger than {} MiB", path, kMaxFileBytes >> 20)));
+    return unexpected(st.error());
   }
-  ::close(fd);
-  if (!st) return unexpected(st.error());
   return text;
 }
 

@@ -74,6 +74,9 @@ class EndpointsFileWatcher {
     std::chrono::nanoseconds grace{0};
     // Called after every load attempt, on the thread that made it. Must not throw.
     std::function<void(const EndpointsFileStatus&)> on_load;
+    // Called once a parse has freed its text and tree (a large transient):
+    // where the process may hand freed heap back to the kernel. Must not throw.
+    std::function<void()> after_parse;
   };
 
   // Starts watching and loads the file if it exists. Fails for an empty

@@ -25,7 +25,6 @@
 #include <thread>
 
 #include "cache/endpoints_file.hpp"
-#include "core/heap.hpp"
 
 #ifndef XXH_INLINE_ALL
 #define XXH_INLINE_ALL
@@ -175,16 +174,17 @@ void EndpointsFileWatcher::reload() {
 // load_mu_ held. `force` reparses even when the bytes did not change.
 void EndpointsFileWatcher::load(bool force) {
   // yaml-cpp's node tree takes about 11 KiB per entry (pods with labels and
-  // a workload): 10k endpoints leave ~115 MiB of freed heap behind. Trim
-  // once the text, the tree and the cache's superseded index are all freed:
-  // declared first, this runs last.
+  // a workload): 10k endpoints leave ~115 MiB of freed heap behind. The
+  // owner may trim once the text, the tree and the cache's superseded index
+  // are all freed: declared first, this runs last.
   bool parsed = false;
-  struct TrimAfterParse {
+  struct AfterParse {
     const bool& parsed;
-    ~TrimAfterParse() {
-      if (parsed) release_free_heap();
+    const std::function<void()>& hook;
+    ~AfterParse() {
+      if (parsed && hook) hook();
     }
-  } trim{parsed};
+  } after{parsed, options_.after_parse};
   auto text = read_endpoints_text(path_);
   if (!text) {
     // Missing or unreadable: keep what the cache has.

@@ -19,6 +19,15 @@ Error Error::system(std::string_view call, int err) {
   return {kind, err, std::move(msg)};
 }
 
+Error Error::invalid(std::vector<Problem> problems) {
+  std::string msg;
+  for (const Problem& p : problems) {
+    if (!msg.empty()) msg += '\n';
+    msg += p.path.empty() ? p.message : p.path + ": " + p.message;
+  }
+  return {Kind::kInvalidArgument, 0, std::move(msg), std::move(problems)};
+}
+
 Error Error::wrap(std::string_view context) const {
   Error e = *this;
   std::string msg(context);

@@ -8,6 +8,7 @@
 // then is the record copied into a local struct and its fields checked.
 #include <time.h>
 
+#include <array>
 #include <climits>
 #include <cstddef>
 #include <cstdint>
@@ -17,6 +18,7 @@
 #include "decoder/dns_parse.hpp"
 #include "retina/abi/events.h"
 #include "retina/decoder.hpp"
+#include "retina/flow_sources.hpp"
 
 namespace retina {
 
@@ -212,19 +214,40 @@ expected<void, DecodeError> decode_tcpretrans(std::span<const std::byte> rec, co
   return {};
 }
 
-struct TypeInfo {
-  uint8_t version;  // newest layout this decoder reads
-  size_t min_len;   // hdr.len must be at least this
+expected<void, DecodeError> decode_dns_record(std::span<const std::byte> rec, const DecodeContext& ctx, Flow& out) {
+  return decode_dns(rec, static_cast<uint16_t>(rec.size()), ctx, out);
+}
+
+// The one table of event types: which plugin emits them, the newest layout
+// this decoder reads, the length hdr.len must reach, and the decoder.
+struct EventType {
+  FlowSourceInfo info;
+  uint8_t version;
+  size_t min_len;
+  expected<void, DecodeError> (*decode)(std::span<const std::byte> rec, const DecodeContext& ctx, Flow& out);
 };
 
-inline bool type_info(uint16_t type, TypeInfo* ti) {
-  switch (type) {
-    case RETINA_EV_PACKET: *ti = {RETINA_PACKET_EVENT_VERSION, sizeof(retina_packet_event)}; return true;
-    case RETINA_EV_DROP: *ti = {RETINA_DROP_EVENT_VERSION, sizeof(retina_drop_event)}; return true;
-    case RETINA_EV_DNS: *ti = {RETINA_DNS_EVENT_VERSION, kDnsFixedLen}; return true;
-    case RETINA_EV_TCPRETRANS: *ti = {RETINA_TCPRETRANS_EVENT_VERSION, sizeof(retina_tcpretrans_event)}; return true;
-    default: return false;
-  }
+constexpr EventType kEventTypes[] = {
+    {{FlowSource::kPacketParser, "packetparser", RETINA_EV_PACKET}, RETINA_PACKET_EVENT_VERSION,
+     sizeof(retina_packet_event), &decode_packet},
+    {{FlowSource::kDropReason, "dropreason", RETINA_EV_DROP}, RETINA_DROP_EVENT_VERSION, sizeof(retina_drop_event),
+     &decode_drop},
+    {{FlowSource::kDns, "dns", RETINA_EV_DNS}, RETINA_DNS_EVENT_VERSION, kDnsFixedLen, &decode_dns_record},
+    {{FlowSource::kTcpRetrans, "tcpretrans", RETINA_EV_TCPRETRANS}, RETINA_TCPRETRANS_EVENT_VERSION,
+     sizeof(retina_tcpretrans_event), &decode_tcpretrans},
+};
+
+constexpr bool indexed_by_source() {
+  for (size_t i = 0; i < std::size(kEventTypes); ++i)
+    if (static_cast<size_t>(kEventTypes[i].info.source) != i) return false;
+  return std::size(kEventTypes) == static_cast<size_t>(FlowSource::kCount);
+}
+static_assert(indexed_by_source(), "kEventTypes lists every FlowSource once, in enum order");
+
+const EventType* event_type(uint16_t type) {
+  for (const EventType& t : kEventTypes)
+    if (t.info.event_type == type) return &t;
+  return nullptr;
 }
 
 }  // namespace
@@ -235,18 +258,54 @@ expected<void, DecodeError> decode(std::span<const std::byte> record, const Deco
   if (record.size() < sizeof hdr) return Fail(DecodeError::kTooShort);
   std::memcpy(&hdr, record.data(), sizeof hdr);
   if (hdr.len > record.size() || hdr.len < sizeof hdr) return Fail(DecodeError::kLengthMismatch);
-  TypeInfo ti;
-  if (!type_info(hdr.type, &ti)) return Fail(DecodeError::kUnknownType);
+  const EventType* t = event_type(hdr.type);
+  if (!t) return Fail(DecodeError::kUnknownType);
   // Version 0 was never produced; a newer layout may move fields.
-  if (hdr.version == 0 || hdr.version > ti.version) return Fail(DecodeError::kUnsupportedVersion);
-  if (hdr.len < ti.min_len) return Fail(DecodeError::kTooShort);
-  const auto rec = record.first(hdr.len);
-  switch (hdr.type) {
-    case RETINA_EV_PACKET: return decode_packet(rec, ctx, out);
-    case RETINA_EV_DROP: return decode_drop(rec, ctx, out);
-    case RETINA_EV_DNS: return decode_dns(rec, hdr.len, ctx, out);
-    default: return decode_tcpretrans(rec, ctx, out);
+  if (hdr.version == 0 || hdr.version > t->version) return Fail(DecodeError::kUnsupportedVersion);
+  if (hdr.len < t->min_len) return Fail(DecodeError::kTooShort);
+  return t->decode(record.first(hdr.len), ctx, out);
+}
+
+std::string_view record_source(std::span<const std::byte> record) noexcept {
+  retina_event_hdr hdr;
+  if (record.size() < sizeof hdr) return "unknown";
+  std::memcpy(&hdr, record.data(), sizeof hdr);
+  const EventType* t = event_type(hdr.type);
+  return t ? t->info.name : std::string_view("unknown");
+}
+
+std::span<const FlowSourceInfo> flow_sources() {
+  static const auto all = [] {
+    std::array<FlowSourceInfo, std::size(kEventTypes)> a{};
+    for (size_t i = 0; i < a.size(); ++i) a[i] = kEventTypes[i].info;
+    return a;
+  }();
+  return all;
+}
+
+std::string_view to_string(FlowSource s) {
+  const auto i = static_cast<size_t>(s);
+  return i < std::size(kEventTypes) ? kEventTypes[i].info.name : std::string_view("unknown");
+}
+
+std::optional<FlowSource> flow_source_from(std::string_view name) {
+  for (const EventType& t : kEventTypes)
+    if (t.info.name == name) return t.info.source;
+  return std::nullopt;
+}
+
+const FlowSourceInfo* flow_source_of_event(uint16_t type) {
+  const EventType* t = event_type(type);
+  return t ? &flow_sources()[static_cast<size_t>(t->info.source)] : nullptr;
+}
+
+std::string flow_source_names() {
+  std::string out;
+  for (size_t i = 0; i < std::size(kEventTypes); ++i) {
+    if (i) out += i + 1 == std::size(kEventTypes) ? " or " : ", ";
+    out += kEventTypes[i].info.name;
   }
+  return out;
 }
 
 int64_t boot_to_realtime_offset_ns() {

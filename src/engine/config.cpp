@@ -22,27 +22,18 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
+#include "core/file.hpp"
 #include "core/log.hpp"
+#include "core/strings.hpp"
+#include "metrics/adv_metrics.hpp"
 #include "retina/config.hpp"
 #include "retina/plugin.hpp"
 
 namespace retina {
-
-const char* to_string(LogLevel l) {
-  switch (l) {
-    case LogLevel::kTrace: return "trace";
-    case LogLevel::kDebug: return "debug";
-    case LogLevel::kInfo: return "info";
-    case LogLevel::kWarn: return "warn";
-    case LogLevel::kError: return "error";
-  }
-  return "info";
-}
-
-const char* to_string(AggregationLevel a) { return a == AggregationLevel::kLow ? "low" : "high"; }
 
 namespace {
 
@@ -56,42 +47,17 @@ constexpr std::string_view kIgnoredRetinaKeys[] = {
     "monitorSockPath",       // Cilium monitor socket of Retina's Hubble mode
 };
 
-constexpr std::string_view kContextLabels[] = {"ip", "namespace", "podname", "workload", "service", "port", "zone"};
-constexpr std::string_view kAdditionalLabels[] = {"is_reply"};
-// Short names, and the names Retina's MetricsConfiguration uses.
-constexpr std::string_view kContextMetrics[] = {
-    "forward", "forward_count",  "forward_bytes", "drop",       "drop_count",
-    "drop_bytes", "dns",         "dns_request_count", "dns_response_count", "tcpflags",
-    "tcp_flag_gauges", "tcpretrans", "tcp_retransmission_count"};
-
 constexpr uint64_t kMaxRingBufferSize = 1ull << 30;
 constexpr uint32_t kMaxMapEntries = 1u << 24;
 constexpr auto kMinMetricsInterval = std::chrono::milliseconds(100);
 constexpr size_t kMaxConfigBytes = 4u << 20;
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-std::string trim(std::string_view s) {
-  size_t b = 0, e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
-  return std::string(s.substr(b, e - b));
-}
+using text::lower;
+std::string trim(std::string_view s) { return std::string(text::trim(s)); }
 
 template <class Range>
 std::string join(const Range& items, std::string_view sep) {
-  std::string out;
-  bool first = true;
-  for (const auto& s : items) {
-    if (!first) out.append(sep);
-    out.append(s);
-    first = false;
-  }
-  return out;
+  return fmt::format("{}", fmt::join(items, sep));
 }
 
 template <class Range>
@@ -599,20 +565,6 @@ bool valid_interface_name(std::string_view name) {
   return true;
 }
 
-void check_labels(std::vector<std::string>& problems, const std::string& path, const std::vector<std::string>& labels,
-                  std::span<const std::string_view> allowed) {
-  std::vector<std::string_view> seen;
-  for (const auto& l : labels) {
-    if (!contains(allowed, l)) {
-      problems.push_back(fmt::format("{}: unknown label \"{}\" (expected one of {})", path, l, join(allowed, ", ")));
-    } else if (contains(seen, l)) {
-      problems.push_back(fmt::format("{}: label \"{}\" listed twice", path, l));
-    } else {
-      seen.push_back(l);
-    }
-  }
-}
-
 // Counts documents with content, stopping at two. (YAML::LoadAll never
 // returns on some inputs, e.g. a lone ",": it keeps yielding empty documents.)
 class DocumentCounter final : public YAML::EventHandler {
@@ -712,36 +664,18 @@ Status Config::validate() const {
     }
   }
 
-  std::vector<std::string_view> metrics_seen;
-  for (size_t i = 0; i < context_options.size(); ++i) {
-    const auto& o = context_options[i];
-    const std::string path = fmt::format("metricsConfiguration.contextOptions[{}]", i);
-    if (o.metric_name.empty()) {
-      p.push_back(path + ".metricName: required");
-    } else if (!contains(kContextMetrics, o.metric_name)) {
-      p.push_back(fmt::format("{}.metricName: unknown metric \"{}\" (expected one of {})", path, o.metric_name,
-                              join(kContextMetrics, ", ")));
-    } else if (contains(metrics_seen, o.metric_name)) {
-      p.push_back(fmt::format("{}.metricName: \"{}\" configured twice", path, o.metric_name));
-    } else {
-      metrics_seen.push_back(o.metric_name);
-    }
-    check_labels(p, path + ".sourceLabels", o.source_labels, kContextLabels);
-    check_labels(p, path + ".destinationLabels", o.destination_labels, kContextLabels);
-    check_labels(p, path + ".additionalLabels", o.additional_labels, kAdditionalLabels);
-    if (o.ttl.count() < 0) p.push_back(path + ".ttl: must not be negative");
-  }
-  if (!metrics_namespaces.include.empty() && !metrics_namespaces.exclude.empty()) {
-    p.push_back("metricsConfiguration.namespaces: include and exclude are mutually exclusive");
-  }
-  for (const auto* list : {&metrics_namespaces.include, &metrics_namespaces.exclude}) {
-    for (const auto& ns : *list) {
-      if (ns.empty()) p.push_back("metricsConfiguration.namespaces: empty namespace name");
-    }
-  }
+  for (const auto& problem : metrics::adv::configuration_problems(context_options, metrics_namespaces))
+    p.push_back(fmt::format("metricsConfiguration.{}: {}", problem.path, problem.message));
 
   if (p.empty()) return ok();
-  return unexpected(Error::invalid(join(p, "\n")));
+  // Every line reads "<key path>: <what is wrong>".
+  std::vector<Problem> problems;
+  for (auto& line : p) {
+    const size_t colon = line.find(": ");
+    if (colon == std::string::npos) problems.push_back({std::string(), std::move(line)});
+    else problems.push_back({line.substr(0, colon), line.substr(colon + 2)});
+  }
+  return unexpected(Error::invalid(std::move(problems)));
 }
 
 Result<Config> load_config_yaml(std::string_view yaml_text) {
@@ -766,27 +700,11 @@ Result<Config> load_config_yaml(std::string_view yaml_text) {
 }
 
 Result<Config> load_config_file(const std::string& path) {
-  struct Fd {
-    int fd;
-    ~Fd() {
-      if (fd >= 0) ::close(fd);
-    }
-  } file{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
-  const int fd = file.fd;
-  if (fd < 0) return unexpected(Error::system(fmt::format("open({})", path), errno));
   std::string text;
-  char buf[65536];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return unexpected(Error::system(fmt::format("read({})", path), errno));
-    }
-    if (n == 0) break;
-    text.append(buf, static_cast<size_t>(n));
-    if (text.size() > kMaxConfigBytes) {
+  if (auto st = read_file(path, text, kMaxConfigBytes); !st) {
+    if (st.error().kind == Error::Kind::kInvalidArgument)
       return unexpected(Error::invalid(fmt::format("{}: larger than the {} limit", path, with_unit(kMaxConfigBytes))));
-    }
+    return unexpected(st.error());
   }
   auto cfg = load_config_yaml(text);
   if (!cfg) {

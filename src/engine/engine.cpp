@@ -28,11 +28,11 @@
 #include <fmt/format.h>
 
 #include "cache/endpoints_file.hpp"
-#include "core/heap.hpp"
 #include "core/log.hpp"
 #include "engine/flow_log.hpp"
 #include "loader/fd.hpp"
 #include "loader/interface_watcher.hpp"
+#include "plugins/services.hpp"
 #include "retina/k8s/watcher.hpp"
 #include "retina/metrics/advanced.hpp"
 #include "retina/metrics/aggregator.hpp"
@@ -45,9 +45,6 @@ namespace {
 
 constexpr size_t kDrainBatch = 4096;  // records per source per round
 constexpr auto kIdleDrain = std::chrono::milliseconds(100);
-
-// Plugins known to attach per interface; they get the shared watcher.
-constexpr std::string_view kPerInterfacePlugins[] = {"packetparser"};
 
 constexpr std::array<PluginState, 5> kAllStates = {PluginState::kPending, PluginState::kRunning,
                                                    PluginState::kDisabled, PluginState::kFailed,
@@ -63,16 +60,12 @@ std::string default_node_name() {
 // Kubernetes is watched when asked for, or when a kubeconfig is given.
 bool kubernetes_requested(const Config& c) { return c.enable_kubernetes || !c.kubeconfig.empty(); }
 
-bool needs_interfaces(std::string_view plugin) {
-  return std::find(std::begin(kPerInterfacePlugins), std::end(kPerInterfacePlugins), plugin) !=
-         std::end(kPerInterfacePlugins);
-}
-
 }  // namespace
 
 struct Engine::Impl {
   Config config;
   std::string proc_root, sys_root;
+  std::function<void()> release_memory;
 
   // Declared in dependency order: destroyed bottom-up.
   std::unique_ptr<metrics::Registry> registry;
@@ -80,7 +73,9 @@ struct Engine::Impl {
   std::unique_ptr<Pipeline> pipeline;
   std::shared_ptr<metrics::BasicAggregator> aggregator;
   std::shared_ptr<metrics::AdvancedAggregator> adv;  // enablePodLevel
-  std::unique_ptr<FeatureDetector> features;
+  // The feature detector and the interface watcher (on demand), lent to
+  // plugins as their table rows declare.
+  std::unique_ptr<PluginServices> services;
 
   // Kubernetes watcher (enableKubernetes / kubeconfig) and what /healthz
   // says of it, under k8s_mu (declared first: the watcher's callbacks take it).
@@ -91,13 +86,12 @@ struct Engine::Impl {
   std::string adv_error;
   std::unique_ptr<k8s::Watcher> watcher;
 
-  std::mutex interfaces_mu;
-  std::unique_ptr<InterfaceWatcher> interfaces;
   std::unique_ptr<EndpointsFileWatcher> endpoints_file;
   std::unique_ptr<FlowLog> flow_log;
 
   struct Slot {
     std::unique_ptr<Plugin> plugin;  // null: known but not built
+    const PluginInfo* info = nullptr;  // its row in the built-in table; null for an extra plugin
     PluginContext ctx;
     PluginStatus status;
     bool initialized = false;
@@ -128,7 +122,6 @@ struct Engine::Impl {
 
   void set_status(Slot& s, PluginState state, std::string reason);
   void export_state(const Slot& s);
-  Result<InterfaceWatcher*> request_interfaces();
   void init_plugin(Slot& s);
   void start_plugin(Slot& s);
   Status start_reader();
@@ -168,17 +161,6 @@ void Engine::Impl::set_status(Slot& s, PluginState state, std::string reason) {
   }
 }
 
-Result<InterfaceWatcher*> Engine::Impl::request_interfaces() {
-  std::lock_guard lock(interfaces_mu);
-  if (interfaces) return interfaces.get();
-  auto w = InterfaceWatcher::create(config);
-  if (!w) return unexpected(w.error().wrap("interface watcher"));
-  if (auto st = (*w)->start(); !st) return unexpected(st.error().wrap("interface watcher"));
-  interfaces = std::move(*w);
-  log::info("engine", "interface watcher started");
-  return interfaces.get();
-}
-
 void Engine::Impl::init_plugin(Slot& s) {
   if (!s.plugin) {
     set_status(s, PluginState::kFailed, "no such plugin");
@@ -188,18 +170,18 @@ void Engine::Impl::init_plugin(Slot& s) {
   s.ctx.registry = registry.get();
   s.ctx.pipeline = pipeline.get();
   s.ctx.cache = cache.get();
-  s.ctx.features = features.get();
+  s.ctx.features = &services->features();
   s.ctx.proc_root = proc_root;
   s.ctx.sys_root = sys_root;
   s.ctx.request_interfaces = [this, &s]() -> Result<InterfaceWatcher*> {
-    auto w = request_interfaces();
+    auto w = services->interfaces();
     if (w) s.ctx.interfaces = *w;
     return w;
   };
-  if (needs_interfaces(s.status.name)) {
-    auto w = s.ctx.request_interfaces();
-    if (!w) {
-      set_status(s, PluginState::kFailed, w.error().message);
+  if (s.info) {
+    if (auto st = services->provide(s.info->needs, s.ctx); !st) {
+      set_status(s, st.error().kind == Error::Kind::kUnsupported ? PluginState::kDisabled : PluginState::kFailed,
+                 st.error().message);
       return;
     }
   }
@@ -353,6 +335,7 @@ void Engine::Impl::control_loop() {
 void Engine::Impl::start_endpoints_file() {
   if (config.endpoints_file.empty()) return;
   EndpointsFileWatcher::Options opts;
+  opts.after_parse = release_memory;
   opts.on_load = [](const EndpointsFileStatus& st) {
     if (st.ok) {
       log::info("engine", "endpoints file applied", {{"path", st.path}, {"endpoints", st.endpoints}});
@@ -454,6 +437,7 @@ Result<std::unique_ptr<Engine>> Engine::create(Config config, EngineOptions opti
   m.config = std::move(config);
   m.proc_root = std::move(options.proc_root);
   m.sys_root = std::move(options.sys_root);
+  m.release_memory = std::move(options.release_memory);
   m.registry = std::make_unique<metrics::Registry>();
   m.cache = std::make_shared<IpCache>();
   m.pipeline = std::make_unique<Pipeline>(m.cache, m.registry.get());
@@ -465,7 +449,11 @@ Result<std::unique_ptr<Engine>> Engine::create(Config config, EngineOptions opti
     m.adv = std::move(*adv);
     m.pipeline->add_sink(m.adv);
   }
-  m.features = options.features ? std::move(options.features) : make_kernel_feature_detector();
+  PluginServices::Options services;
+  services.features = std::move(options.features);
+  services.cache = m.cache;
+  services.kubernetes = kubernetes_requested(m.config);
+  m.services = std::make_unique<PluginServices>(m.config, std::move(services));
 
   m.state_family = &m.registry->gauge(metrics::names::kPluginState,
                                       "1 for the plugin's current state (pending, running, disabled, failed, "
@@ -475,7 +463,7 @@ Result<std::unique_ptr<Engine>> Engine::create(Config config, EngineOptions opti
                                               "Plugin reconcile calls that failed, by plugin",
                                               {std::string(metrics::names::kReason)});
 
-  const auto add_slot = [&m](std::string name, std::unique_ptr<Plugin> plugin) {
+  const auto add_slot = [&m](std::string name, std::unique_ptr<Plugin> plugin, const PluginInfo* info) {
     for (const auto& s : m.slots) {
       if (s.status.name == name) {
         log::error("engine", "plugin listed twice; keeping the first", {{"plugin", name}});
@@ -484,14 +472,18 @@ Result<std::unique_ptr<Engine>> Engine::create(Config config, EngineOptions opti
     }
     Impl::Slot s;
     s.plugin = std::move(plugin);
+    s.info = info;
     s.status.name = std::move(name);
     m.slots.push_back(std::move(s));
   };
-  for (const auto& name : m.config.enabled_plugins) add_slot(name, make_builtin_plugin(name));
+  for (const auto& name : m.config.enabled_plugins) {
+    const PluginInfo* info = find_builtin_plugin(name);
+    add_slot(name, info ? info->factory() : nullptr, info);
+  }
   for (auto& p : options.extra_plugins) {
     if (!p) continue;
     std::string name(p->name());
-    add_slot(std::move(name), std::move(p));
+    add_slot(std::move(name), std::move(p), nullptr);
   }
   for (const auto& s : m.slots) m.export_state(s);
   return engine;
@@ -522,8 +514,8 @@ Status Engine::start() {
   m.control = std::thread([&m] { m.control_loop(); });
   m.started.store(true);
   // Starting freed large transients (libbpf's parsed kernel BTF, the
-  // endpoints file's parse tree) below later allocations; give them back.
-  release_free_heap();
+  // endpoints file's parse tree) below later allocations.
+  if (m.release_memory) m.release_memory();
 
   size_t running = 0;
   for (const auto& s : m.slots) running += s.started ? 1 : 0;
@@ -574,10 +566,7 @@ void Engine::stop() noexcept {
   }
   if (m.flow_log) m.flow_log->stop();  // after the reader: it writes what the final drain produced
   if (m.endpoints_file) m.endpoints_file->stop();
-  {
-    std::lock_guard il(m.interfaces_mu);
-    if (m.interfaces) m.interfaces->stop();
-  }
+  if (m.services) m.services->stop();
   if (was_started) log::info("engine", "stopped");
 }
 

@@ -6,6 +6,9 @@
 
 #include <fmt/format.h>
 
+#include "core/strings.hpp"
+#include "retina/flow_sources.hpp"
+
 namespace retina::http {
 namespace {
 
@@ -51,12 +54,6 @@ Result<std::string> decode(std::string_view s, std::string_view what) {
     if (c == '\0') return unexpected(Error::invalid(fmt::format("NUL byte in {} \"{}\"", what, shown(s))));
     out.push_back(c);
   }
-  return out;
-}
-
-std::string upper(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return out;
 }
 
@@ -175,7 +172,7 @@ Result<FlowQuery> parse_flow_query(std::string_view query) {
       });
     } else if (key == "verdict") {
       st = each_item(key, value, [&](std::string_view v) -> Status {
-        const std::string u = upper(v);
+        const std::string u = retina::text::upper(v);
         static constexpr std::pair<std::string_view, Verdict> kVerdicts[] = {
             {"FORWARDED", Verdict::FORWARDED},          {"DROPPED", Verdict::DROPPED}, {"ERROR", Verdict::ERROR},
             {"RETRANSMISSION", Verdict::RETRANSMISSION}, {"DNS", Verdict::DNS}};
@@ -190,19 +187,12 @@ Result<FlowQuery> parse_flow_query(std::string_view query) {
       });
     } else if (key == "origin") {
       st = each_item(key, value, [&](std::string_view v) -> Status {
-        static constexpr std::pair<std::string_view, FlowSource> kOrigins[] = {
-            {"packetparser", FlowSource::kPacketParser},
-            {"dropreason", FlowSource::kDropReason},
-            {"dns", FlowSource::kDns},
-            {"tcpretrans", FlowSource::kTcpRetrans}};
-        for (const auto& [name, origin] : kOrigins) {
-          if (v == name) {
-            q.filter.origins.push_back(origin);
-            return ok();
-          }
+        if (auto origin = flow_source_from(v)) {
+          q.filter.origins.push_back(*origin);
+          return ok();
         }
-        return unexpected(Error::invalid(fmt::format(
-            "origin: expected packetparser, dropreason, dns or tcpretrans, got \"{}\"", shown(v))));
+        return unexpected(
+            Error::invalid(fmt::format("origin: expected {}, got \"{}\"", flow_source_names(), shown(v))));
       });
     } else {
       st = unexpected(Error::invalid(fmt::format(

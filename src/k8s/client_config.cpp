@@ -12,17 +12,14 @@
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
+#include "core/strings.hpp"
 #include "k8s/file_util.hpp"
 #include "retina/k8s/watcher.hpp"
 
 namespace retina::k8s {
 namespace {
 
-std::string trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return std::string(s);
-}
+std::string trim(std::string_view s) { return std::string(retina::text::trim(s)); }
 
 std::string join_path(std::string_view base_dir, const std::string& path) {
   if (path.empty() || path.front() == '/' || base_dir.empty()) return path;

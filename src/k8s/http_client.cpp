@@ -7,6 +7,7 @@
 #include <curl/curl.h>
 #include <fmt/format.h>
 
+#include "core/strings.hpp"
 #include "k8s/file_util.hpp"
 
 namespace retina::k8s {
@@ -96,9 +97,7 @@ Status Credentials::reload() {
   if (token_file_.empty()) return ok();
   auto text = read_small_file(token_file_);
   if (!text) return unexpected(text.error().wrap("reload bearer token"));
-  std::string_view t = *text;
-  while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back()))) t.remove_suffix(1);
-  while (!t.empty() && std::isspace(static_cast<unsigned char>(t.front()))) t.remove_prefix(1);
+  const std::string_view t = retina::text::trim(*text);
   if (t.empty()) return unexpected(Error::invalid(fmt::format("reload bearer token: {} is empty", token_file_)));
   std::lock_guard l(mu_);
   token_.assign(t);

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "k8s/json_parse.hpp"
+#include "metrics/adv_metrics.hpp"
 #include "retina/config.hpp"
 
 namespace retina::k8s {
@@ -31,30 +32,12 @@ bool operator==(const MetricsConfigurationSpec& a, const MetricsConfigurationSpe
 
 Status validate_metrics_configuration(const MetricsConfigurationSpec& spec, std::string_view path) {
   const std::string prefix = path.empty() ? std::string() : std::string(path) + ".";
-  std::string problems;
-  auto add = [&](std::string_view line) {
-    if (!problems.empty()) problems.push_back('\n');
-    problems.append(line);
-  };
-  if (spec.context_options.empty()) add(prefix + "contextOptions: at least one context option is required");
-
-  // One rule set for the config file and the CRD: Config::validate names its
-  // problems "metricsConfiguration.<field>"; they are renamed to the CRD's path.
-  Config cfg;
-  cfg.context_options = spec.context_options;
-  cfg.metrics_namespaces = spec.namespaces;
-  if (Status st = cfg.validate(); !st) {
-    constexpr std::string_view kConfigPrefix = "metricsConfiguration.";
-    std::string_view rest = st.error().message;
-    while (!rest.empty()) {
-      const size_t nl = rest.find('\n');
-      std::string_view line = rest.substr(0, nl);
-      rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
-      if (!line.starts_with(kConfigPrefix)) continue;  // not about this spec
-      line.remove_prefix(kConfigPrefix.size());
-      add(prefix + std::string(line));
-    }
-  }
+  std::vector<Problem> problems;
+  if (spec.context_options.empty())
+    problems.push_back({prefix + "contextOptions", "at least one context option is required"});
+  // One rule set for the config file and the CRD, with paths below the spec.
+  for (auto& p : metrics::adv::configuration_problems(spec.context_options, spec.namespaces))
+    problems.push_back({prefix + p.path, std::move(p.message)});
   if (problems.empty()) return ok();
   return unexpected(Error::invalid(std::move(problems)));
 }

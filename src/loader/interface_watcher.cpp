@@ -3,6 +3,7 @@
 // recomputed and compared with what subscribers last saw, so every change
 // (appeared, vanished, became or stopped being a pod veth or the
 // default-route interface, renamed, up/down) is delivered once.
+#include "core/log.hpp"
 #include "loader/interface_watcher.hpp"
 
 #include <linux/netlink.h>
@@ -22,7 +23,6 @@
 #include <tuple>
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "loader/fd.hpp"
 #include "loader/netlink.hpp"
@@ -61,7 +61,7 @@ class RtnlInterfaceWatcher final : public InterfaceWatcher {
       try {
         cb(info, true);
       } catch (const std::exception& e) {
-        spdlog::error("interface watcher: subscriber failed: {}", e.what());
+        log::error("interface-watcher", "subscriber failed", {{"error", e.what()}});
       }
     }
     subscribers_.emplace(id, std::move(cb));
@@ -167,7 +167,7 @@ class RtnlInterfaceWatcher final : public InterfaceWatcher {
         try {
           cb(info, added);
         } catch (const std::exception& e) {
-          spdlog::error("interface watcher: subscriber failed on {}: {}", info.name, e.what());
+          log::error("interface-watcher", "subscriber failed", {{"interface", info.name}, {"error", e.what()}});
         }
       }
     }
@@ -277,7 +277,7 @@ class RtnlInterfaceWatcher final : public InterfaceWatcher {
       int n = ::poll(fds, 2, -1);
       if (n < 0) {
         if (errno == EINTR) continue;
-        spdlog::error("interface watcher: poll: {}", std::strerror(errno));
+        log::error("interface-watcher", "poll failed", {{"error", Error::system("poll", errno).message}});
         return;
       }
       if (fds[1].revents) return;
@@ -293,7 +293,7 @@ class RtnlInterfaceWatcher final : public InterfaceWatcher {
             });
             if (!got) {
               if (got.error().code == ENOBUFS) resync_needed = true;
-              else spdlog::warn("interface watcher: {}", got.error().message);
+              else log::warn("interface-watcher", "read failed", {{"error", got.error().message}});
               break;
             }
             if (!*got) break;
@@ -304,7 +304,7 @@ class RtnlInterfaceWatcher final : public InterfaceWatcher {
       }
       if (resync_needed) {
         // The kernel dropped notifications: start over from a dump.
-        if (auto st = resync(); !st) spdlog::warn("interface watcher resync: {}", st.error().message);
+        if (auto st = resync(); !st) log::warn("interface-watcher", "resync failed", {{"error", st.error().message}});
       }
     }
   }

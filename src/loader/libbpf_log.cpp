@@ -7,7 +7,8 @@
 #include <mutex>
 #include <string>
 
-#include <spdlog/spdlog.h>
+#include "core/log.hpp"
+
 
 namespace retina::loader {
 
@@ -30,9 +31,9 @@ int libbpf_print(enum libbpf_print_level level, const char* fmt, va_list args) {
   while (!msg.empty() && msg.back() == '\n') msg.pop_back();
   try {
     switch (level) {
-      case LIBBPF_WARN: spdlog::warn("libbpf: {}", msg); break;
-      case LIBBPF_INFO: spdlog::debug("libbpf: {}", msg); break;
-      case LIBBPF_DEBUG: spdlog::trace("libbpf: {}", msg); break;
+      case LIBBPF_WARN: log::warn("libbpf", msg); break;
+      case LIBBPF_INFO: log::debug("libbpf", msg); break;
+      case LIBBPF_DEBUG: log::trace("libbpf", msg); break;
     }
   } catch (...) {
     // Never let an exception cross into libbpf.

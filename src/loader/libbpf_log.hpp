@@ -1,5 +1,5 @@
 // Routes libbpf's messages (including verifier logs of failed loads) to
-// spdlog instead of stderr.
+// the structured logger (component=libbpf) instead of stderr.
 #pragma once
 
 namespace retina::loader {

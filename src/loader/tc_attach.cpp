@@ -9,8 +9,8 @@
 #include <utility>
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
+#include "core/log.hpp"
 #include "loader/prog_info.hpp"
 
 namespace retina::loader {
@@ -163,7 +163,7 @@ TcFilter& TcFilter::operator=(TcFilter&& o) noexcept {
 
 TcFilter::~TcFilter() {
   if (!attached_) return;
-  if (auto st = detach(); !st) spdlog::warn("tc filter cleanup: {}", st.error().message);
+  if (auto st = detach(); !st) log::warn("tc", "filter cleanup failed", {{"error", st.error().message}});
 }
 
 Status TcFilter::detach() {

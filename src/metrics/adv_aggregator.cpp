@@ -10,6 +10,7 @@
 
 #include "core/log.hpp"
 #include "metrics/adv_labels.hpp"
+#include "metrics/adv_metrics.hpp"
 #include "metrics/adv_plan.hpp"
 #include "metrics/adv_table.hpp"
 #include "retina/metrics/advanced.hpp"
@@ -27,23 +28,6 @@ using adv::Series;
 using adv::SideRef;
 using adv::Table;
 using Clock = std::chrono::steady_clock;
-
-constexpr std::string_view kNames[kAdvMetricCount] = {
-    names::kAdvForwardCount,   names::kAdvForwardBytes,     names::kAdvDropCount,
-    names::kAdvDropBytes,      names::kAdvTcpFlagsCount,    names::kAdvTcpRetransCount,
-    names::kAdvDnsRequestCount, names::kAdvDnsResponseCount};
-constexpr std::string_view kShortNames[kAdvMetricCount] = {
-    "forward_count", "forward_bytes",   "drop_count",        "drop_bytes",
-    "tcpflags_count", "tcpretrans_count", "dns_request_count", "dns_response_count"};
-constexpr std::string_view kHelp[kAdvMetricCount] = {
-    "Total forwarded packets, with pod context",
-    "Total forwarded bytes, with pod context",
-    "Total dropped packets, with pod context",
-    "Total dropped bytes, with pod context",
-    "Total TCP packets by flag, with pod context",
-    "Total TCP retransmitted segments, with pod context",
-    "Total DNS requests, with pod context",
-    "Total DNS responses, with pod context"};
 
 // How long new series may wait for a moment without scrapes before the
 // feeding thread waits for the scrape to finish instead.
@@ -82,10 +66,10 @@ class AdvCollector final : public Collector {
       if (t < 0) continue;
       const Table& table = *s_->tables[static_cast<size_t>(t)];
       const int slot = table.spec.slot[m];
-      w.family(kNames[m], kHelp[m], MetricType::kCounter);
+      w.family(adv::info(static_cast<AdvMetric>(m)).name, adv::info(static_cast<AdvMetric>(m)).help, MetricType::kCounter);
       std::string& out = w.buffer();
       for (const Series* s : table.published) {
-        adv::write_sample(out, kNames[m], table.spec.label_names, s->key(),
+        adv::write_sample(out, adv::info(static_cast<AdvMetric>(m)).name, table.spec.label_names, s->key(),
                           s->value[slot].load(std::memory_order_relaxed));
       }
     }
@@ -98,13 +82,11 @@ class AdvCollector final : public Collector {
 }  // namespace
 
 std::string_view adv_metric_name(AdvMetric m) {
-  const auto i = static_cast<size_t>(m);
-  return i < kAdvMetricCount ? kNames[i] : std::string_view();
+  return static_cast<size_t>(m) < kAdvMetricCount ? adv::info(m).name : std::string_view();
 }
 
 std::string_view adv_metric_short_name(AdvMetric m) {
-  const auto i = static_cast<size_t>(m);
-  return i < kAdvMetricCount ? kShortNames[i] : std::string_view();
+  return static_cast<size_t>(m) < kAdvMetricCount ? adv::info(m).short_name : std::string_view();
 }
 
 AdvancedOptions AdvancedOptions::from(const Config& c) {
@@ -119,13 +101,12 @@ AdvancedOptions AdvancedOptions::from(const Config& c) {
 }
 
 Status validate(const AdvancedOptions& o) {
-  // One rule set with the agent config: check the same fields through it.
-  Config cfg;
-  cfg.context_options = o.context_options;
-  cfg.metrics_namespaces = o.namespaces;
-  cfg.max_series_per_metric = o.max_series_per_metric;
-  if (auto st = cfg.validate(); !st) return unexpected(st.error().wrap("advanced metrics"));
-  return ok();
+  // One rule set with the agent config and the MetricsConfiguration CRD.
+  auto problems = adv::configuration_problems(o.context_options, o.namespaces);
+  for (auto& p : problems) p.path = "metricsConfiguration." + p.path;
+  if (o.max_series_per_metric < 1) problems.push_back({"maxSeriesPerMetric", "must be at least 1"});
+  if (problems.empty()) return ok();
+  return unexpected(Error::invalid(std::move(problems)).wrap("advanced metrics"));
 }
 
 struct AdvancedAggregator::Impl {
@@ -166,8 +147,8 @@ struct AdvancedAggregator::Impl {
                           "by metric",
                           {"metric"});
     for (size_t m = 0; m < kAdvMetricCount; ++m) {
-      expired_counter[m] = &exp.with({kShortNames[m]});
-      overflow_counter[m] = &ovf.with({kShortNames[m]});
+      expired_counter[m] = &exp.with({adv::info(static_cast<AdvMetric>(m)).short_name});
+      overflow_counter[m] = &ovf.with({adv::info(static_cast<AdvMetric>(m)).short_name});
     }
     key.reserve(512);
     ctx.reserve(256);

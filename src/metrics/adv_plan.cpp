@@ -1,58 +1,16 @@
 #include "metrics/adv_plan.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <optional>
+
+#include "core/strings.hpp"
+#include "metrics/adv_metrics.hpp"
 
 namespace retina::metrics::adv {
 namespace {
 
 constexpr size_t kGroups = 6;
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
-struct NameMap {
-  std::string_view name;
-  bool specific;  // names one metric rather than a group
-  AdvMetric metrics[2];
-  size_t count;
-};
-
-// Retina's MetricsConfiguration names, and our short ones.
-constexpr NameMap kNames[] = {
-    {"forward", false, {AdvMetric::kForwardCount, AdvMetric::kForwardBytes}, 2},
-    {"forward_count", true, {AdvMetric::kForwardCount, AdvMetric::kCount}, 1},
-    {"forward_bytes", true, {AdvMetric::kForwardBytes, AdvMetric::kCount}, 1},
-    {"drop", false, {AdvMetric::kDropCount, AdvMetric::kDropBytes}, 2},
-    {"drop_count", true, {AdvMetric::kDropCount, AdvMetric::kCount}, 1},
-    {"drop_bytes", true, {AdvMetric::kDropBytes, AdvMetric::kCount}, 1},
-    {"dns", false, {AdvMetric::kDnsRequest, AdvMetric::kDnsResponse}, 2},
-    {"dns_request_count", true, {AdvMetric::kDnsRequest, AdvMetric::kCount}, 1},
-    {"dns_response_count", true, {AdvMetric::kDnsResponse, AdvMetric::kCount}, 1},
-    {"tcpflags", true, {AdvMetric::kTcpFlags, AdvMetric::kCount}, 1},
-    {"tcp_flag_gauges", true, {AdvMetric::kTcpFlags, AdvMetric::kCount}, 1},
-    {"tcpretrans", true, {AdvMetric::kTcpRetrans, AdvMetric::kCount}, 1},
-    {"tcp_retransmission_count", true, {AdvMetric::kTcpRetrans, AdvMetric::kCount}, 1},
-};
-
-Group group_of(AdvMetric m) {
-  switch (m) {
-    case AdvMetric::kForwardCount:
-    case AdvMetric::kForwardBytes: return Group::kForward;
-    case AdvMetric::kDropCount:
-    case AdvMetric::kDropBytes: return Group::kDrop;
-    case AdvMetric::kTcpFlags: return Group::kTcpFlags;
-    case AdvMetric::kTcpRetrans: return Group::kTcpRetrans;
-    case AdvMetric::kDnsRequest: return Group::kDnsRequest;
-    case AdvMetric::kDnsResponse:
-    case AdvMetric::kCount: break;
-  }
-  return Group::kDnsResponse;
-}
 
 void append_group_labels(std::vector<std::string>& out, Group g, bool is_reply) {
   switch (g) {
@@ -110,7 +68,7 @@ MetricLabels labels_of(const MetricsContextOption& o, bool remote, Group g) {
 uint8_t ctx_bits(const std::vector<std::string>& names) {
   uint8_t bits = 0;
   for (const auto& raw : names) {
-    const std::string n = lower(raw);
+    const std::string n = text::lower(raw);
     if (n == "ip") bits |= kCtxIp;
     else if (n == "namespace") bits |= kCtxNamespace;
     else if (n == "podname") bits |= kCtxPodname;
@@ -164,15 +122,14 @@ Plan make_plan(const AdvancedOptions& options) {
   } else {
     std::array<bool, kAdvMetricCount> specific{};
     for (const auto& o : options.context_options) {
-      const std::string name = lower(o.metric_name);
-      for (const NameMap& nm : kNames) {
-        if (nm.name != name) continue;
-        for (size_t k = 0; k < nm.count; ++k) {
-          const auto idx = static_cast<size_t>(nm.metrics[k]);
-          if (specific[idx] && !nm.specific) continue;  // forward_count beats forward
-          per_metric[idx] = labels_of(o, p.remote, group_of(nm.metrics[k]));
-          specific[idx] = specific[idx] || nm.specific;
-        }
+      const std::string name = text::lower(o.metric_name);
+      for (const MetricInfo& m : metric_table()) {
+        const bool alone = std::find(m.aliases.begin(), m.aliases.end(), name) != m.aliases.end();
+        if (!alone && (m.group_alias.empty() || m.group_alias != name)) continue;
+        const auto idx = static_cast<size_t>(m.metric);
+        if (specific[idx] && !alone) continue;  // forward_count beats forward
+        per_metric[idx] = labels_of(o, p.remote, m.group);
+        specific[idx] = specific[idx] || alone;
       }
     }
   }
@@ -180,7 +137,7 @@ Plan make_plan(const AdvancedOptions& options) {
   for (size_t i = 0; i < kAdvMetricCount; ++i) {
     if (!per_metric[i]) continue;
     const auto m = static_cast<AdvMetric>(i);
-    const Group g = group_of(m);
+    const Group g = info(m).group;
     const MetricLabels& l = *per_metric[i];
     // The pair partner (count/bytes) with the same labels shares the table.
     int8_t shared = -1;

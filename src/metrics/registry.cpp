@@ -104,6 +104,13 @@ uint64_t Registry::add_collector(std::shared_ptr<Collector> c) {
   return id;
 }
 
+CollectorHandle Registry::add(std::shared_ptr<Collector> c) { return CollectorHandle(this, add_collector(std::move(c))); }
+
+void CollectorHandle::reset() noexcept {
+  if (registry_) registry_->remove_collector(id_);
+  registry_ = nullptr;
+}
+
 void Registry::remove_collector(uint64_t id) {
   std::lock_guard lock(impl_->collectors_mu);
   std::erase_if(impl_->collectors, [id](const auto& p) { return p.first == id; });

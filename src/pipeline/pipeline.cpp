@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "pipeline/subscription.hpp"
+#include "retina/decoder.hpp"
 #include "retina/metrics/names.hpp"
 #include "retina/metrics/registry.hpp"
 
@@ -293,13 +294,17 @@ std::shared_ptr<Subscription> Pipeline::subscribe(std::string name, size_t capac
   return std::make_shared<SubscriptionHandle>(std::move(state));
 }
 
+// Names the source only when a record is rejected: the header is read again
+// then, never on the hot path.
+void Pipeline::process(std::span<const std::byte> record) noexcept { process(record, std::string_view()); }
+
 void Pipeline::process(std::span<const std::byte> record, std::string_view plugin) noexcept {
   Impl& im = *impl_;
   if (!im.in_batch) im.begin_batch();
   ++im.records;
   auto r = decode(record, im.ctx, im.flow);
   if (!r) {
-    im.count_reject(r.error(), plugin);
+    im.count_reject(r.error(), plugin.empty() ? record_source(record) : plugin);
     return;
   }
   ++im.decoded;

@@ -5,8 +5,8 @@
 #include <cerrno>
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
+#include "core/log.hpp"
 #include "loader/percpu.hpp"
 #include "plugins/packetparser/pp_metrics.hpp"
 #include "retina/metrics/names.hpp"
@@ -49,7 +49,7 @@ void KernelStatsCollector::refresh() {
   for (const Source& s : sources_) {
     auto v = loader::sum_percpu_u64(s.fd.get(), s.entries);
     if (!v) {
-      spdlog::warn("{} metrics: {}", plugin_, v.error().message);
+      log::warn(plugin_, "cannot read statistics", {{"error", v.error().message}});
       continue;
     }
     for (const auto& [index, counter] : s.series) counter->set((*v)[index]);

@@ -1,10 +1,12 @@
-// Built-in plugins by Retina name. Each plugin lives in
-// src/plugins/<name>/<name>.hpp and declares
-//   std::unique_ptr<Plugin> make_<name>_plugin();
+// The built-in plugin table: the one place a plugin is named. Each plugin
+// lives in src/plugins/<name>/ and provides a factory; its row says which
+// flow sources its ring buffers feed and which services it needs.
 #include <array>
 #include <memory>
 #include <string_view>
 #include <vector>
+
+#include <fmt/format.h>
 
 #include "plugins/dns/dns.hpp"
 #include "plugins/dropreason/dropreason.hpp"
@@ -18,35 +20,53 @@
 namespace retina {
 namespace {
 
-struct Builtin {
-  std::string_view name;
-  PluginFactory factory;
-};
+constexpr FlowSource kPacketParserEvents[] = {FlowSource::kPacketParser};
+constexpr FlowSource kDropReasonEvents[] = {FlowSource::kDropReason};
+constexpr FlowSource kDnsEvents[] = {FlowSource::kDns};
+constexpr FlowSource kTcpRetransEvents[] = {FlowSource::kTcpRetrans};
 
-const std::array<Builtin, 7> kBuiltins = {{
-    {"packetparser", &make_packetparser_plugin},
-    {"dropreason", &make_dropreason_plugin},
-    {"packetforward", &make_packetforward_plugin},
-    {"dns", &make_dns_plugin},
-    {"tcpretrans", &make_tcpretrans_plugin},
-    {"linuxutil", &make_linuxutil_plugin},
-    {"infiniband", &make_infiniband_plugin},
-}};
+const PluginInfo kBuiltins[] = {
+    {"packetparser", &make_packetparser_plugin, kPacketParserEvents, PacketParserPlugin::kNeeds},
+    {"dropreason", &make_dropreason_plugin, kDropReasonEvents, DropReasonPlugin::kNeeds},
+    {"packetforward", &make_packetforward_plugin, {}, PacketForwardPlugin::kNeeds},
+    {"dns", &make_dns_plugin, kDnsEvents, DnsPlugin::kNeeds},
+    {"tcpretrans", &make_tcpretrans_plugin, kTcpRetransEvents, TcpRetransPlugin::kNeeds},
+    {"linuxutil", &make_linuxutil_plugin, {}, {}},
+    {"infiniband", &make_infiniband_plugin, {}, {}},
+};
 
 }  // namespace
 
-std::unique_ptr<Plugin> make_builtin_plugin(std::string_view name) {
-  for (const Builtin& b : kBuiltins) {
-    if (b.name == name) return b.factory();
+std::span<const PluginInfo> builtin_plugins() { return kBuiltins; }
+
+const PluginInfo* find_builtin_plugin(std::string_view name) {
+  for (const PluginInfo& p : kBuiltins) {
+    if (p.name == name) return &p;
   }
   return nullptr;
 }
 
+std::unique_ptr<Plugin> make_builtin_plugin(std::string_view name) {
+  const PluginInfo* p = find_builtin_plugin(name);
+  return p ? p->factory() : nullptr;
+}
+
 std::vector<std::string_view> builtin_plugin_names() {
   std::vector<std::string_view> names;
-  names.reserve(kBuiltins.size());
-  for (const Builtin& b : kBuiltins) names.push_back(b.name);
+  names.reserve(std::size(kBuiltins));
+  for (const PluginInfo& p : kBuiltins) names.push_back(p.name);
   return names;
+}
+
+Status check_context(std::string_view plugin, const PluginNeeds& needs, const PluginContext& ctx) {
+  const char* missing = nullptr;
+  if (needs.features && !ctx.features) missing = "feature detector";
+  else if (needs.interfaces && !ctx.interfaces) missing = "interface watcher";
+  else if (needs.ip_cache && !ctx.cache) missing = "IP cache";
+  if (!missing) return ok();
+  return unexpected(Error::internal(
+      fmt::format("{}: the context lacks the {} the plugin needs (run it in an Engine or through PluginServices)",
+                  plugin, missing)));
 }
 
 const char* to_string(PluginState s) {

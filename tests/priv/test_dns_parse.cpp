@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "plugins/dns/dns.hpp"
+#include "plugins/services.hpp"
 #include "retina/decoder.hpp"
 #include "retina/metrics/registry.hpp"
 #include "support/privileged.hpp"
@@ -120,11 +121,13 @@ struct Record {
 };
 
 struct Harness {
+  PluginServices services;  // outlives the plugin
   DnsPlugin dns;
   DnsPlugin::Stats base;
 
   explicit Harness(DnsOptions o = {}) : dns(std::move(o)) {
     PluginContext ctx;  // init only: nothing is attached to a cgroup here
+    REQUIRE(services.provide(DnsPlugin::kNeeds, ctx));
     auto st = dns.init(ctx);
     if (!st) FAIL("init: " << st.error().message);
     base = *dns.stats();
@@ -469,9 +472,11 @@ TEST_CASE("dns counts the records a full ring buffer could not take", "[priv][dn
   metrics::Registry registry;
   DnsOptions o;
   o.ring_buffer_size = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  PluginServices services;
   DnsPlugin dns(o);
   PluginContext ctx;
   ctx.registry = &registry;
+  REQUIRE(services.provide(DnsPlugin::kNeeds, ctx));
   REQUIRE(dns.init(ctx));
   const Bytes pkt = packet("10.200.0.3", "10.200.0.2", IPPROTO_UDP, udp(next_port(), 53, query(0x0909, "full.test")));
   const int runs = 50;  // each a new send of the query: each is reported

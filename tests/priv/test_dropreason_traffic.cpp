@@ -26,6 +26,7 @@
 
 #include "loader/fd.hpp"
 #include "plugins/dropreason/dropreason.hpp"
+#include "plugins/services.hpp"
 #include "retina/features.hpp"
 #include "retina/metrics/names.hpp"
 #include "retina/metrics/registry.hpp"
@@ -133,6 +134,7 @@ struct Harness {
   Pipeline pipeline{nullptr, &registry};
   std::shared_ptr<Subscription> flows = pipeline.subscribe("test", 1 << 16);
   Config cfg;
+  PluginServices services;  // outlives the plugin
   std::unique_ptr<DropReasonPlugin> plugin;
 
   Harness(uint32_t netns, uint32_t events_per_second, bool include_expected = false,
@@ -145,6 +147,7 @@ struct Harness {
     ctx.registry = &registry;
     ctx.pipeline = &pipeline;
     ctx.features = features;
+    REQUIRE(services.provide(DropReasonPlugin::kNeeds, ctx));
     auto st = plugin->init(ctx);
     INFO((st ? "" : st.error().message));
     REQUIRE(st);

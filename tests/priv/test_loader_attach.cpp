@@ -19,6 +19,7 @@
 #include "loader/fd.hpp"
 #include "loader/tc_attach.hpp"
 #include "plugins/packetparser/packetparser.hpp"
+#include "plugins/services.hpp"
 #include "support/netns.hpp"
 #include "support/privileged.hpp"
 
@@ -93,9 +94,11 @@ class Agent {
   static int child(Config cfg, size_t expect, int ready_fd, int cmd_fd) {
     int rc = 0;
     {
+      PluginServices services;
       PacketParserPlugin pp;
       PluginContext ctx;
       ctx.config = &cfg;
+      if (!services.provide(PacketParserPlugin::kNeeds, ctx)) return 9;
       if (!pp.init(ctx)) return 10;
       if (!pp.start()) return 11;
       if (!wait_for([&] { return pp.attachments().size() == expect; }, 5s)) return 12;
@@ -288,9 +291,11 @@ TEST_CASE("legacy tc: a foreign filter in retina's slot is left alone and the at
   test::sh("tc filter add dev " + p0.host_if + " ingress " + slot + " protocol all bpf bytecode '1,6 0 0 0,'");
 
   auto cfg = agent_config(node.host_prefix(), TcxMode::kOff);
+  PluginServices services;
   PacketParserPlugin pp;
   PluginContext ctx;
   ctx.config = &cfg;
+  REQUIRE(services.provide(PacketParserPlugin::kNeeds, ctx));
   REQUIRE(pp.init(ctx));
   REQUIRE(pp.start());
   CHECK(pp.attachments().empty());

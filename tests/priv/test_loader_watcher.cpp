@@ -10,6 +10,7 @@
 
 #include "loader/interface_watcher.hpp"
 #include "plugins/packetparser/packetparser.hpp"
+#include "plugins/services.hpp"
 #include "support/netns.hpp"
 #include "support/privileged.hpp"
 
@@ -170,10 +171,12 @@ TEST_CASE("packetparser attaches to new pod veths within a second and forgets de
   auto w = InterfaceWatcher::create(cfg);
   REQUIRE(w);
   REQUIRE((*w)->start());
+  PluginServices services;
   PacketParserPlugin pp;
   PluginContext ctx;
   ctx.config = &cfg;
   ctx.interfaces = w->get();
+  REQUIRE(services.provide(PacketParserPlugin::kNeeds, ctx));
   REQUIRE(pp.init(ctx));
   REQUIRE(pp.start());
   CHECK(pp.attachments().size() == 1);  // existing interfaces are attached during start
@@ -221,9 +224,11 @@ TEST_CASE("packetparser attaches to node interfaces by name, and to the default 
     cfg.enable_tcx = TcxMode::kOff;
     cfg.host_interfaces = std::move(host_interfaces);
     cfg.pod_interface_prefixes = {node.host_prefix()};
+    PluginServices services;
     PacketParserPlugin pp;
     PluginContext ctx;
     ctx.config = &cfg;
+    REQUIRE(services.provide(PacketParserPlugin::kNeeds, ctx));
     REQUIRE(pp.init(ctx));
     REQUIRE(pp.start());
     std::optional<PacketParserPlugin::Attachment> on_bridge;

@@ -20,6 +20,7 @@
 
 #include "loader/fd.hpp"
 #include "plugins/packetforward/packetforward.hpp"
+#include "plugins/services.hpp"
 #include "retina/features.hpp"
 #include "retina/metrics/names.hpp"
 #include "retina/metrics/registry.hpp"
@@ -129,6 +130,7 @@ size_t packet_sockets() {
 struct Instance {
   metrics::Registry registry;
   Config cfg;
+  PluginServices services;  // outlives the plugin
   PacketForwardPlugin plugin;
 
   explicit Instance(bool with_packetparser) {
@@ -137,6 +139,7 @@ struct Instance {
     PluginContext ctx;
     ctx.config = &cfg;
     ctx.registry = &registry;
+    REQUIRE(services.provide(PacketForwardPlugin::kNeeds, ctx));
     auto st = plugin.init(ctx);
     INFO((st ? "" : st.error().message));
     REQUIRE(st);
@@ -265,6 +268,8 @@ TEST_CASE("packetforward: a kernel without socket filters disables the plugin", 
   PluginContext ctx;
   ctx.config = &cfg;
   ctx.features = &features;
+  PluginServices services;
+  REQUIRE(services.provide(PacketForwardPlugin::kNeeds, ctx));
   PacketForwardPlugin p;
   auto st = p.init(ctx);
   REQUIRE_FALSE(st);

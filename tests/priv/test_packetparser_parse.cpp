@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "plugins/packetparser/packetparser.hpp"
+#include "plugins/services.hpp"
 #include "retina/metrics/registry.hpp"
 #include "support/privileged.hpp"
 #include "support/prom_text.hpp"
@@ -148,6 +149,7 @@ IpAddr ev_daddr(const retina_packet_event& e) {
 
 struct Harness {
   Config cfg;
+  PluginServices services;  // outlives the plugin
   PacketParserPlugin pp;
   std::array<uint64_t, RETINA_STAT_MAX> base{};
 
@@ -155,6 +157,7 @@ struct Harness {
     cfg.host_interfaces.clear();
     PluginContext ctx;
     ctx.config = &cfg;
+    REQUIRE(services.provide(PacketParserPlugin::kNeeds, ctx));
     auto st = pp.init(ctx);
     if (!st) FAIL("init: " << st.error().message);
     base = *pp.stats();
@@ -630,10 +633,12 @@ TEST_CASE("packetparser exports its kernel statistics as metrics", "[priv][packe
   Config cfg = high_config();
   cfg.host_interfaces.clear();
   {
+    PluginServices services;
     PacketParserPlugin pp;
     PluginContext ctx;
     ctx.config = &cfg;
     ctx.registry = &registry;
+    REQUIRE(services.provide(PacketParserPlugin::kNeeds, ctx));
     REQUIRE(pp.init(ctx));
     Bytes arp = ether(0x0806);
     arp.resize(42, 0);

@@ -5,6 +5,8 @@
 // tc and with TCX.
 #include <catch2/catch.hpp>
 
+#include <netinet/in.h>
+
 #include <chrono>
 #include <cstring>
 #include <map>
@@ -12,6 +14,9 @@
 #include <vector>
 
 #include "plugins/packetparser/packetparser.hpp"
+#include "plugins/services.hpp"
+#include "retina/endpoint.hpp"
+#include "retina/ip_cache.hpp"
 #include "support/netns.hpp"
 #include "support/privileged.hpp"
 
@@ -101,9 +106,11 @@ TEST_CASE("packetparser accounts for every packet through the pod veths", "[priv
   cfg.pod_interface_prefixes = {node.host_prefix()};
   cfg.conntrack_report_interval = 1s;
   cfg.conntrack_max_entries = 4096;
+  PluginServices services;
   PacketParserPlugin pp;
   PluginContext ctx;
   ctx.config = &cfg;
+  REQUIRE(services.provide(PacketParserPlugin::kNeeds, ctx));
   REQUIRE(pp.init(ctx));
   REQUIRE(pp.start());
   REQUIRE(wait_for([&] { return pp.attachments().size() == 3; }, 5s));
@@ -172,4 +179,78 @@ TEST_CASE("packetparser accounts for every packet through the pod veths", "[priv
     CHECK(test::tc_filter_show(p.host_if, "ingress").find("retina") == std::string::npos);
     CHECK(test::tc_filter_show(p.host_if, "egress").find("retina") == std::string::npos);
   }
+}
+
+TEST_CASE("packetparser without bypassLookupIPOfInterest reports only the observed pod's traffic",
+          "[priv][packetparser][traffic]") {
+  RETINA_REQUIRE_PRIVILEGED();
+  test::Node node({.pods = 3, .isolated = true});
+  node.wait_quiet();
+  const auto& p = node.pods();
+  Config cfg;
+  cfg.data_aggregation_level = AggregationLevel::kLow;
+  cfg.enable_tcx = TcxMode::kOff;
+  cfg.bypass_lookup_ip_of_interest = false;
+  cfg.host_interfaces.clear();
+  cfg.pod_interface_prefixes = {node.host_prefix()};
+
+  // Pod 0 is annotated retina.sh: observe; pods 1 and 2 are known but not observed.
+  auto cache = std::make_shared<IpCache>();
+  for (size_t i = 0; i < 3; ++i) {
+    auto ep = std::make_shared<Endpoint>();
+    ep->kind = EndpointKind::kPod;
+    ep->namespace_ = "shop";
+    ep->name = "pod-" + std::to_string(i);
+    ep->observe = i == 0;
+    ep->ips = {*IpAddr::parse(p[i].ipv4), *IpAddr::parse(p[i].ipv6)};
+    cache->upsert(ep);
+  }
+  PluginServices services(cfg, {.cache = cache});
+  PacketParserPlugin pp;
+  PluginContext ctx;
+  ctx.config = &cfg;
+  REQUIRE(services.provide(PacketParserPlugin::kNeeds, ctx));
+  REQUIRE(pp.init(ctx));
+  REQUIRE(pp.start());
+  REQUIRE(wait_for([&] { return pp.attachments().size() == 3; }, 5s));
+  node.wait_quiet();
+  drain(pp);
+
+  REQUIRE(test::ping(p[1], p[2], false, 4) == 4);  // neither end observed: nothing
+  REQUIRE(test::udp_send(p[1], p[2], false, 5011, 20, 100) == 20);
+  REQUIRE(test::ping(p[0], p[1], false, 3) == 3);  // observed source
+  REQUIRE(test::udp_send(p[2], p[0], true, 5012, 10, 100) == 10);  // observed destination, IPv6
+  node.wait_quiet();
+  auto evs = drain(pp);
+
+  const IpAddr v4 = *IpAddr::parse(p[0].ipv4), v6 = *IpAddr::parse(p[0].ipv6);
+  std::map<std::pair<uint32_t, uint8_t>, uint64_t> icmp, udp6;
+  for (const auto& e : evs) {
+    IpAddr s, d;
+    std::memcpy(s.bytes.data(), e.tuple.saddr, 16);
+    std::memcpy(d.bytes.data(), e.tuple.daddr, 16);
+    INFO(s.to_string() << " -> " << d.to_string());
+    REQUIRE((s == v4 || d == v4 || s == v6 || d == v6));
+    if (e.tuple.proto == IPPROTO_ICMP) ++icmp[{e.ifindex, e.obs_point}];
+    if (e.tuple.proto == IPPROTO_UDP && e.tuple.family == 6) ++udp6[{e.ifindex, e.obs_point}];
+  }
+  // Each packet is seen once on the sender's veth and once on the receiver's:
+  // 3 echo requests and 3 replies, 10 datagrams (aggregation low: a record each).
+  uint64_t icmp_total = 0, udp_total = 0;
+  for (const auto& [k, n] : icmp) icmp_total += n;
+  for (const auto& [k, n] : udp6) udp_total += n;
+  CHECK(icmp_total == 2 * (3 + 3));
+  CHECK(udp_total == 2 * 10);
+
+  // Annotating pod 1 as well: the next reconcile lets its traffic through.
+  auto pod1 = std::make_shared<Endpoint>(*cache->find(*IpAddr::parse(p[1].ipv4)));
+  pod1->observe = true;
+  cache->upsert(pod1);
+  REQUIRE(pp.reconcile());
+  REQUIRE(test::ping(p[1], p[2], false, 2) == 2);
+  node.wait_quiet();
+  size_t icmp_after = 0;
+  for (const auto& e : drain(pp)) icmp_after += e.tuple.proto == IPPROTO_ICMP ? 1 : 0;
+  CHECK(icmp_after == 2 * (2 + 2));
+  pp.stop();
 }

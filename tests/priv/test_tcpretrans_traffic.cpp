@@ -32,6 +32,7 @@
 #include <fmt/format.h>
 
 #include "loader/fd.hpp"
+#include "plugins/services.hpp"
 #include "plugins/tcpretrans/tcpretrans.hpp"
 #include "retina/metrics/aggregator.hpp"
 #include "retina/metrics/names.hpp"
@@ -159,6 +160,7 @@ struct Rig {
   Pipeline pipeline{nullptr, &registry};
   std::shared_ptr<metrics::BasicAggregator> aggregator = std::make_shared<metrics::BasicAggregator>(registry);
   std::shared_ptr<Subscription> sub;
+  PluginServices services;  // outlives the plugin
   TcpRetransPlugin plugin;
   std::vector<retina_tcpretrans_event> records;
 
@@ -167,6 +169,7 @@ struct Rig {
     sub = pipeline.subscribe("tcpretrans-test", 1 << 20, FlowFilter{.origins = {FlowSource::kTcpRetrans}});
     PluginContext ctx;
     ctx.registry = &registry;
+    REQUIRE(services.provide(TcpRetransPlugin::kNeeds, ctx));
     auto st = plugin.init(ctx);
     if (!st) FAIL("init: " << st.error().message);
   }

@@ -14,6 +14,7 @@
 #include "loader/tcx_link.hpp"
 #include "plugins/packetparser/packetparser.hpp"
 #include "plugins/packetparser/pp_metrics.hpp"
+#include "plugins/services.hpp"
 #include "retina/features.hpp"
 
 using namespace retina;
@@ -53,6 +54,8 @@ TEST_CASE("packetparser refuses to load on a kernel without ring buffers", "[loa
   PluginContext ctx;
   ctx.config = &cfg;
   ctx.features = &features;
+  PluginServices services;
+  REQUIRE(services.provide(PacketParserPlugin::kNeeds, ctx));
   PacketParserPlugin p;
   auto st = p.init(ctx);
   REQUIRE_FALSE(st.has_value());
@@ -68,6 +71,8 @@ TEST_CASE("packetparser refuses to load without tc or atomics", "[loader][packet
     PluginContext ctx;
     ctx.config = &cfg;
     ctx.features = &features;
+    PluginServices services;
+    REQUIRE(services.provide(PacketParserPlugin::kNeeds, ctx));
     PacketParserPlugin p;
     auto st = p.init(ctx);
     REQUIRE_FALSE(st.has_value());

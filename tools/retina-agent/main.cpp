@@ -6,6 +6,7 @@
 // Without --config the defaults work on a plain Linux host (no Kubernetes).
 // Exit codes: 0 after SIGTERM/SIGINT, 2 for a bad command line or config,
 // 1 when the engine or the API server cannot start.
+#include <malloc.h>
 #include <signal.h>
 
 #include <cstdio>
@@ -15,10 +16,10 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
-#include "core/log.hpp"
 #include "retina/api_server.hpp"
 #include "retina/config.hpp"
 #include "retina/engine.hpp"
+#include "retina/log.hpp"
 
 #ifndef RETINA_VERSION
 #define RETINA_VERSION "unknown"
@@ -118,7 +119,12 @@ int main(int argc, char** argv) {
                      {"endpoints_file", config.endpoints_file},
                      {"kubernetes", config.enable_kubernetes}});
 
-  auto engine = retina::Engine::create(config);
+  retina::EngineOptions options;
+  // glibc keeps freed chunks in its arenas and returns only the top of a
+  // heap on its own: after a large transient that later allocations
+  // fragment, an idle agent would keep tens of MiB it no longer uses.
+  options.release_memory = [] { ::malloc_trim(0); };
+  auto engine = retina::Engine::create(config, std::move(options));
   if (!engine) {
     if (engine.error().kind == retina::Error::Kind::kInvalidArgument) return config_error(engine.error().message);
     retina::log::error("agent", "cannot create the engine", {{"error", engine.error().message}});

@@ -28,6 +28,7 @@ from ._retina import (
     IpCache,
     NotFound,
     ParseError,
+    PLUGINS,
     StringTable,
     SystemCallError,
     Unsupported,
@@ -41,7 +42,7 @@ from ._stream import FlowFilter, FlowStream
 __all__ = [
     "ABI_VERSION", "COLUMNS", "NUMPY_DTYPE", "Config", "DecodeError", "Endpoint", "Engine", "Error",
     "Flow", "FlowBatch", "FlowFilter", "FlowStream", "InternalError", "InvalidArgument", "IpCache",
-    "NotFound", "ParseError", "Pipeline", "StringTable", "SystemCallError", "Unsupported",
+    "NotFound", "PLUGINS", "ParseError", "Pipeline", "StringTable", "SystemCallError", "Unsupported",
     "boot_to_realtime_offset_ns", "decode", "decode_flows", "decode_many", "decode_numpy",
     "flow_json", "metrics", "set_log_level", "numpy_frame", "records", "to_frame",
 ]

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "bindings.hpp"
+#include "retina/flow_sources.hpp"
 
 namespace retina::py {
 
@@ -24,8 +25,6 @@ constexpr VerdictName kVerdicts[] = {
     {"DROPPED", Verdict::DROPPED},                 {"ERROR", Verdict::ERROR},
     {"RETRANSMISSION", Verdict::RETRANSMISSION},   {"DNS", Verdict::DNS},
 };
-
-constexpr const char* kOrigins[] = {"packetparser", "dropreason", "dns", "tcpretrans"};
 
 }  // namespace
 
@@ -84,18 +83,13 @@ Verdict verdict_from(py::handle obj) {
                             short_repr(obj)));
 }
 
-const char* origin_name(FlowSource s) {
-  const auto i = static_cast<size_t>(s);
-  return i < std::size(kOrigins) ? kOrigins[i] : "unknown";
-}
+const char* origin_name(FlowSource s) { return to_string(s).data(); }  // the table's names are literals
 
 FlowSource origin_from(py::handle obj) {
   if (py::isinstance<py::str>(obj)) {
-    const std::string s = obj.cast<std::string>();
-    for (size_t i = 0; i < std::size(kOrigins); ++i)
-      if (s == kOrigins[i]) return static_cast<FlowSource>(i);
+    if (auto s = flow_source_from(obj.cast<std::string>())) return *s;
   }
-  raise_invalid(fmt::format("origin: {} is not one of packetparser, dropreason, dns, tcpretrans", short_repr(obj)));
+  raise_invalid(fmt::format("origin: {} is not one of {}", short_repr(obj), flow_source_names()));
 }
 
 std::string tcp_flags_text(uint16_t flags) {

@@ -11,6 +11,8 @@
 #include "bindings.hpp"
 #include "loader/tcx_link.hpp"
 #include "retina/abi/events.h"
+#include "retina/flow_sources.hpp"
+#include "retina/plugin.hpp"
 
 namespace retina::py {
 
@@ -138,10 +140,28 @@ void register_abi(py::module_& m) {
     protos[py::int_(static_cast<int>(p))] = proto_name(p);
   n["proto"] = protos;
   py::dict origins;
-  for (int i = 0; i < static_cast<int>(FlowSource::kCount); ++i)
-    origins[py::int_(i)] = origin_name(static_cast<FlowSource>(i));
+  for (const FlowSourceInfo& s : flow_sources()) origins[py::int_(static_cast<int>(s.source))] = std::string(s.name);
   n["origin"] = origins;
   m.attr("ENUM_NAMES") = n;
+
+  // The built-in plugin table: name, the flow origins its records carry,
+  // and the services it needs.
+  py::list plugins;
+  for (const PluginInfo& p : builtin_plugins()) {
+    py::dict row;
+    row["name"] = std::string(p.name);
+    py::list emits;
+    for (FlowSource s : p.emits) emits.append(std::string(to_string(s)));
+    row["emits"] = emits;
+    py::list needs;
+    if (p.needs.features) needs.append("features");
+    if (p.needs.interfaces) needs.append("interfaces");
+    if (p.needs.ip_cache) needs.append("ip_cache");
+    if (p.needs.kubernetes) needs.append("kubernetes");
+    row["needs"] = needs;
+    plugins.append(row);
+  }
+  m.attr("PLUGINS") = plugins;
 
   m.def("dns_qtype_name", [](uint16_t t) { return dns_qtype_name(t); });
   m.def("dns_rcode_name", [](uint16_t r) { return dns_rcode_name(r); });

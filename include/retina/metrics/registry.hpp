@@ -14,6 +14,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <absl/container/flat_hash_map.h>
@@ -117,6 +118,35 @@ class Family {
   absl::flat_hash_map<std::string, Series*> index_;
 };
 
+class Registry;
+
+// Removes its collector from the registry when it goes (move-only). The
+// registry must outlive it.
+class CollectorHandle {
+ public:
+  CollectorHandle() = default;
+  CollectorHandle(Registry* registry, uint64_t id) : registry_(registry), id_(id) {}
+  CollectorHandle(CollectorHandle&& o) noexcept : registry_(std::exchange(o.registry_, nullptr)), id_(o.id_) {}
+  CollectorHandle& operator=(CollectorHandle&& o) noexcept {
+    if (this != &o) {
+      reset();
+      registry_ = std::exchange(o.registry_, nullptr);
+      id_ = o.id_;
+    }
+    return *this;
+  }
+  CollectorHandle(const CollectorHandle&) = delete;
+  CollectorHandle& operator=(const CollectorHandle&) = delete;
+  ~CollectorHandle() { reset(); }
+
+  void reset() noexcept;
+  explicit operator bool() const { return registry_ != nullptr; }
+
+ private:
+  Registry* registry_ = nullptr;
+  uint64_t id_ = 0;
+};
+
 class Registry {
  public:
   Registry();
@@ -134,6 +164,9 @@ class Registry {
   // The returned id removes it again.
   uint64_t add_collector(std::shared_ptr<Collector> c);
   void remove_collector(uint64_t id);
+
+  // Adds a collector and returns the handle that removes it again.
+  CollectorHandle add(std::shared_ptr<Collector> c);
 
   // Appends the whole exposition to `out`.
   void expose(std::string& out) const;

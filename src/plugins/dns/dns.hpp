@@ -44,6 +44,8 @@ class DnsPlugin final : public Plugin {
   explicit DnsPlugin(DnsOptions options = {});
   ~DnsPlugin() override;
 
+  static constexpr PluginNeeds kNeeds{.features = true};
+
   std::string_view name() const override { return "dns"; }
   Status init(PluginContext& ctx) override;
   Status start() override;

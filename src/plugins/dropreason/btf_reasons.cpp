@@ -12,8 +12,8 @@
 #include <set>
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
+#include "core/log.hpp"
 #include "loader/libbpf_log.hpp"
 #include "retina/abi/events.h"
 
@@ -207,8 +207,8 @@ Result<DropReasonTable> DropReasonTable::load_kernel(const std::string& sys_root
     errno = 0;
     BtfPtr m(btf__parse_split(mpath.c_str(), vmlinux.get()));
     if (!m) {
-      spdlog::warn("dropreason: cannot read {} ({}); its drop reasons are named by number", mpath,
-                   Error::system("btf__parse_split", errno ? errno : EINVAL).message);
+      log::warn("dropreason", "cannot read module BTF; its drop reasons are named by number",
+                {{"path", mpath}, {"error", Error::system("btf__parse_split", errno ? errno : EINVAL).message}});
       continue;
     }
     owned.push_back(std::move(m));

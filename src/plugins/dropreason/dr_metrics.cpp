@@ -10,8 +10,8 @@
 #include <cstring>
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
+#include "core/log.hpp"
 #include "loader/percpu.hpp"
 #include "plugins/packetparser/pp_metrics.hpp"
 #include "retina/metrics/names.hpp"
@@ -159,7 +159,7 @@ void DropMetrics::refresh() {
   std::lock_guard lock(mu_);
   auto counts = read_drop_counts(core_fd_.get(), counts_fd_.get());
   if (!counts) {
-    spdlog::warn("dropreason metrics: {}", counts.error().message);
+    log::warn("dropreason", "cannot read drop counts", {{"error", counts.error().message}});
   } else {
     for (const auto& c : *counts) {
       auto& s = series(c.reason, c.direction);
@@ -169,7 +169,7 @@ void DropMetrics::refresh() {
   }
   auto st = read_retina_stats(stats_fd_.get());
   if (!st) {
-    spdlog::warn("dropreason metrics: {}", st.error().message);
+    log::warn("dropreason", "cannot read statistics", {{"error", st.error().message}});
   } else {
     lost_->set((*st)[RETINA_STAT_RINGBUF_FULL]);
     for (uint32_t i : kStats) stats_[i]->set((*st)[i]);

@@ -13,16 +13,12 @@
 #include <string>
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
+#include "core/log.hpp"
 #include "dropreason.skel.h"
-#include "loader/bpf_object.hpp"
 #include "loader/percpu.hpp"
-#include "loader/ring_buffer.hpp"
+#include "plugins/bpf_plugin.hpp"
 #include "plugins/dropreason/dr_metrics.hpp"
-#include "plugins/packetparser/pp_metrics.hpp"
-#include "retina/features.hpp"
-#include "retina/metrics/registry.hpp"
 #include "retina/pipeline.hpp"
 
 namespace retina {
@@ -69,14 +65,11 @@ struct DropReasonPlugin::Impl {
   Options options;
   Config cfg;
   std::string sys_root = "/sys";
-  metrics::Registry* registry = nullptr;
   Pipeline* pipeline = nullptr;
-  std::unique_ptr<FeatureDetector> own_features;
 
-  loader::BpfObject<::dropreason> obj;
+  BpfPlugin<::dropreason> obj{"dropreason"};
   bool btf_prog = false;
   uint64_t ring_size = 0;
-  std::unique_ptr<loader::RingBuffer> ring;
   LinkPtr link;
 
   mutable std::mutex mu;  // reasons, modules
@@ -84,22 +77,19 @@ struct DropReasonPlugin::Impl {
   std::set<std::string> modules;
 
   std::shared_ptr<dropreason::DropMetrics> metrics;
-  uint64_t collector_id = 0;
 
   bpf_program* prog() const { return btf_prog ? obj->progs.retina_dr_btf : obj->progs.retina_dr_raw; }
 
   Status load(bool use_btf, const DropReasonTable& table) {
-    auto o = loader::BpfObject<::dropreason>::open("dropreason", dropreason__open_opts, dropreason__load,
-                                                 dropreason__destroy);
-    if (!o) return unexpected(o.error());
-    auto* skel = o->get();
+    if (auto st = obj.open(dropreason__open_opts, dropreason__load, dropreason__destroy); !st) return st;
+    auto* skel = obj.get();
 
     uint64_t skip = 0;
     if (!cfg.drop_include_expected) {
       for (auto name : kExpected) {
         auto v = table.value(name);
         if (v && *v < 64) skip |= 1ull << *v;
-        else if (v) spdlog::warn("dropreason: expected free {} has value {}; it cannot be left out", name, *v);
+        else if (v) log::warn("dropreason", "expected free cannot be left out", {{"reason", name}, {"value", *v}});
       }
     }
     skel->rodata->cfg_skip_mask = skip;
@@ -117,12 +107,10 @@ struct DropReasonPlugin::Impl {
     // A wakeup per 64 records at most, and at least 4 per ring.
     skel->rodata->cfg_wakeup_bytes = std::min<uint64_t>(64 * kRecordBytes, ring_size / 4);
 
-    if (int err = bpf_map__set_max_entries(skel->maps.retina_dr_evts, static_cast<uint32_t>(ring_size)); err)
-      return unexpected(Error::system(fmt::format("bpf_map__set_max_entries(retina_dr_evts, {})", ring_size), err));
+    if (auto st = obj.set_max_entries(skel->maps.retina_dr_evts, ring_size); !st) return st;
     bpf_program__set_autoload(skel->progs.retina_dr_btf, use_btf);
     bpf_program__set_autoload(skel->progs.retina_dr_raw, !use_btf);
-    if (auto st = o->load(); !st) return st;
-    obj = std::move(*o);
+    if (auto st = obj.load(); !st) return st;
     btf_prog = use_btf;
     return ok();
   }
@@ -158,10 +146,7 @@ DropReasonPlugin::DropReasonPlugin(Options options) : impl_(std::make_unique<Imp
   impl_->options = options;
 }
 
-DropReasonPlugin::~DropReasonPlugin() {
-  stop();
-  if (impl_->registry && impl_->collector_id) impl_->registry->remove_collector(impl_->collector_id);
-}
+DropReasonPlugin::~DropReasonPlugin() { stop(); }
 
 Status DropReasonPlugin::init(PluginContext& ctx) {
   auto& m = *impl_;
@@ -172,14 +157,11 @@ Status DropReasonPlugin::init(PluginContext& ctx) {
   m.sys_root = "/sys";
   m.pipeline = ctx.pipeline;
 
+  if (auto st = check_context("dropreason", kNeeds, ctx); !st) return st;
   FeatureDetector* features = ctx.features;
-  if (!features) {
-    m.own_features = make_kernel_feature_detector();
-    features = m.own_features.get();
-  }
-  for (KernelFeature f : {KernelFeature::kBpfSyscall, KernelFeature::kBtf, KernelFeature::kRingBuf}) {
-    if (auto st = features->probe(f); !st) return unexpected(Error::unsupported("dropreason: " + st.error().message));
-  }
+  if (auto st = m.obj.require(*features, {KernelFeature::kBpfSyscall, KernelFeature::kBtf, KernelFeature::kRingBuf});
+      !st)
+    return st;
   const auto tp_btf = features->probe(KernelFeature::kTpBtf);
   const auto raw_tp = features->probe(KernelFeature::kRawTp);
   if (!tp_btf && !raw_tp)
@@ -209,29 +191,26 @@ Status DropReasonPlugin::init(PluginContext& ctx) {
   m.ring_size = ring_size_for(m.cfg.drop_events_per_second);
   Status loaded = m.load(tp_btf.has_value(), *shared);
   if (!loaded && tp_btf && raw_tp) {
-    spdlog::warn("dropreason: tp_btf/kfree_skb did not load ({}); using raw_tp/kfree_skb", loaded.error().message);
+    log::warn("dropreason", "tp_btf/kfree_skb did not load; using raw_tp/kfree_skb", {{"error", loaded.error().message}});
     loaded = m.load(false, *shared);
   }
-  if (!loaded) return unexpected(loaded.error().wrap("dropreason"));
+  if (!loaded) return loaded;
   if (auto st = m.add_overflow_keys(); !st) return unexpected(st.error().wrap("dropreason"));
+  if (auto st = m.obj.add_ring(m.obj->maps.retina_dr_evts); !st) return st;
 
-  auto ring = loader::RingBuffer::open("dropreason", bpf_map__fd(m.obj->maps.retina_dr_evts));
-  if (!ring) return unexpected(ring.error().wrap("dropreason"));
-  m.ring = std::move(*ring);
-
-  m.registry = ctx.registry;
-  if (m.registry) {
-    auto mx = dropreason::DropMetrics::create(*m.registry, bpf_map__fd(m.obj->maps.retina_dr_core),
+  if (ctx.registry) {
+    auto mx = dropreason::DropMetrics::create(*ctx.registry, bpf_map__fd(m.obj->maps.retina_dr_core),
                                               bpf_map__fd(m.obj->maps.retina_dr_cnt),
                                               bpf_map__fd(m.obj->maps.retina_stats), bpf_program__fd(m.prog()), shared);
     if (!mx) return unexpected(mx.error().wrap("dropreason metrics"));
     m.metrics = std::move(*mx);
-    m.collector_id = m.registry->add_collector(m.metrics);
+    m.obj.add_collector(ctx.registry, m.metrics);
   }
   m.publish(shared);
-  spdlog::info("dropreason: loaded ({}/kfree_skb, {} reasons named, events {}/s, ring {} KiB{})",
-               m.btf_prog ? "tp_btf" : "raw_tp", shared->named(), m.cfg.drop_events_per_second, m.ring_size >> 10,
-               m.cfg.drop_include_expected ? ", expected frees included" : "");
+  log::info("dropreason", "loaded",
+            {{"program", m.btf_prog ? "tp_btf/kfree_skb" : "raw_tp/kfree_skb"}, {"reasons_named", shared->named()},
+             {"events_per_second", m.cfg.drop_events_per_second}, {"ring_kib", m.ring_size >> 10},
+             {"expected_frees", m.cfg.drop_include_expected}});
   return ok();
 }
 
@@ -263,15 +242,12 @@ Status DropReasonPlugin::reconcile() {
   }
   auto table = DropReasonTable::load_kernel(m.sys_root);
   if (!table) return unexpected(table.error().wrap("dropreason: reloading reason names"));
-  spdlog::info("dropreason: drop-reason modules changed; {} reasons named now", table->named());
+  log::info("dropreason", "drop-reason modules changed", {{"reasons_named", table->named()}});
   m.publish(std::make_shared<const DropReasonTable>(std::move(*table)));
   return ok();
 }
 
-std::vector<EventSource*> DropReasonPlugin::event_sources() {
-  if (!impl_->ring) return {};
-  return {impl_->ring.get()};
-}
+std::vector<EventSource*> DropReasonPlugin::event_sources() { return impl_->obj.event_sources(); }
 
 Result<std::vector<DropReasonPlugin::Count>> DropReasonPlugin::counts() const {
   if (!impl_->obj.loaded()) return unexpected(Error::internal("dropreason: not loaded"));
@@ -284,8 +260,7 @@ Result<std::vector<DropReasonPlugin::Count>> DropReasonPlugin::counts() const {
 }
 
 Result<std::array<uint64_t, RETINA_STAT_MAX>> DropReasonPlugin::stats() const {
-  if (!impl_->obj.loaded()) return unexpected(Error::internal("dropreason: not loaded"));
-  return read_retina_stats(bpf_map__fd(impl_->obj->maps.retina_stats));
+  return impl_->obj.read_stats<RETINA_STAT_MAX>([](const ::dropreason& s) { return s.maps.retina_stats; });
 }
 
 Result<uint64_t> DropReasonPlugin::missed() const {

@@ -30,6 +30,8 @@ class DropReasonPlugin final : public Plugin {
   explicit DropReasonPlugin(Options options);
   ~DropReasonPlugin() override;
 
+  static constexpr PluginNeeds kNeeds{.features = true};
+
   std::string_view name() const override { return "dropreason"; }
   Status init(PluginContext& ctx) override;
   Status start() override;

@@ -10,41 +10,6 @@
 
 namespace retina::linuxutil {
 
-UniqueFd& UniqueFd::operator=(UniqueFd&& o) noexcept {
-  if (this != &o) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = o.release();
-  }
-  return *this;
-}
-
-UniqueFd::~UniqueFd() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
-Status read_text_file(const std::string& path, std::string& out) {
-  out.clear();
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return unexpected(Error::system("open(" + path + ")", errno));
-  constexpr size_t kChunk = 16384;
-  for (;;) {
-    const size_t old = out.size();
-    out.resize(old + kChunk);
-    const ssize_t n = ::read(fd.get(), out.data() + old, kChunk);
-    if (n < 0) {
-      const int err = errno;
-      if (err == EINTR) {
-        out.resize(old);
-        continue;
-      }
-      out.clear();
-      return unexpected(Error::system("read(" + path + ")", err));
-    }
-    out.resize(old + static_cast<size_t>(n));
-    if (n == 0) return ok();
-  }
-}
-
 Result<std::vector<std::string>> list_dir(const std::string& path, EntryKind kind) {
   DIR* dir = ::opendir(path.c_str());
   if (!dir) return unexpected(Error::system("opendir(" + path + ")", errno));

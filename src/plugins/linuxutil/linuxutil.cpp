@@ -9,8 +9,8 @@
 
 #include <absl/container/flat_hash_set.h>
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
+#include "core/log.hpp"
 #include "plugins/linuxutil/ethtool.hpp"
 #include "plugins/linuxutil/file_io.hpp"
 #include "plugins/linuxutil/polling.hpp"
@@ -221,7 +221,7 @@ class LinuxUtilPlugin final : public PollingPlugin<Snapshot> {
       if (r || options_.sockets == LinuxUtilOptions::Sockets::kSockDiag ||
           r.error().kind != Error::Kind::kUnsupported)
         return r;
-      spdlog::info("linuxutil: {}; reading {}/net/{} instead", r.error().message, proc_, proto);
+      log::info("linuxutil", "sock_diag unusable; reading the /proc files instead", {{"error", r.error().message}, {"file", fmt::format("{}/net/{}", proc_, proto)}});
       use_diag = false;
     }
     std::vector<SocketEntry> all;

@@ -1,7 +1,7 @@
 #include "plugins/linuxutil/polling.hpp"
 
-#include <spdlog/spdlog.h>
 
+#include "core/log.hpp"
 #include "retina/metrics/names.hpp"
 
 namespace retina::linuxutil {
@@ -16,12 +16,12 @@ PolledSource::PolledSource(metrics::Registry& registry, std::string_view plugin,
 
 void PolledSource::failed(const Error& e) {
   errors_->add();
-  if (!failing_) spdlog::warn("{}: source {} failed: {}", plugin_, source_, e.message);
+  if (!failing_) log::warn(plugin_, "source failed", {{"source", source_}, {"error", e.message}});
   failing_ = true;
 }
 
 void PolledSource::succeeded() {
-  if (failing_) spdlog::info("{}: source {} recovered", plugin_, source_);
+  if (failing_) log::info(plugin_, "source recovered", {{"source", source_}});
   failing_ = false;
 }
 

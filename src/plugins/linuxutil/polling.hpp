@@ -65,7 +65,7 @@ class PollingPlugin : public Plugin {
     return poll();
   }
   void stop() noexcept override {
-    if (registry_ && collector_) registry_->remove_collector(collector_id_);
+    handle_.reset();
     collector_.reset();
   }
 
@@ -73,16 +73,14 @@ class PollingPlugin : public Plugin {
   virtual Status poll() = 0;
 
   void attach(metrics::Registry& registry, typename SnapshotCollector<Snapshot>::WriteFn write) {
-    registry_ = &registry;
     collector_ = std::make_shared<SnapshotCollector<Snapshot>>(write);
-    collector_id_ = registry.add_collector(collector_);
+    handle_ = registry.add(collector_);
   }
   void publish(std::shared_ptr<const Snapshot> s) { collector_->publish(std::move(s)); }
 
  private:
-  metrics::Registry* registry_ = nullptr;
   std::shared_ptr<SnapshotCollector<Snapshot>> collector_;
-  uint64_t collector_id_ = 0;
+  metrics::CollectorHandle handle_;
 };
 
 // One polled source (a file, an ioctl family). Counts each failed poll in

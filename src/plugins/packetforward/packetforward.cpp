@@ -12,14 +12,12 @@
 #include <mutex>
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
-#include "loader/bpf_object.hpp"
+#include "core/log.hpp"
 #include "loader/fd.hpp"
 #include "packetforward.skel.h"
+#include "plugins/bpf_plugin.hpp"
 #include "plugins/packetforward/pf_metrics.hpp"
-#include "retina/features.hpp"
-#include "retina/metrics/registry.hpp"
 
 namespace retina {
 
@@ -54,14 +52,11 @@ bool packetparser_enabled(const Config& c) {
 
 struct PacketForwardPlugin::Impl {
   Config cfg;
-  metrics::Registry* registry = nullptr;
-  std::unique_ptr<FeatureDetector> own_features;
-  std::unique_ptr<InterfaceWatcher> own_watcher;
   InterfaceWatcher* watcher = nullptr;
   uint64_t subscription = 0;
   bool basic = false;
 
-  loader::BpfObject<::packetforward> obj;
+  BpfPlugin<::packetforward> obj{"packetforward"};
 
   mutable std::mutex mu;  // everything below
   bool started = false;
@@ -69,8 +64,6 @@ struct PacketForwardPlugin::Impl {
   loader::UniqueFd sock;
   std::string last_error;  // why the default-route interface is not counted
 
-  std::shared_ptr<packetforward::ForwardMetrics> metrics;
-  uint64_t collector_id = 0;
 
   // Binds the socket to the current default-route interface (mu held).
   Status follow_default_route() {
@@ -82,7 +75,7 @@ struct PacketForwardPlugin::Impl {
       return ok();
     }
     if (bound) {
-      spdlog::info("packetforward: leaving {} (ifindex {})", bound->name, bound->ifindex);
+      log::info("packetforward", "leaving interface", {{"interface", bound->name}, {"ifindex", bound->ifindex}});
       sock.reset();
       bound.reset();
     }
@@ -93,23 +86,20 @@ struct PacketForwardPlugin::Impl {
     auto s = open_counting_socket(want->ifindex, bpf_program__fd(obj->progs.retina_pf_sock));
     if (!s) {
       last_error = fmt::format("counting on {}: {}", want->name, s.error().message);
-      spdlog::error("packetforward: {}", last_error);
+      log::error("packetforward", "cannot count", {{"error", last_error}});
       return unexpected(Error(s.error()).wrap(fmt::format("packetforward: counting on {}", want->name)));
     }
     sock = std::move(*s);
     bound = want;
     last_error.clear();
-    spdlog::info("packetforward: counting on {} (ifindex {})", want->name, want->ifindex);
+    log::info("packetforward", "counting", {{"interface", want->name}, {"ifindex", want->ifindex}});
     return ok();
   }
 };
 
 PacketForwardPlugin::PacketForwardPlugin() : impl_(std::make_unique<Impl>()) {}
 
-PacketForwardPlugin::~PacketForwardPlugin() {
-  stop();
-  if (impl_->registry && impl_->collector_id) impl_->registry->remove_collector(impl_->collector_id);
-}
+PacketForwardPlugin::~PacketForwardPlugin() { stop(); }
 
 Status PacketForwardPlugin::init(PluginContext& ctx) {
   auto& m = *impl_;
@@ -117,44 +107,20 @@ Status PacketForwardPlugin::init(PluginContext& ctx) {
   m.cfg = *ctx.config;
   m.basic = !packetparser_enabled(m.cfg);
 
-  FeatureDetector* features = ctx.features;
-  if (!features) {
-    m.own_features = make_kernel_feature_detector();
-    features = m.own_features.get();
-  }
-  for (KernelFeature f : {KernelFeature::kBpfSyscall, KernelFeature::kSocketFilter}) {
-    if (auto st = features->probe(f); !st)
-      return unexpected(Error::unsupported("packetforward: " + st.error().message));
-  }
-
-  auto obj = loader::BpfObject<::packetforward>::open("packetforward", packetforward__open_opts, packetforward__load,
-                                                    packetforward__destroy);
-  if (!obj) return unexpected(obj.error().wrap("packetforward"));
-  m.obj = std::move(*obj);
-  if (auto st = m.obj.load(); !st) return unexpected(st.error().wrap("packetforward"));
-
+  if (auto st = check_context("packetforward", kNeeds, ctx); !st) return st;
+  if (auto st = m.obj.require(*ctx.features, {KernelFeature::kBpfSyscall, KernelFeature::kSocketFilter}); !st)
+    return st;
+  if (auto st = m.obj.open(packetforward__open_opts, packetforward__load, packetforward__destroy); !st) return st;
+  if (auto st = m.obj.load(); !st) return st;
   m.watcher = ctx.interfaces;
-  if (!m.watcher && ctx.request_interfaces) {
-    auto w = ctx.request_interfaces();
-    if (!w) return unexpected(w.error().wrap("packetforward"));
-    m.watcher = *w;
-  }
-  if (!m.watcher) {
-    auto w = InterfaceWatcher::create(m.cfg);
-    if (!w) return unexpected(w.error().wrap("packetforward"));
-    m.own_watcher = std::move(*w);
-    m.watcher = m.own_watcher.get();
-  }
 
-  m.registry = ctx.registry;
-  if (m.registry) {
-    auto mx = packetforward::ForwardMetrics::create(*m.registry, bpf_map__fd(m.obj->maps.retina_pf_cnt), m.basic);
+  if (ctx.registry) {
+    auto mx = packetforward::ForwardMetrics::create(*ctx.registry, bpf_map__fd(m.obj->maps.retina_pf_cnt), m.basic);
     if (!mx) return unexpected(mx.error().wrap("packetforward metrics"));
-    m.metrics = std::move(*mx);
-    m.collector_id = m.registry->add_collector(m.metrics);
+    m.obj.add_collector(ctx.registry, std::move(*mx));
   }
-  spdlog::info("packetforward: loaded (exporting {})",
-               m.basic ? "forward_count/forward_bytes" : "node_forward_count/node_forward_bytes; packetparser feeds forward_*");
+  log::info("packetforward", "loaded",
+            {{"exports", m.basic ? "forward_count/forward_bytes" : "node_forward_count/node_forward_bytes"}});
   return ok();
 }
 
@@ -164,9 +130,6 @@ Status PacketForwardPlugin::start() {
   {
     std::lock_guard lock(m.mu);
     if (m.started) return ok();
-  }
-  if (m.own_watcher) {
-    if (auto st = m.own_watcher->start(); !st) return unexpected(st.error().wrap("packetforward"));
   }
   Status first = ok();
   {
@@ -180,7 +143,7 @@ Status PacketForwardPlugin::start() {
     (void)m.follow_default_route();
   });
   // A failed first bind is retried by reconcile(); the plugin runs.
-  if (!first) spdlog::warn("{}", first.error().message);
+  if (!first) log::warn("packetforward", "first bind failed; retried at reconcile", {{"error", first.error().message}});
   return ok();
 }
 
@@ -192,7 +155,6 @@ void PacketForwardPlugin::stop() noexcept {
     m.watcher->unsubscribe(m.subscription);
     m.subscription = 0;
   }
-  if (m.own_watcher) m.own_watcher->stop();
   std::lock_guard lock(m.mu);
   m.started = false;
   m.sock.reset();

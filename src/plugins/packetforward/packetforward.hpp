@@ -30,6 +30,8 @@ class PacketForwardPlugin final : public Plugin {
   PacketForwardPlugin();
   ~PacketForwardPlugin() override;
 
+  static constexpr PluginNeeds kNeeds{.features = true, .interfaces = true};
+
   std::string_view name() const override { return "packetforward"; }
   Status init(PluginContext& ctx) override;
   Status start() override;

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include <spdlog/spdlog.h>
 
+#include "core/log.hpp"
 #include "loader/percpu.hpp"
 #include "plugins/packetforward/packetforward.hpp"
 #include "retina/metrics/names.hpp"
@@ -60,7 +60,7 @@ Result<std::shared_ptr<ForwardMetrics>> ForwardMetrics::create(metrics::Registry
 void ForwardMetrics::refresh() {
   auto s = read_sums(fd_.get());
   if (!s) {
-    spdlog::warn("packetforward metrics: {}", s.error().message);
+    log::warn("packetforward", "cannot read counters", {{"error", s.error().message}});
     return;
   }
   for (uint32_t d = 0; d < RETINA_FWD_MAX; ++d) {

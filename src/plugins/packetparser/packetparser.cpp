@@ -17,17 +17,15 @@
 #include <thread>
 
 #include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
-#include "loader/bpf_object.hpp"
+#include "core/log.hpp"
 #include "loader/interface_watcher.hpp"
-#include "loader/ring_buffer.hpp"
 #include "loader/tc_attach.hpp"
 #include "loader/tcx_link.hpp"
 #include "packetparser.skel.h"
+#include "plugins/bpf_plugin.hpp"
 #include "plugins/packetparser/pp_metrics.hpp"
-#include "retina/features.hpp"
-#include "retina/metrics/registry.hpp"
+#include "retina/ip_cache.hpp"
 
 namespace retina {
 
@@ -46,17 +44,11 @@ namespace {
 using loader::TcDirection;
 
 constexpr auto kSweepPeriod = std::chrono::seconds(1);
-constexpr uint64_t kMaxRingBuffer = 1ull << 30;
-
-bool is_pow2(uint64_t v) { return v && (v & (v - 1)) == 0; }
 
 Status validate(const Config& c) {
   std::vector<std::string> problems;
-  const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
-  const uint64_t rb = c.packet_parser_ring_buffer_size;
-  if (!is_pow2(rb) || rb < page || rb > kMaxRingBuffer)
-    problems.push_back(fmt::format("packetParserRingBufferSize {} must be a power of two between {} and {}", rb, page,
-                                   kMaxRingBuffer));
+  if (auto st = validate_ring_buffer_size("packetParserRingBufferSize", c.packet_parser_ring_buffer_size); !st)
+    problems.push_back(st.error().message);
   if (c.data_sampling_rate == 0) problems.push_back("dataSamplingRate must be at least 1");
   if (c.conntrack_report_interval < std::chrono::seconds(1))
     problems.push_back("conntrackReportInterval must be at least 1s");
@@ -83,20 +75,14 @@ struct PacketParserPlugin::Impl {
   };
 
   Config cfg;
-  metrics::Registry* registry = nullptr;
-  std::unique_ptr<FeatureDetector> own_features;
-  std::unique_ptr<InterfaceWatcher> own_watcher;
+  IpCache* cache = nullptr;
   InterfaceWatcher* watcher = nullptr;
   uint64_t subscription = 0;
 
-  loader::BpfObject<packetparser> obj;
-  std::unique_ptr<loader::RingBuffer> ring;
+  BpfPlugin<packetparser> obj{"packetparser"};
   bool use_tcx = false;
   bool sweeper_loaded = false;
   std::string degraded;
-
-  std::shared_ptr<PacketParserMetrics> metrics;
-  uint64_t collector_id = 0;
 
   mutable std::mutex mu;  // attachments, checked, failed
   std::map<int, IfAttachment> attachments;
@@ -170,8 +156,9 @@ struct PacketParserPlugin::Impl {
       }
     }
     attachments.insert_or_assign(info.ifindex, std::move(a));
-    spdlog::info("packetparser: attached to {} (ifindex {}, {}, {})", info.name, info.ifindex,
-                 role == RETINA_IF_ROLE_HOST ? "node interface" : "pod veth", use_tcx ? "tcx" : "tc");
+    log::info("packetparser", "attached",
+              {{"interface", info.name}, {"ifindex", info.ifindex},
+               {"role", role == RETINA_IF_ROLE_HOST ? "node" : "pod"}, {"hook", use_tcx ? "tcx" : "tc"}});
     return ok();
   }
 
@@ -182,11 +169,11 @@ struct PacketParserPlugin::Impl {
       if (l) l->detach();
     for (auto& f : a.tc) {
       if (!f) continue;
-      if (auto st = f->detach(); !st) spdlog::warn("packetparser: detach from {}: {}", a.name, st.error().message);
+      if (auto st = f->detach(); !st) log::warn("packetparser", "detach failed", {{"interface", a.name}, {"error", st.error().message}});
     }
     if (a.created_clsact) {
       auto removed = loader::remove_clsact_if_empty(a.ifindex);
-      if (!removed) spdlog::warn("packetparser: clsact cleanup on {}: {}", a.name, removed.error().message);
+      if (!removed) log::warn("packetparser", "clsact cleanup failed", {{"interface", a.name}, {"error", removed.error().message}});
       a.created_clsact = false;
     }
   }
@@ -209,7 +196,7 @@ struct PacketParserPlugin::Impl {
         forget(it->second);
         attachments.erase(it);
         clear_role(info.ifindex);
-        spdlog::info("packetparser: {} (ifindex {}) went away", info.name, info.ifindex);
+        log::info("packetparser", "interface went away", {{"interface", info.name}, {"ifindex", info.ifindex}});
       }
       checked.erase(info.ifindex);
       return;
@@ -222,9 +209,9 @@ struct PacketParserPlugin::Impl {
       if (!role || use_tcx) {
         auto removed = loader::detach_stale_retina_filters(info.ifindex, loader::kPacketParserTcSlot);
         if (!removed)
-          spdlog::warn("packetparser: stale filter check on {}: {}", info.name, removed.error().message);
+          log::warn("packetparser", "stale filter check failed", {{"interface", info.name}, {"error", removed.error().message}});
         else if (*removed)
-          spdlog::info("packetparser: removed {} stale retina filter(s) from {}", *removed, info.name);
+          log::info("packetparser", "removed stale retina filters", {{"interface", info.name}, {"filters", *removed}});
       }
     }
     if (!role) {
@@ -250,7 +237,7 @@ struct PacketParserPlugin::Impl {
   void try_attach(const InterfaceInfo& info, uint32_t role) {
     if (auto st = attach(info, role); !st) {
       std::string why = fmt::format("attach to {}: {}", info.name, st.error().message);
-      spdlog::error("packetparser: {}", why);
+      log::error("packetparser", "attach failed", {{"error", why}});
       failed.insert_or_assign(info.ifindex, std::make_pair(info, std::move(why)));
       clear_role(info.ifindex);
       return;
@@ -286,7 +273,7 @@ struct PacketParserPlugin::Impl {
     std::unique_lock lock(sweeper_mu);
     while (!sweeper_cv.wait_for(lock, kSweepPeriod, [this] { return sweeper_stop; })) {
       lock.unlock();
-      if (auto st = sweep(false); !st) spdlog::warn("packetparser sweeper: {}", st.error().message);
+      if (auto st = sweep(false); !st) log::warn("packetparser", "sweep failed", {{"error", st.error().message}});
       lock.lock();
     }
   }
@@ -294,10 +281,7 @@ struct PacketParserPlugin::Impl {
 
 PacketParserPlugin::PacketParserPlugin() : impl_(std::make_unique<Impl>()) {}
 
-PacketParserPlugin::~PacketParserPlugin() {
-  stop();
-  if (impl_->registry && impl_->collector_id) impl_->registry->remove_collector(impl_->collector_id);
-}
+PacketParserPlugin::~PacketParserPlugin() { stop(); }
 
 Status PacketParserPlugin::init(PluginContext& ctx) {
   auto& m = *impl_;
@@ -305,18 +289,14 @@ Status PacketParserPlugin::init(PluginContext& ctx) {
   m.cfg = *ctx.config;
   if (auto st = validate(m.cfg); !st) return st;
   if (!m.cfg.packet_parser_ring_buffer)
-    spdlog::warn("packetparser: packetParserRingBuffer is disabled, but retina only reads through a ring buffer; using it");
+    log::warn("packetparser", "packetParserRingBuffer is disabled, but retina only reads through a ring buffer; using it");
 
+  if (auto st = check_context("packetparser", kNeeds, ctx); !st) return st;
   FeatureDetector* features = ctx.features;
-  if (!features) {
-    m.own_features = make_kernel_feature_detector();
-    features = m.own_features.get();
-  }
-  for (KernelFeature f : {KernelFeature::kBpfSyscall, KernelFeature::kTcCls, KernelFeature::kRingBuf,
-                          KernelFeature::kAtomics}) {
-    if (auto st = features->probe(f); !st)
-      return unexpected(Error::unsupported("packetparser: " + st.error().message));
-  }
+  if (auto st = m.obj.require(*features, {KernelFeature::kBpfSyscall, KernelFeature::kTcCls, KernelFeature::kRingBuf,
+                                          KernelFeature::kAtomics});
+      !st)
+    return st;
   const bool for_each = features->probe(KernelFeature::kForEachMapElem).has_value();
   m.use_tcx = m.cfg.enable_tcx == TcxMode::kAuto && features->probe(KernelFeature::kTcx).has_value();
   m.sweeper_loaded = m.high() && for_each;
@@ -324,13 +304,10 @@ Status PacketParserPlugin::init(PluginContext& ctx) {
     m.degraded =
         "kernel lacks bpf_for_each_map_elem (5.13+): no conntrack sweeper, so idle connections report their "
         "pending counts only with their next packet and expired entries are reused instead of deleted";
-    spdlog::warn("packetparser: {}", m.degraded);
+    log::warn("packetparser", "degraded", {{"reason", m.degraded}});
   }
 
-  auto obj = loader::BpfObject<packetparser>::open("packetparser", packetparser__open_opts, packetparser__load,
-                                                   packetparser__destroy);
-  if (!obj) return unexpected(obj.error().wrap("packetparser"));
-  m.obj = std::move(*obj);
+  if (auto st = m.obj.open(packetparser__open_opts, packetparser__load, packetparser__destroy); !st) return st;
   auto* skel = m.obj.get();
   skel->rodata->cfg_aggregation_high = m.high() ? 1 : 0;
   skel->rodata->cfg_bypass_filter = m.cfg.bypass_lookup_ip_of_interest ? 1 : 0;
@@ -349,34 +326,23 @@ Status PacketParserPlugin::init(PluginContext& ctx) {
                         Size{skel->maps.retina_pp_filt, m.cfg.filter_map_max_entries},
                         // Aggregation low never touches conntrack: keep it tiny.
                         Size{skel->maps.retina_pp_ct, m.high() ? m.cfg.conntrack_max_entries : 1}}) {
-    if (int err = bpf_map__set_max_entries(s.map, static_cast<uint32_t>(s.entries)); err)
-      return unexpected(Error::system(fmt::format("bpf_map__set_max_entries({}, {})", bpf_map__name(s.map), s.entries), err));
+    if (auto st = m.obj.set_max_entries(s.map, s.entries); !st) return st;
   }
   bpf_program__set_autoload(skel->progs.retina_pp_sweep, m.sweeper_loaded);
-  if (auto st = m.obj.load(); !st) return unexpected(st.error().wrap("packetparser"));
-
-  auto ring = loader::RingBuffer::open("packetparser", bpf_map__fd(skel->maps.retina_pp_evts));
-  if (!ring) return unexpected(ring.error().wrap("packetparser"));
-  m.ring = std::move(*ring);
-
+  if (auto st = m.obj.load(); !st) return st;
+  if (auto st = m.obj.add_ring(skel->maps.retina_pp_evts); !st) return st;
   m.watcher = ctx.interfaces;
-  if (!m.watcher) {
-    auto w = InterfaceWatcher::create(m.cfg);
-    if (!w) return unexpected(w.error().wrap("packetparser"));
-    m.own_watcher = std::move(*w);
-    m.watcher = m.own_watcher.get();
-  }
+  m.cache = ctx.cache;
 
-  m.registry = ctx.registry;
-  if (m.registry) {
-    auto mx = PacketParserMetrics::create(*m.registry, bpf_map__fd(skel->maps.retina_stats),
+  if (ctx.registry) {
+    auto mx = PacketParserMetrics::create(*ctx.registry, bpf_map__fd(skel->maps.retina_stats),
                                           m.high() && m.cfg.enable_conntrack_metrics ? bpf_map__fd(skel->maps.retina_pp_ctg) : -1);
     if (!mx) return unexpected(mx.error().wrap("packetparser metrics"));
-    m.metrics = std::move(*mx);
-    m.collector_id = m.registry->add_collector(m.metrics);
+    m.obj.add_collector(ctx.registry, std::move(*mx));
   }
-  spdlog::info("packetparser: loaded (aggregation {}, sampling 1/{}, {}{})", m.high() ? "high" : "low",
-               m.cfg.data_sampling_rate, m.use_tcx ? "tcx" : "legacy tc", m.sweeper_loaded ? ", conntrack sweeper" : "");
+  log::info("packetparser", "loaded",
+            {{"aggregation", m.high() ? "high" : "low"}, {"sampling", m.cfg.data_sampling_rate},
+             {"hook", m.use_tcx ? "tcx" : "tc"}, {"sweeper", m.sweeper_loaded}});
   return ok();
 }
 
@@ -384,14 +350,13 @@ Status PacketParserPlugin::start() {
   auto& m = *impl_;
   if (!m.obj.loaded()) return unexpected(Error::internal("packetparser: start before init"));
   if (m.started) return ok();
-  if (m.own_watcher) {
-    if (auto st = m.own_watcher->start(); !st) return unexpected(st.error().wrap("packetparser"));
-  }
   {
     std::lock_guard lock(m.mu);
     m.started = true;
   }
   m.subscription = m.watcher->subscribe([&m](const InterfaceInfo& info, bool added) { m.on_interface(info, added); });
+  if (auto st = refresh_ips_of_interest(); !st)
+    log::warn("packetparser", "IPs of interest not set", {{"error", st.error().message}});
   if (m.sweeper_loaded) {
     std::lock_guard lock(m.sweeper_mu);
     m.sweeper_stop = false;
@@ -409,7 +374,6 @@ void PacketParserPlugin::stop() noexcept {
     m.watcher->unsubscribe(m.subscription);
     m.subscription = 0;
   }
-  if (m.own_watcher) m.own_watcher->stop();
   if (m.sweeper.joinable()) {
     {
       std::lock_guard lock(m.sweeper_mu);
@@ -432,12 +396,13 @@ void PacketParserPlugin::stop() noexcept {
   // No packet reaches the programs any more: report what conntrack still
   // holds, so nothing counted is left behind.
   if (m.sweeper_loaded) {
-    if (auto st = m.sweep(true); !st) spdlog::warn("packetparser: final flush: {}", st.error().message);
+    if (auto st = m.sweep(true); !st) log::warn("packetparser", "final flush failed", {{"error", st.error().message}});
   }
 }
 
 Status PacketParserPlugin::reconcile() {
   auto& m = *impl_;
+  if (auto st = refresh_ips_of_interest(); !st) return st;
   std::lock_guard lock(m.mu);
   if (!m.started || m.failed.empty()) return ok();
   auto retry = m.failed;
@@ -450,10 +415,7 @@ Status PacketParserPlugin::reconcile() {
   return unexpected(Error::internal("packetparser: " + m.failures()));
 }
 
-std::vector<EventSource*> PacketParserPlugin::event_sources() {
-  if (!impl_->ring) return {};
-  return {impl_->ring.get()};
-}
+std::vector<EventSource*> PacketParserPlugin::event_sources() { return impl_->obj.event_sources(); }
 
 Status PacketParserPlugin::set_ips_of_interest(std::span<const IpAddr> ips) {
   auto& m = *impl_;
@@ -495,9 +457,24 @@ Status PacketParserPlugin::set_ips_of_interest(std::span<const IpAddr> ips) {
   return ok();
 }
 
+Status PacketParserPlugin::refresh_ips_of_interest() {
+  auto& m = *impl_;
+  if (m.cfg.bypass_lookup_ip_of_interest) return ok();
+  if (!m.cache) return unexpected(Error::internal("packetparser: no IP cache"));
+  const auto& included = m.cfg.metrics_namespaces.include;
+  std::vector<IpAddr> ips;
+  m.cache->for_each([&](const EndpointPtr& ep) {
+    if (ep->kind != EndpointKind::kPod) return;
+    if (ep->observe || std::find(included.begin(), included.end(), ep->namespace_) != included.end())
+      ips.insert(ips.end(), ep->ips.begin(), ep->ips.end());
+  });
+  std::sort(ips.begin(), ips.end());
+  ips.erase(std::unique(ips.begin(), ips.end()), ips.end());
+  return set_ips_of_interest(ips);
+}
+
 Result<std::array<uint64_t, RETINA_STAT_MAX>> PacketParserPlugin::stats() const {
-  if (!impl_->obj.loaded()) return unexpected(Error::internal("packetparser: not loaded"));
-  return read_retina_stats(bpf_map__fd(impl_->obj->maps.retina_stats));
+  return impl_->obj.read_stats<RETINA_STAT_MAX>([](const packetparser& s) { return s.maps.retina_stats; });
 }
 
 Status PacketParserPlugin::sweep(bool flush_all) { return impl_->sweep(flush_all); }

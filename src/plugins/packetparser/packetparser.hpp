@@ -22,6 +22,8 @@ class PacketParserPlugin final : public Plugin {
   PacketParserPlugin();
   ~PacketParserPlugin() override;
 
+  static constexpr PluginNeeds kNeeds{.features = true, .interfaces = true, .ip_cache = true};
+
   std::string_view name() const override { return "packetparser"; }
   Status init(PluginContext& ctx) override;
   Status start() override;
@@ -32,6 +34,12 @@ class PacketParserPlugin final : public Plugin {
   // Replaces the "IPs of interest" (used when bypassLookupIPOfInterest is
   // off). More than filterMapMaxEntries addresses is an error.
   Status set_ips_of_interest(std::span<const IpAddr> ips);
+  // With bypassLookupIPOfInterest off, sets the IPs of interest from the IP
+  // cache as Retina's filter manager does: every address of a pod annotated
+  // retina.sh: observe (on the pod or its namespace) or in a namespace that
+  // metricsConfiguration.namespaces includes. start() and reconcile() call
+  // it, so the filter follows the cache within one metricsIntervalDuration.
+  Status refresh_ips_of_interest();
 
   // RETINA_STAT_* summed over CPUs.
   Result<std::array<uint64_t, RETINA_STAT_MAX>> stats() const;

@@ -7,8 +7,8 @@
 
 #include <cerrno>
 
-#include <spdlog/spdlog.h>
 
+#include "core/log.hpp"
 #include "loader/percpu.hpp"
 #include "retina/metrics/names.hpp"
 
@@ -32,11 +32,7 @@ const char* retina_stat_name(uint32_t stat) {
 }
 
 Result<std::array<uint64_t, RETINA_STAT_MAX>> read_retina_stats(int stats_map_fd) {
-  auto v = loader::sum_percpu_u64(stats_map_fd, RETINA_STAT_MAX);
-  if (!v) return unexpected(v.error());
-  std::array<uint64_t, RETINA_STAT_MAX> out{};
-  for (size_t i = 0; i < out.size(); ++i) out[i] = (*v)[i];
-  return out;
+  return loader::sum_percpu_array<RETINA_STAT_MAX>(stats_map_fd);
 }
 
 Result<retina_ct_gauges> read_ct_gauges(int gauges_map_fd) {
@@ -81,7 +77,7 @@ Result<std::shared_ptr<PacketParserMetrics>> PacketParserMetrics::create(metrics
 void PacketParserMetrics::refresh() {
   auto s = read_retina_stats(stats_fd_.get());
   if (!s) {
-    spdlog::warn("packetparser metrics: {}", s.error().message);
+    log::warn("packetparser", "cannot read statistics", {{"error", s.error().message}});
   } else {
     lost_->set((*s)[RETINA_STAT_RINGBUF_FULL]);
     for (uint32_t i = 0; i < RETINA_STAT_MAX; ++i)
@@ -90,7 +86,7 @@ void PacketParserMetrics::refresh() {
   if (gauges_fd_) {
     auto g = read_ct_gauges(gauges_fd_.get());
     if (!g) {
-      spdlog::warn("packetparser metrics: {}", g.error().message);
+      log::warn("packetparser", "cannot read conntrack gauges", {{"error", g.error().message}});
       return;
     }
     packets_tx_->set(static_cast<double>(g->packets_tx));

@@ -36,6 +36,8 @@ class TcpRetransPlugin final : public Plugin {
   explicit TcpRetransPlugin(TcpRetransOptions options = {});
   ~TcpRetransPlugin() override;
 
+  static constexpr PluginNeeds kNeeds{.features = true};
+
   std::string_view name() const override { return "tcpretrans"; }
   Status init(PluginContext& ctx) override;
   Status start() override;
