@@ -67,7 +67,7 @@ static void BM_DnsProgram(benchmark::State& state) {
   PluginServices services;
   DnsPlugin dns;
   PluginContext ctx;
-  if (auto st = services.provide(DnsPlugin::kNeeds, ctx).and_then([&] { return dns.init(ctx); }); !st) {
+  if (auto st = services.provide(DnsPlugin::kNeeds, ctx); !st || !(st = dns.init(ctx))) {
     state.SkipWithError(st.error().message.c_str());
     return;
   }

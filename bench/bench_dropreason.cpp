@@ -206,7 +206,7 @@ static void BM_DropStorm(benchmark::State& state) {
   ctx.registry = &registry;
   ctx.pipeline = &pipeline;
   if (in_process) {
-    if (auto r = services.provide(DropReasonPlugin::kNeeds, ctx).and_then([&] { return plugin.init(ctx); }); !r) {
+    if (auto r = services.provide(DropReasonPlugin::kNeeds, ctx); !r || !(r = plugin.init(ctx))) {
       state.SkipWithError(r.error().message.c_str());
       return;
     }

@@ -77,7 +77,7 @@ static void BM_PacketParserProgram(benchmark::State& state) {
   PacketParserPlugin pp;
   PluginContext ctx;
   ctx.config = &cfg;
-  if (auto st = services.provide(PacketParserPlugin::kNeeds, ctx).and_then([&] { return pp.init(ctx); }); !st) {
+  if (auto st = services.provide(PacketParserPlugin::kNeeds, ctx); !st || !(st = pp.init(ctx))) {
     state.SkipWithError(st.error().message.c_str());
     return;
   }

@@ -156,9 +156,10 @@ struct PacketParserPlugin::Impl {
       }
     }
     attachments.insert_or_assign(info.ifindex, std::move(a));
-    log::info("packetparser", "attached",
-              {{"interface", info.name}, {"ifindex", info.ifindex},
-               {"role", role == RETINA_IF_ROLE_HOST ? "node" : "pod"}, {"hook", use_tcx ? "tcx" : "tc"}});
+    // The message names the interface first: operators and tests look for "attached to <if> ".
+    log::info("packetparser", fmt::format("attached to {} (ifindex {}, {}, {})", info.name, info.ifindex,
+                                          role == RETINA_IF_ROLE_HOST ? "node interface" : "pod veth",
+                                          use_tcx ? "tcx" : "tc"));
     return ok();
   }
 
@@ -211,7 +212,7 @@ struct PacketParserPlugin::Impl {
         if (!removed)
           log::warn("packetparser", "stale filter check failed", {{"interface", info.name}, {"error", removed.error().message}});
         else if (*removed)
-          log::info("packetparser", "removed stale retina filters", {{"interface", info.name}, {"filters", *removed}});
+          log::info("packetparser", fmt::format("removed {} stale retina filter(s) from {}", *removed, info.name));
       }
     }
     if (!role) {
