@@ -115,7 +115,9 @@ Status PacketForwardPlugin::init(PluginContext& ctx) {
   auto& m = *impl_;
   if (!ctx.config) return unexpected(Error::invalid("packetforward: no config"));
   m.cfg = *ctx.config;
-  m.basic = !packetparser_enabled(m.cfg);
+  // Retina's forward_* are these NIC totals; podForwardMetrics gives them
+  // to packetparser's pod traffic when it runs.
+  m.basic = !(m.cfg.pod_forward_metrics && packetparser_enabled(m.cfg));
 
   FeatureDetector* features = ctx.features;
   if (!features) {
@@ -154,7 +156,8 @@ Status PacketForwardPlugin::init(PluginContext& ctx) {
     m.collector_id = m.registry->add_collector(m.metrics);
   }
   spdlog::info("packetforward: loaded (exporting {})",
-               m.basic ? "forward_count/forward_bytes" : "node_forward_count/node_forward_bytes; packetparser feeds forward_*");
+               m.basic ? "forward_count/forward_bytes"
+                       : "node_forward_count/node_forward_bytes; packetparser feeds forward_* (podForwardMetrics)");
   return ok();
 }
 
