@@ -156,21 +156,26 @@ def node():
         sh(f"ip -n {NODE} route add default via {PEER_IP}")
         yield work, procs
     finally:
+        # Each process leads its own group (start()): signal the whole group,
+        # so nothing a shell started outlives the test.
         for p in reversed(procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(15)
-                except subprocess.TimeoutExpired:
-                    p.kill()
-                    p.wait()
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
         for ns in (NODE, PEER):
             subprocess.run(f"ip netns del {ns}", shell=True, capture_output=True)
         shutil.rmtree(work, ignore_errors=True)
 
 
 def start(procs, cmd, log):
-    p = subprocess.Popen(cmd, shell=True, stdout=open(log, "w"), stderr=subprocess.STDOUT, start_new_session=True)
+    p = subprocess.Popen("exec " + cmd, shell=True, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                         start_new_session=True)
     procs.append(p)
     return p
 
