@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "retina/config.hpp"
@@ -63,6 +64,15 @@ struct ApiServerBackend {
 };
 
 ApiServerBackend engine_backend(Engine& engine);
+
+// A Go-style listen address, as Retina's --health-probe-bind-address and
+// --metrics-bind-address take them: "host:port", ":port" (every address,
+// 0.0.0.0), "[v6addr]:port". Port 0 picks a free one.
+struct BindAddress {
+  std::string host;
+  uint16_t port = 0;
+};
+Result<BindAddress> parse_bind_address(std::string_view text);
 
 class ApiServer {
  public:

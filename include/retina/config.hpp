@@ -61,7 +61,7 @@ struct Config {
   uint64_t packet_parser_ring_buffer_size = 8ull << 20;
   uint32_t filter_map_max_entries = 255;
   TcxMode enable_tcx = TcxMode::kAuto;
-  bool enable_conntrack_metrics = true;
+  bool enable_conntrack_metrics = false;  // off by default, as in Retina
   uint32_t conntrack_max_entries = 262144;
   // Node interfaces packetparser attaches to besides pod veths. "auto" is
   // the default-route interface at aggregation low and nothing at high (as
@@ -80,6 +80,15 @@ struct Config {
   std::string kubeconfig;               // outside a cluster; in-cluster config otherwise
   bool enable_kubernetes = false;       // watch the API server
   std::string node_name;                // defaults to $NODE_NAME or the host name
+
+  // Retina's series and values by default; each switch turns on one of our
+  // finer measures instead (docs/metrics.md has both side by side).
+  bool pod_forward_metrics = false;      // forward_* = pod veth traffic; NIC totals as node_forward_*
+  bool kernel_drop_reasons = false;      // drop reasons and directions as the kernel gives them
+  bool interface_stats_per_interface = false;       // interface_stats per interface, not all_interfaces
+  bool tcp_connection_remote_per_address = false;   // tcp_connection_remote per address, not AllIPs
+  bool tcp_flags_separate_syn_ack = false;          // a SYN-ACK counts as SYN and ACK, not SYNACK
+  bool adv_metrics_without_configuration = false;   // adv_* with default labels before any MetricsConfiguration
 
   // Flow log (Hubble JSON lines); empty disables it.
   std::string flow_log_path;

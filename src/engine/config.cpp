@@ -530,6 +530,12 @@ Result<Config> parse_document(const YAML::Node& root) {
       {"dropEventsPerSecond", u32(cfg.drop_events_per_second)},
       {"conntrackMaxEntries", u32(cfg.conntrack_max_entries)},
       {"maxSeriesPerMetric", u32(cfg.max_series_per_metric)},
+      {"podForwardMetrics", flag(cfg.pod_forward_metrics)},
+      {"kernelDropReasons", flag(cfg.kernel_drop_reasons)},
+      {"interfaceStatsPerInterface", flag(cfg.interface_stats_per_interface)},
+      {"tcpConnectionRemotePerAddress", flag(cfg.tcp_connection_remote_per_address)},
+      {"tcpFlagsSeparateSynAck", flag(cfg.tcp_flags_separate_syn_ack)},
+      {"advMetricsWithoutConfiguration", flag(cfg.adv_metrics_without_configuration)},
       {"metricsConfiguration",
        [&](const std::string& p, const YAML::Node& v) { read_metrics_configuration(r, p, v, cfg); }},
   };

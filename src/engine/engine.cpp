@@ -33,6 +33,7 @@
 #include "loader/fd.hpp"
 #include "loader/interface_watcher.hpp"
 #include "plugins/services.hpp"
+#include "metrics/process_metrics.hpp"
 #include "retina/k8s/watcher.hpp"
 #include "retina/metrics/advanced.hpp"
 #include "retina/metrics/aggregator.hpp"
@@ -441,7 +442,9 @@ Result<std::unique_ptr<Engine>> Engine::create(Config config, EngineOptions opti
   m.registry = std::make_unique<metrics::Registry>();
   m.cache = std::make_shared<IpCache>();
   m.pipeline = std::make_unique<Pipeline>(m.cache, m.registry.get());
-  m.aggregator = std::make_shared<metrics::BasicAggregator>(*m.registry);
+  m.aggregator = std::make_shared<metrics::BasicAggregator>(*m.registry, m.config.pod_forward_metrics);
+  // The agent's own process, whatever proc_root the plugins read.
+  m.registry->add_collector(std::make_shared<metrics::ProcessCollector>());
   m.pipeline->add_sink(m.aggregator);
   if (m.config.enable_pod_level) {
     auto adv = metrics::AdvancedAggregator::create(*m.registry, metrics::AdvancedOptions::from(m.config));

@@ -13,6 +13,7 @@
 #include "metrics/adv_metrics.hpp"
 #include "metrics/adv_plan.hpp"
 #include "metrics/adv_table.hpp"
+#include "metrics/retina_values.hpp"
 #include "retina/metrics/advanced.hpp"
 #include "retina/metrics/names.hpp"
 #include "retina/metrics/registry.hpp"
@@ -36,12 +37,19 @@ constexpr auto kSweepInterval = std::chrono::seconds(1);
 
 constexpr std::string_view kEgress = "egress";
 constexpr std::string_view kIngress = "ingress";
+// Remote context writes the flow's direction as Hubble names it, as Retina.
+constexpr std::string_view kRemoteEgress = "EGRESS";
+constexpr std::string_view kRemoteIngress = "INGRESS";
+constexpr std::string_view kRemoteUnknown = "TRAFFIC_DIRECTION_UNKNOWN";
+constexpr std::string_view kSynAck = "SYNACK";
+constexpr size_t kSynBit = 1, kAckBit = 4;  // in kTcpFlagNames
+static_assert(kTcpFlagNames[kSynBit] == "SYN" && kTcpFlagNames[kAckBit] == "ACK");
 
-std::string_view direction_name(TrafficDirection d) {
+std::string_view remote_direction_name(TrafficDirection d) {
   switch (d) {
-    case TrafficDirection::INGRESS: return kIngress;
-    case TrafficDirection::EGRESS: return kEgress;
-    default: return adv::kUnknown;
+    case TrafficDirection::INGRESS: return kRemoteIngress;
+    case TrafficDirection::EGRESS: return kRemoteEgress;
+    default: return kRemoteUnknown;
   }
 }
 
@@ -97,6 +105,9 @@ AdvancedOptions AdvancedOptions::from(const Config& c) {
   o.context_options = c.context_options;
   o.namespaces = c.metrics_namespaces;
   o.max_series_per_metric = c.max_series_per_metric;
+  o.kernel_drop_reasons = c.kernel_drop_reasons;
+  o.tcp_flags_separate_syn_ack = c.tcp_flags_separate_syn_ack;
+  o.default_context = c.adv_metrics_without_configuration;
   return o;
 }
 
@@ -368,10 +379,10 @@ struct AdvancedAggregator::Impl {
         return s;
       if (plan->filtered() && !passes(f.source) && !passes(f.destination)) return s;
       s.remote = true;
-      s.remote_direction = direction_name(f.direction);
+      s.remote_direction = remote_direction_name(f.direction);
       if (f.direction == TrafficDirection::TRAFFIC_DIRECTION_UNKNOWN) {
-        if (src_local) s.remote_direction = kEgress;
-        else if (dst_local) s.remote_direction = kIngress;
+        if (src_local) s.remote_direction = kRemoteEgress;
+        else if (dst_local) s.remote_direction = kRemoteIngress;
       }
       return s;
     }
@@ -431,9 +442,14 @@ struct AdvancedAggregator::Impl {
     const int8_t ti = plan->by_group[static_cast<size_t>(Group::kTcpFlags)][0];
     if (ti < 0) return;
     std::array<uint64_t, 9> counts;
-    bool any = false;
+    // Retina counts this packet's SYN-ACK as SYNACK (the earlier packets of
+    // a report are only known flag by flag, so they count as SYN and ACK).
+    const bool synack = !plan->separate_syn_ack && f.has_packet && (f.tcp_flags >> kSynBit & 1u) &&
+                        (f.tcp_flags >> kAckBit & 1u);
+    bool any = synack;
     for (size_t i = 0; i < counts.size(); ++i) {
-      counts[i] = f.prev_flag_counts[i] + ((f.has_packet && (f.tcp_flags >> i) & 1u) ? 1 : 0);
+      const bool own = f.has_packet && (f.tcp_flags >> i & 1u) && !(synack && (i == kSynBit || i == kAckBit));
+      counts[i] = f.prev_flag_counts[i] + (own ? 1 : 0);
       any = any || counts[i];
     }
     if (!any) return;
@@ -447,6 +463,12 @@ struct AdvancedAggregator::Impl {
         key.append_key(ctx.view());
         bump(t, AdvMetric::kTcpFlags, counts[i], AdvMetric::kCount, 0);
       }
+      if (synack) {
+        key.clear();
+        key.value(kSynAck);
+        key.append_key(ctx.view());
+        bump(t, AdvMetric::kTcpFlags, 1, AdvMetric::kCount, 0);
+      }
     };
     if (s.remote) sides(nullptr);
     if (s.local_src) sides(&s.src);
@@ -455,7 +477,8 @@ struct AdvancedAggregator::Impl {
 
   void drop(const Flow& f, const Selection& s) {
     const uint64_t packets = 1 + uint64_t{f.suppressed}, bytes = f.bytes;
-    const std::string_view reason = f.drop_reason_desc;
+    const std::string_view reason =
+        plan->kernel_drop_reasons ? std::string_view(f.drop_reason_desc) : retina_reason_or_unknown(f.drop_reason_desc);
     for (int8_t ti : plan->by_group[static_cast<size_t>(Group::kDrop)]) {
       if (ti < 0) continue;
       Table& t = *shared->tables[static_cast<size_t>(ti)];

@@ -11,21 +11,21 @@ namespace retina::metrics::adv {
 namespace {
 
 constexpr MetricInfo kMetrics[] = {
-    {AdvMetric::kForwardCount, names::kAdvForwardCount, "forward_count", "Total forwarded packets, with pod context",
+    {AdvMetric::kForwardCount, names::kAdvForwardCount, "adv_forward_count", "Total forwarded packets, with pod context",
      Group::kForward, "forward", {"forward_count", {}}},
-    {AdvMetric::kForwardBytes, names::kAdvForwardBytes, "forward_bytes", "Total forwarded bytes, with pod context",
+    {AdvMetric::kForwardBytes, names::kAdvForwardBytes, "adv_forward_bytes", "Total forwarded bytes, with pod context",
      Group::kForward, "forward", {"forward_bytes", {}}},
-    {AdvMetric::kDropCount, names::kAdvDropCount, "drop_count", "Total dropped packets, with pod context",
+    {AdvMetric::kDropCount, names::kAdvDropCount, "adv_drop_count", "Total dropped packets, with pod context",
      Group::kDrop, "drop", {"drop_count", {}}},
-    {AdvMetric::kDropBytes, names::kAdvDropBytes, "drop_bytes", "Total dropped bytes, with pod context", Group::kDrop,
+    {AdvMetric::kDropBytes, names::kAdvDropBytes, "adv_drop_bytes", "Total dropped bytes, with pod context", Group::kDrop,
      "drop", {"drop_bytes", {}}},
-    {AdvMetric::kTcpFlags, names::kAdvTcpFlagsCount, "tcpflags_count", "Total TCP packets by flag, with pod context",
+    {AdvMetric::kTcpFlags, names::kAdvTcpFlagsCount, "adv_tcpflags_count", "Total TCP packets by flag, with pod context",
      Group::kTcpFlags, {}, {"tcpflags", "tcp_flag_gauges"}},
     {AdvMetric::kTcpRetrans, names::kAdvTcpRetransCount, "tcpretrans_count",
      "Total TCP retransmitted segments, with pod context", Group::kTcpRetrans, {}, {"tcpretrans", "tcp_retransmission_count"}},
-    {AdvMetric::kDnsRequest, names::kAdvDnsRequestCount, "dns_request_count", "Total DNS requests, with pod context",
+    {AdvMetric::kDnsRequest, names::kAdvDnsRequestCount, "adv_dns_request_count", "Total DNS requests, with pod context",
      Group::kDnsRequest, "dns", {"dns_request_count", {}}},
-    {AdvMetric::kDnsResponse, names::kAdvDnsResponseCount, "dns_response_count", "Total DNS responses, with pod context",
+    {AdvMetric::kDnsResponse, names::kAdvDnsResponseCount, "adv_dns_response_count", "Total DNS responses, with pod context",
      Group::kDnsResponse, "dns", {"dns_response_count", {}}},
 };
 

@@ -20,7 +20,7 @@ namespace retina::metrics::adv {
 struct MetricInfo {
   AdvMetric metric;
   std::string_view name;        // networkobservability_adv_...
-  std::string_view short_name;  // forward_count, ...
+  std::string_view short_name;  // adv_forward_count, ... (Retina's values)
   std::string_view help;
   Group group;
   // The metricName that selects the whole group ("forward": count and

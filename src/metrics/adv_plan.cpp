@@ -104,6 +104,8 @@ Plan make_plan(const AdvancedOptions& options) {
   Plan p;
   p.remote = options.remote_context;
   p.annotations = options.enable_annotations;
+  p.kernel_drop_reasons = options.kernel_drop_reasons;
+  p.separate_syn_ack = options.tcp_flags_separate_syn_ack;
   p.node_name = options.node_name;
   p.include.insert(options.namespaces.include.begin(), options.namespaces.include.end());
   p.exclude.insert(options.namespaces.exclude.begin(), options.namespaces.exclude.end());
@@ -113,6 +115,8 @@ Plan make_plan(const AdvancedOptions& options) {
   // Each metric's labels: the option naming it, else its group's option.
   std::array<std::optional<MetricLabels>, kAdvMetricCount> per_metric;
   if (options.context_options.empty()) {
+    // Retina: nothing until a MetricsConfiguration names metrics.
+    if (!options.default_context) return p;
     for (size_t i = 0; i < kAdvMetricCount; ++i) {
       MetricLabels l;
       l.src = kDefaultCtx;

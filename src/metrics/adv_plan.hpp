@@ -53,6 +53,8 @@ struct TableSpec {
 struct Plan {
   bool remote = false;
   bool annotations = false;
+  bool kernel_drop_reasons = false;
+  bool separate_syn_ack = false;
   std::string node_name;
   absl::flat_hash_set<std::string> include, exclude;
   uint32_t cap = 10000;

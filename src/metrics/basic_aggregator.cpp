@@ -19,12 +19,13 @@ size_t dir_index(TrafficDirection d) {
 
 struct BasicAggregator::Impl {
   // Registry series, resolved once.
-  Family<Counter>* families[3];
+  Family<Counter>* families[3] = {};  // forward_count, forward_bytes (when counted), tcpretrans_count
   Counter* fwd_count[kDirs] = {};
   Counter* fwd_bytes[kDirs] = {};
   Counter* retrans[kDirs] = {};
   Counter* dns_req;
   Counter* dns_resp;
+  bool count_forward;
 
   // Per-batch accumulation on the pipeline thread.
   struct Local {
@@ -36,24 +37,26 @@ struct BasicAggregator::Impl {
     bool dirty = false;
   } local;
 
-  static void publish(Counter*& c, Family<Counter>& fam, size_t dir, uint64_t n) {
-    if (!n) return;
-    if (!c) c = &fam.with({kDirNames[dir]});
+  static void publish(Counter*& c, Family<Counter>* fam, size_t dir, uint64_t n) {
+    if (!n) return;  // always so for a family not registered
+    if (!c) c = &fam->with({kDirNames[dir]});
     c->add(n);
   }
 
-  explicit Impl(Registry& r) {
-    auto& fc = r.counter(names::kForwardCount, "Total forwarded packets", {std::string(names::kDirection)});
-    auto& fb = r.counter(names::kForwardBytes, "Total forwarded bytes", {std::string(names::kDirection)});
+  Impl(Registry& r, bool forward) : count_forward(forward) {
     auto& rt = r.counter(names::kTcpRetransCount, "Total TCP retransmitted segments",
                          {std::string(names::kDirection)});
-    families[0] = &fc;
-    families[1] = &fb;
     families[2] = &rt;
+    if (count_forward) {
+      families[0] = &r.counter(names::kForwardCount, "Total forwarded packets", {std::string(names::kDirection)});
+      families[1] = &r.counter(names::kForwardBytes, "Total forwarded bytes", {std::string(names::kDirection)});
+    }
     // "unknown" appears only if such a flow ever arrives (see publish()).
     for (size_t i = 1; i < kDirs; ++i) {
-      fwd_count[i] = &fc.with({kDirNames[i]});
-      fwd_bytes[i] = &fb.with({kDirNames[i]});
+      if (count_forward) {
+        fwd_count[i] = &families[0]->with({kDirNames[i]});
+        fwd_bytes[i] = &families[1]->with({kDirNames[i]});
+      }
       retrans[i] = &rt.with({kDirNames[i]});
     }
     dns_req = &r.counter(names::kDnsRequestCount, "Total DNS requests").with({});
@@ -61,14 +64,15 @@ struct BasicAggregator::Impl {
   }
 };
 
-BasicAggregator::BasicAggregator(Registry& registry) : impl_(std::make_unique<Impl>(registry)) {}
+BasicAggregator::BasicAggregator(Registry& registry, bool count_forward)
+    : impl_(std::make_unique<Impl>(registry, count_forward)) {}
 BasicAggregator::~BasicAggregator() { on_batch_end(); }
 
 void BasicAggregator::on_flow(const Flow& f) noexcept {
   auto& l = impl_->local;
   switch (f.origin) {
     case FlowSource::kPacketParser:
-      if (f.verdict == Verdict::FORWARDED) {
+      if (f.verdict == Verdict::FORWARDED && impl_->count_forward) {
         const size_t d = dir_index(f.direction);
         l.fwd_packets[d] += f.packets();
         l.fwd_bytes[d] += f.total_bytes();
@@ -93,9 +97,9 @@ void BasicAggregator::on_batch_end() noexcept {
   auto& l = impl_->local;
   if (!l.dirty) return;
   for (size_t i = 0; i < kDirs; ++i) {
-    Impl::publish(impl_->fwd_count[i], *impl_->families[0], i, l.fwd_packets[i]);
-    Impl::publish(impl_->fwd_bytes[i], *impl_->families[1], i, l.fwd_bytes[i]);
-    Impl::publish(impl_->retrans[i], *impl_->families[2], i, l.retrans[i]);
+    Impl::publish(impl_->fwd_count[i], impl_->families[0], i, l.fwd_packets[i]);
+    Impl::publish(impl_->fwd_bytes[i], impl_->families[1], i, l.fwd_bytes[i]);
+    Impl::publish(impl_->retrans[i], impl_->families[2], i, l.retrans[i]);
   }
   if (l.dns_req) impl_->dns_req->add(l.dns_req);
   if (l.dns_resp) impl_->dns_resp->add(l.dns_resp);

@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 
 #include "support/agent_process.hpp"
+#include "support/forward_totals.hpp"
 #include "support/netns.hpp"
 #include "support/privileged.hpp"
 
@@ -68,6 +69,10 @@ std::string agent_config(const test::AgentProcess& agent, uint16_t port, const s
       "  port: {}\n"
       "logLevel: info\n"
       "enabledPlugin: [packetparser]\n"
+      // Ours: forward_* are the pods' veth totals these tests compare with
+      // (Retina's are packetforward's NIC totals); conntrack_* gauges.
+      "podForwardMetrics: true\n"
+      "enableConntrackMetrics: true\n"
       "dataAggregationLevel: {}\n"
       "enableTCX: {}\n"
       "conntrackReportInterval: 1s\n"
@@ -112,37 +117,10 @@ size_t attach_count(const test::AgentProcess& agent, const std::string& ifname) 
   return n;
 }
 
-struct Totals {
-  uint64_t packets[2] = {};  // [0] ingress (to the pods), [1] egress (from the pods)
-  uint64_t bytes[2] = {};
-  bool operator==(const Totals&) const = default;
-};
+// [0] ingress (to the pods), [1] egress (from the pods).
+using Totals = test::ForwardTotals;
 
-std::ostream& operator<<(std::ostream& os, const Totals& t) {
-  return os << "ingress " << t.packets[0] << " packets / " << t.bytes[0] << " bytes, egress " << t.packets[1]
-            << " packets / " << t.bytes[1] << " bytes";
-}
-
-Totals metric_totals(const test::PromText& m) {
-  Totals t;
-  const char* dirs[2] = {"ingress", "egress"};
-  for (int d = 0; d < 2; ++d) {
-    t.packets[d] = static_cast<uint64_t>(
-        m.value("networkobservability_forward_count", {{"direction", dirs[d]}}).value_or(0));
-    t.bytes[d] = static_cast<uint64_t>(
-        m.value("networkobservability_forward_bytes", {{"direction", dirs[d]}}).value_or(0));
-  }
-  return t;
-}
-
-Totals operator-(const Totals& a, const Totals& b) {
-  Totals t;
-  for (int d = 0; d < 2; ++d) {
-    t.packets[d] = a.packets[d] - b.packets[d];
-    t.bytes[d] = a.bytes[d] - b.bytes[d];
-  }
-  return t;
-}
+Totals metric_totals(const test::PromText& m) { return test::forward_totals(m); }
 
 // Host-side veth counters: what the pod sent is the veth's rx (egress,
 // TO_STACK), what it received is the veth's tx (ingress, TO_ENDPOINT).

@@ -137,10 +137,12 @@ struct Harness {
   PluginServices services;  // outlives the plugin
   std::unique_ptr<DropReasonPlugin> plugin;
 
+  // kernel_reasons: kernelDropReasons (ours) instead of Retina's labels.
   Harness(uint32_t netns, uint32_t events_per_second, bool include_expected = false,
-          FeatureDetector* features = nullptr) {
+          FeatureDetector* features = nullptr, bool kernel_reasons = false) {
     cfg.drop_events_per_second = events_per_second;
     cfg.drop_include_expected = include_expected;
+    cfg.kernel_drop_reasons = kernel_reasons;
     plugin = std::make_unique<DropReasonPlugin>(DropReasonPlugin::Options{netns});
     PluginContext ctx;
     ctx.config = &cfg;
@@ -232,6 +234,7 @@ TEST_CASE("dropreason counts nftables drops exactly, by direction, with flows", 
   FeatureDetector* features = force_raw ? &no_tp_btf : nullptr;
   Harness in(netns_inode(b.ns), 1'000'000, false, features);   // drops inside b
   Harness out(netns_inode(a.ns), 1'000'000, false, features);  // drops inside a
+  Harness in_kernel(netns_inode(b.ns), 1'000'000, false, features, true);  // kernelDropReasons
   INFO("program: " << (in.plugin->uses_tp_btf() ? "tp_btf" : "raw_tp"));
   if (force_raw) CHECK_FALSE(in.plugin->uses_tp_btf());
 
@@ -260,20 +263,27 @@ TEST_CASE("dropreason counts nftables drops exactly, by direction, with flows", 
   CHECK(co.bytes == kOut * (20 + 8 + kPayload));
   CHECK(out.count_of("NETFILTER_DROP", RETINA_DROP_DIR_INGRESS).packets == 0);
 
-  // Metrics: Retina's reason, our kernel_reason.
+  // Metrics, Retina's labels: its reason, direction "unknown" (Retina knows
+  // a direction only for failed connects and accepts), no other label.
   auto p = in.scrape();
+  const std::map<std::string, std::string> retina_labels = {{"reason", "IPTABLE_RULE_DROP"}, {"direction", "unknown"}};
+  CHECK(p.value(metrics::names::kDropCount, retina_labels) == double(kIn));
+  CHECK(p.value(metrics::names::kDropBytes, retina_labels) == double(in_bytes));
+  REQUIRE(p.family(metrics::names::kDropCount)->samples.size() == 1);
+  CHECK(p.family(metrics::names::kDropCount)->samples[0].labels.size() == 2);
+  CHECK(p.family(metrics::names::kDropCount)->type == "counter");
+  // kernelDropReasons: Retina's reason, the observed direction, our kernel_reason.
+  REQUIRE(wait_for([&] { return in_kernel.count_of("NETFILTER_DROP", RETINA_DROP_DIR_INGRESS).packets >= kIn; }));
+  auto pk = in_kernel.scrape();
   const std::map<std::string, std::string> in_labels = {
       {"reason", "IPTABLE_RULE_DROP"}, {"direction", "ingress"}, {"kernel_reason", "NETFILTER_DROP"}};
-  CHECK(p.value(metrics::names::kDropCount, in_labels) == double(kIn));
-  CHECK(p.value(metrics::names::kDropBytes, in_labels) == double(in_bytes));
-  CHECK(p.family(metrics::names::kDropCount)->type == "counter");
+  CHECK(pk.value(metrics::names::kDropCount, in_labels) == double(kIn));
+  CHECK(pk.value(metrics::names::kDropBytes, in_labels) == double(in_bytes));
   CHECK(p.value(metrics::names::kLostEvents, {{"type", "kernel"}, {"reason", "dropreason"}}) == 0.0);
   CHECK(p.value("controlplane_networkobservability_bpf_events_total", {{"plugin", "dropreason"}, {"stat", "reports"}}) ==
         double(kIn));
   auto po = out.scrape();
-  CHECK(po.value(metrics::names::kDropCount,
-                 {{"reason", "IPTABLE_RULE_DROP"}, {"direction", "egress"}, {"kernel_reason", "NETFILTER_DROP"}}) ==
-        double(kOut));
+  CHECK(po.value(metrics::names::kDropCount, retina_labels) == double(kOut));
 
   // Flows: one per drop, with the 5-tuple and the kernel's reason.
   auto flows = in.pump();
@@ -324,6 +334,31 @@ TEST_CASE("dropreason counts nftables drops exactly, by direction, with flows", 
   CHECK(in.count_of("NETFILTER_DROP", RETINA_DROP_DIR_INGRESS).packets == kIn);
 }
 
+TEST_CASE("dropreason: an iptables DROP is Retina's IPTABLE_RULE_DROP, direction unknown", "[priv][dropreason]") {
+  RETINA_REQUIRE_PRIVILEGED();
+  test::Node node({.pods = 2, .isolated = true});
+  const auto& a = node.pod(0);
+  const auto& b = node.pod(1);
+  // iptables (Debian's iptables-nft) in b's own namespace: gone with it.
+  test::sh(fmt::format("ip netns exec {} iptables -A INPUT -p udp --dport 7401 -j DROP", b.ns));
+  test::sh(fmt::format("ip netns exec {} ip6tables -A INPUT -p udp --dport 7401 -j DROP", b.ns));
+  node.wait_quiet();
+  Harness h(netns_inode(b.ns), 1'000'000);
+  const std::map<std::string, std::string> labels = {{"reason", "IPTABLE_RULE_DROP"}, {"direction", "unknown"}};
+  const double before = h.scrape().value(metrics::names::kDropCount, labels).value_or(0);
+  CHECK(before == 0);
+  constexpr size_t kUdp4 = 90, kUdp6 = 35, kPayload = 50;
+  udp_blast(a.ns, b.ipv4, 7401, kUdp4, kPayload);
+  udp_blast(a.ns, b.ipv6, 7401, kUdp6, kPayload);
+  REQUIRE(wait_for([&] { return h.total_packets() >= kUdp4 + kUdp6; }));
+  std::this_thread::sleep_for(300ms);
+  auto p = h.scrape();
+  CHECK(p.value(metrics::names::kDropCount, labels) == double(kUdp4 + kUdp6));
+  CHECK(p.value(metrics::names::kDropBytes, labels) == double(kUdp4 * (20 + 8 + kPayload) + kUdp6 * (40 + 8 + kPayload)));
+  REQUIRE(p.family(metrics::names::kDropCount)->samples.size() == 1);
+  CHECK(p.family(metrics::names::kDropCount)->samples[0].labels == labels);  // no label of ours
+}
+
 TEST_CASE("dropreason: a low event rate keeps the counts exact", "[priv][dropreason]") {
   RETINA_REQUIRE_PRIVILEGED();
   test::Node node({.pods = 2, .isolated = true});
@@ -363,7 +398,7 @@ TEST_CASE("dropreason: a low event rate keeps the counts exact", "[priv][droprea
   REQUIRE_FALSE(flows.empty());
   CHECK(flows.back().flow().suppressed > 0);
   auto p = h.scrape();
-  CHECK(p.value(metrics::names::kDropCount, {{"reason", "IPTABLE_RULE_DROP"}, {"direction", "ingress"}}) ==
+  CHECK(p.value(metrics::names::kDropCount, {{"reason", "IPTABLE_RULE_DROP"}, {"direction", "unknown"}}) ==
         double(kSent));
   CHECK(p.value("controlplane_networkobservability_bpf_events_total",
                 {{"plugin", "dropreason"}, {"stat", "rate_limited"}}) == double(limited));
@@ -375,7 +410,8 @@ TEST_CASE("dropreason: UDP to a closed port is NO_SOCKET", "[priv][dropreason]")
   const auto& a = node.pod(0);
   const auto& b = node.pod(1);
   node.wait_quiet();
-  Harness h(netns_inode(b.ns), 1'000'000);
+  Harness h(netns_inode(b.ns), 1'000'000, false, nullptr, true);  // kernelDropReasons
+  Harness retina_labels(netns_inode(b.ns), 1'000'000);
   constexpr size_t kN = 25;
   udp_blast(a.ns, b.ipv4, 7201, kN, 10);
   udp_blast(a.ns, b.ipv6, 7201, kN, 10);
@@ -388,10 +424,14 @@ TEST_CASE("dropreason: UDP to a closed port is NO_SOCKET", "[priv][dropreason]")
   CHECK(c.bytes > 0);
   CHECK(h.total_packets() == 2 * kN);
   auto p = h.scrape();
-  // No Retina reason corresponds: the kernel's name in both labels.
+  // No Retina reason corresponds: with kernelDropReasons the kernel's name
+  // in both labels; Retina's labels say UNKNOWN_DROP.
   CHECK(p.value(metrics::names::kDropCount,
                 {{"reason", "NO_SOCKET"}, {"direction", "ingress"}, {"kernel_reason", "NO_SOCKET"}}) ==
         double(2 * kN));
+  REQUIRE(wait_for([&] { return retina_labels.total_packets() >= 2 * kN; }));
+  CHECK(retina_labels.scrape().value(metrics::names::kDropCount,
+                                     {{"reason", "UNKNOWN_DROP"}, {"direction", "unknown"}}) == double(2 * kN));
   auto flows = h.pump();
   REQUIRE(flows.size() == 2 * kN);
   for (const auto& f : flows) {
@@ -426,6 +466,7 @@ TEST_CASE("dropreason: expected frees are left out unless asked for", "[priv][dr
 
   Harness without(inode, 1000, false);
   Harness with(inode, 1000, true);
+  Harness with_kernel(inode, 1000, true, nullptr, true);
   frees(kN);
   INFO("counts: " << with.describe());
   REQUIRE(wait_for([&] { return with.count_of("NOT_SPECIFIED", RETINA_DROP_DIR_EGRESS).packets >= kN; }));
@@ -433,9 +474,11 @@ TEST_CASE("dropreason: expected frees are left out unless asked for", "[priv][dr
   CHECK(with.count_of("NOT_SPECIFIED", RETINA_DROP_DIR_EGRESS).packets == kN);
   CHECK(without.total_packets() == 0);
   auto p = with.scrape();
-  CHECK(p.value(metrics::names::kDropCount,
-                {{"reason", "UNKNOWN_DROP"}, {"direction", "egress"}, {"kernel_reason", "NOT_SPECIFIED"}}) ==
-        double(kN));
+  CHECK(p.value(metrics::names::kDropCount, {{"reason", "UNKNOWN_DROP"}, {"direction", "unknown"}}) == double(kN));
+  REQUIRE(wait_for([&] { return with_kernel.count_of("NOT_SPECIFIED", RETINA_DROP_DIR_EGRESS).packets >= kN; }));
+  CHECK(with_kernel.scrape().value(metrics::names::kDropCount, {{"reason", "UNKNOWN_DROP"},
+                                                               {"direction", "egress"},
+                                                               {"kernel_reason", "NOT_SPECIFIED"}}) == double(kN));
   auto flows = with.pump();
   REQUIRE(flows.size() == kN);
   for (const auto& f : flows) {

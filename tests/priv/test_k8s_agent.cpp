@@ -139,10 +139,11 @@ struct Expect {
     add(local[{a, "ingress"}], da.tx_packets, da.tx_bytes);
     add(local[{b, "egress"}], db.rx_packets, db.rx_bytes);
     add(local[{b, "ingress"}], db.tx_packets, db.tx_bytes);
-    add(remote[{a, b, "egress"}], da.rx_packets, da.rx_bytes);   // a's packets, at a's veth
-    add(remote[{b, a, "ingress"}], da.tx_packets, da.tx_bytes);  // b's packets, at a's veth
-    add(remote[{a, b, "ingress"}], db.tx_packets, db.tx_bytes);
-    add(remote[{b, a, "egress"}], db.rx_packets, db.rx_bytes);
+    // Remote context writes Hubble's direction names, as Retina.
+    add(remote[{a, b, "EGRESS"}], da.rx_packets, da.rx_bytes);   // a's packets, at a's veth
+    add(remote[{b, a, "INGRESS"}], da.tx_packets, da.tx_bytes);  // b's packets, at a's veth
+    add(remote[{a, b, "INGRESS"}], db.tx_packets, db.tx_bytes);
+    add(remote[{b, a, "EGRESS"}], db.rx_packets, db.rx_bytes);
   }
 };
 
@@ -201,7 +202,10 @@ class Scenario {
         "/tmp/retina-k8s-agent-" + tag_ + ".yaml",
         fmt::format("apiServer:\n  host: 127.0.0.1\nenabledPlugin: [packetparser]\nenablePodLevel: true\n"
                     "remoteContext: {}\nnodeName: {}\ndataAggregationLevel: {}\nconntrackReportInterval: 1s\n"
-                    "hostInterfaces: []\npodInterfacePrefixes: [{}]\nenableTCX: off\nmetricsIntervalDuration: 1s\n",
+                    "hostInterfaces: []\npodInterfacePrefixes: [{}]\nenableTCX: off\nmetricsIntervalDuration: 1s\n"
+                    // Ours: adv_* with the default labels before a MetricsConfiguration
+                    // exists, and a SYN-ACK counted as SYN and ACK (Retina: SYNACK).
+                    "advMetricsWithoutConfiguration: true\ntcpFlagsSeparateSynAck: true\n",
                     remote_ ? "true" : "false", node_name_, remote_ ? "high" : "low", node_.host_prefix()));
     agent_ = std::make_unique<Agent>(tag_, std::vector<std::string>{"--config", config_->path, "--kubeconfig",
                                                                      kubeconfig_->path, "--port", "0"});
@@ -470,6 +474,6 @@ TEST_CASE("agent with Kubernetes: adv_forward per pod pair in remote context, ex
   CHECK(p.value("controlplane_networkobservability_k8s_objects", {{"resource", "pods"}}) == 4.0);
   // The source and destination IP labels are the pods' addresses.
   CHECK(s.delta(p, kFwdCount, {{"source_ip", s.node_.pod(2).ipv6}, {"destination_ip", s.node_.pod(0).ipv6},
-                                {"direction", "egress"}}) == 25.0);
+                                {"direction", "EGRESS"}}) == 25.0);
   CHECK(s.agent_->terminate() == 0);
 }

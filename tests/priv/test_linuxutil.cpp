@@ -369,6 +369,7 @@ Status connect_pair(int listener, int family, const char* addr, uint16_t port, s
 
 struct NetnsScrapes {
   std::string files, sock_diag;
+  std::string all_ips;  // files, with Retina's address="AllIPs"
 };
 
 // In a new network namespace (this thread only): lo up with 192.0.2.1 as
@@ -404,6 +405,7 @@ Result<NetnsScrapes> scrape_fresh_netns(const std::string& empty_sys) {
 
   NetnsScrapes out;
   LinuxUtilOptions opts;
+  opts.per_address = true;  // tcpConnectionRemotePerAddress; AllIPs is checked below
   opts.ethtool = false;
   opts.sockets = LinuxUtilOptions::Sockets::kProcFiles;
   // /proc/thread-self/net is this thread's namespace; /proc/net would be the process's.
@@ -414,6 +416,10 @@ Result<NetnsScrapes> scrape_fresh_netns(const std::string& empty_sys) {
   auto diag = poll_and_scrape("/proc/thread-self", empty_sys, opts);
   if (!diag) return unexpected(diag.error());
   out.sock_diag = std::move(*diag);
+  opts.per_address = false;  // Retina's address="AllIPs"
+  auto all = poll_and_scrape("/proc/thread-self", empty_sys, opts);
+  if (!all) return unexpected(all.error());
+  out.all_ips = std::move(*all);
   return out;
 }
 
@@ -433,8 +439,11 @@ TEST_CASE("linuxutil counters lie between readings of the kernel files taken aro
   const bool have_eth0 = sysfs0.count(eth0_name) > 0;
   const auto ethtool0 = have_eth0 ? ethtool_cli("", eth0_name) : decltype(ethtool_cli("", "")){};
 
-  // The real roots: sock_diag for sockets and the ethtool ioctl.
-  auto text = poll_and_scrape("/proc", "/sys", LinuxUtilOptions{});
+  // The real roots: sock_diag for sockets and the ethtool ioctl; per
+  // interface (interfaceStatsPerInterface), so each is bracketed on its own.
+  LinuxUtilOptions per_interface;
+  per_interface.per_interface = true;
+  auto text = poll_and_scrape("/proc", "/sys", per_interface);
   REQUIRE(text);
 
   const auto snmp1 = read_pairs("/proc/net/snmp");
@@ -539,6 +548,9 @@ TEST_CASE("tcp_state and tcp_connection_remote count the sockets of a fresh name
     // Only 192.0.2.1 is not loopback; both ends of each of its 3 connections see it.
     CHECK(test::sample_lines(*text, names::kTcpConnectionRemote) ==
           std::vector<std::string>{"networkobservability_tcp_connection_remote{address=\"192.0.2.1\"} 6"});
+    if (text == &scrapes->files)
+      CHECK(test::sample_lines(scrapes->all_ips, names::kTcpConnectionRemote) ==
+            std::vector<std::string>{"networkobservability_tcp_connection_remote{address=\"AllIPs\"} 6"});
     const auto tcp = test::sample_lines(*text, names::kTcpConnectionStats);
     CHECK(std::count(tcp.begin(), tcp.end(), stat_line(names::kTcpConnectionStats, "ActiveOpens", "7")) == 1);
     CHECK(std::count(tcp.begin(), tcp.end(), stat_line(names::kTcpConnectionStats, "PassiveOpens", "7")) == 1);
@@ -560,6 +572,10 @@ TEST_CASE("ethtool statistics of a veth match `ethtool -S`, and interface_stats 
   run(fmt::format("ip link add {} netns {} type veth peer name {} netns {}", va, a.name(), vb, b.name()));
   run(fmt::format("ip -n {} addr add 198.18.0.1/30 dev {} && ip -n {} link set {} up", a.name(), va, a.name(), va));
   run(fmt::format("ip -n {} addr add 198.18.0.2/30 dev {} && ip -n {} link set {} up", b.name(), vb, b.name(), vb));
+  // A second pair, so that all_interfaces has something to sum.
+  const std::string va2 = fmt::format("rluc{}", pid), vb2 = fmt::format("rlud{}", pid);
+  run(fmt::format("ip link add {} netns {} type veth peer name {} netns {}", va2, a.name(), vb2, b.name()));
+  run(fmt::format("ip -n {} link set {} up && ip -n {} link set {} up", a.name(), va2, b.name(), vb2));
 
   // Ten datagrams from a to b over the veth.
   auto receiver = on_thread([&]() -> Result<UniqueFd> {
@@ -591,13 +607,13 @@ TEST_CASE("ethtool statistics of a veth match `ethtool -S`, and interface_stats 
 
   // Five Ethernet frames of an ethertype no protocol handles, from b's end:
   // the kernel drops them on arrival at va, so its drop counters read 5.
-  auto injected = on_thread([&]() -> Result<int> {
+  const auto inject = [&](const std::string& from, int count) { return on_thread([&]() -> Result<int> {
     if (auto st = enter_netns(b.name()); !st) return unexpected(st.error());
     UniqueFd fd(::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0));
     if (!fd) return unexpected(Error::system("socket(AF_PACKET)", errno));
     sockaddr_ll ll{};
     ll.sll_family = AF_PACKET;
-    ll.sll_ifindex = static_cast<int>(::if_nametoindex(vb.c_str()));
+    ll.sll_ifindex = static_cast<int>(::if_nametoindex(from.c_str()));
     ll.sll_halen = 6;
     std::memset(ll.sll_addr, 0xff, 6);
     uint8_t frame[60] = {};
@@ -607,12 +623,16 @@ TEST_CASE("ethtool statistics of a veth match `ethtool -S`, and interface_stats 
     frame[12] = 0x88;  // 0x88B5: IEEE 802 local experimental ethertype
     frame[13] = 0xB5;
     int n = 0;
-    for (int i = 0; i < 5; ++i)
+    for (int i = 0; i < count; ++i)
       if (::sendto(fd.get(), frame, sizeof frame, 0, reinterpret_cast<sockaddr*>(&ll), sizeof ll) == sizeof frame) ++n;
     return n;
-  });
+  }); };
+  auto injected = inject(vb, 5);
   REQUIRE(injected);
   REQUIRE(*injected == 5);
+  auto injected2 = inject(vb2, 3);
+  REQUIRE(injected2);
+  REQUIRE(*injected2 == 3);
 
   const auto read_mine = [&] {
     return on_thread([&]() -> Result<std::vector<linuxutil::EthtoolStat>> {
@@ -650,11 +670,20 @@ TEST_CASE("ethtool statistics of a veth match `ethtool -S`, and interface_stats 
   REQUIRE_FALSE(gone);
   CHECK(gone.error().code == ENODEV);
 
-  // The plugin in namespace a, with a sysfs of that namespace on /sys.
+  // The plugin in namespace a, with a sysfs of that namespace on /sys: per
+  // interface (interfaceStatsPerInterface) and Retina's all_interfaces.
+  std::string all_text;
   auto text = on_thread([&]() -> Result<std::string> {
     if (auto st = enter_netns(a.name()); !st) return unexpected(st.error());
     if (auto st = remount_sys_for_this_netns(); !st) return unexpected(st.error());
-    return poll_and_scrape("/proc/thread-self", "/sys", LinuxUtilOptions{});
+    LinuxUtilOptions per_interface;
+    per_interface.per_interface = true;
+    auto t = poll_and_scrape("/proc/thread-self", "/sys", per_interface);
+    if (!t) return t;
+    auto all = poll_and_scrape("/proc/thread-self", "/sys", LinuxUtilOptions{});
+    if (!all) return all;
+    all_text = std::move(*all);
+    return t;
   });
   INFO((text ? *text : text.error().message));
   REQUIRE(text);
@@ -682,12 +711,35 @@ TEST_CASE("ethtool statistics of a veth match `ethtool -S`, and interface_stats 
         fmt::format("networkobservability_interface_stats{{interface_name=\"{}\",statistic_name=\"{}\"}} {}", va, f,
                     v.substr(0, v.find('\n'))));
   }
-  CHECK(test::sample_lines(*text, names::kInterfaceStats) == expected);  // lo skipped, only the veth
+  std::vector<std::string> va_lines;  // lo skipped; the second veth is checked below
+  for (const std::string& line : test::sample_lines(*text, names::kInterfaceStats))
+    if (line.find(fmt::format("interface_name=\"{}\"", va)) != std::string::npos) va_lines.push_back(line);
+  CHECK(va_lines == expected);
   Num drops = 0;
-  for (const Sample& s : samples(*text, names::kInterfaceStats))
-    if (s.labels.at("statistic_name") == "rx_dropped" || s.labels.at("statistic_name") == "rx_nohandler")
+  std::map<std::string, Num> sums;  // per statistic, over va and va2
+  std::set<std::string> interfaces;
+  for (const Sample& s : samples(*text, names::kInterfaceStats)) {
+    interfaces.insert(s.labels.at("interface_name"));
+    sums[s.labels.at("statistic_name")] += to_num(s.value);
+    if (s.labels.at("interface_name") == va &&
+        (s.labels.at("statistic_name") == "rx_dropped" || s.labels.at("statistic_name") == "rx_nohandler"))
       drops += to_num(s.value);
+  }
   CHECK(drops == 5);
+  CHECK(interfaces == std::set<std::string>{va, va2});
+  // Retina's all_interfaces: every statistic summed over both veths.
+  INFO(all_text);
+  const auto all = samples(all_text, names::kInterfaceStats);
+  CHECK(all.size() == sums.size());
+  Num all_drops = 0;
+  for (const Sample& s : all) {
+    INFO(s.labels.at("statistic_name"));
+    CHECK(s.labels.at("interface_name") == "all_interfaces");
+    CHECK(to_num(s.value) == sums[s.labels.at("statistic_name")]);
+    if (s.labels.at("statistic_name") == "rx_dropped" || s.labels.at("statistic_name") == "rx_nohandler")
+      all_drops += to_num(s.value);
+  }
+  CHECK(all_drops == 5 + 3);
   CHECK(text->find(fmt::format("{}{{plugin=\"linuxutil\",source=\"ethtool\"}} 0", names::kPluginSourceErrors)) !=
         std::string::npos);
   CHECK(text->find(fmt::format("{}{{plugin=\"linuxutil\",source=\"interfaces\"}} 0", names::kPluginSourceErrors)) !=

@@ -2,7 +2,8 @@
 // veth: what the socket filter counts by direction must equal, exactly,
 // what the interface itself counted over the same period; the socket
 // follows the default route to another interface; the counts reach
-// forward_* (packetparser off) or node_forward_* (packetparser on); and
+// Retina's forward_* (whether packetparser runs or not) or, with
+// podForwardMetrics and packetparser on, node_forward_*; and
 // stop() leaves no packet socket behind.
 #include <catch2/catch.hpp>
 
@@ -133,9 +134,10 @@ struct Instance {
   PluginServices services;  // outlives the plugin
   PacketForwardPlugin plugin;
 
-  explicit Instance(bool with_packetparser) {
+  explicit Instance(bool with_packetparser, bool pod_forward_metrics = false) {
     cfg.enabled_plugins = {"packetforward"};
     if (with_packetparser) cfg.enabled_plugins.push_back("packetparser");
+    cfg.pod_forward_metrics = pod_forward_metrics;
     PluginContext ctx;
     ctx.config = &cfg;
     ctx.registry = &registry;
@@ -174,8 +176,8 @@ TEST_CASE("packetforward counts the default-route interface exactly and follows 
   const int eth1 = test::ifindex_of("eth1");
   const size_t sockets_before = packet_sockets();
 
-  Instance basic(false);  // packetparser off: forward_count / forward_bytes
-  Instance ours(true);    // packetparser on: node_forward_count / node_forward_bytes
+  Instance basic(true);       // Retina's forward_count / forward_bytes, packetparser on or not
+  Instance ours(true, true);  // podForwardMetrics: node_forward_count / node_forward_bytes
   CHECK(basic.plugin.exports_basic_forward());
   CHECK_FALSE(ours.plugin.exports_basic_forward());
   REQUIRE(wait_for([&] {
@@ -259,6 +261,12 @@ TEST_CASE("packetforward counts the default-route interface exactly and follows 
   ours.plugin.stop();
   CHECK_FALSE(basic.plugin.bound_interface());
   CHECK(packet_sockets() == sockets_before);
+
+  // Without packetparser forward_* are the NIC totals with the switch too.
+  for (const bool pod_forward : {false, true}) {
+    Instance no_pp(false, pod_forward);
+    CHECK(no_pp.plugin.exports_basic_forward());
+  }
 }
 
 TEST_CASE("packetforward: a kernel without socket filters disables the plugin", "[priv][packetforward]") {

@@ -632,6 +632,7 @@ TEST_CASE("packetparser exports its kernel statistics as metrics", "[priv][packe
   metrics::Registry registry;
   Config cfg = high_config();
   cfg.host_interfaces.clear();
+  cfg.enable_conntrack_metrics = true;  // off by default, as in Retina
   {
     PluginServices services;
     PacketParserPlugin pp;
@@ -667,6 +668,18 @@ TEST_CASE("packetparser exports its kernel statistics as metrics", "[priv][packe
   // The plugin is gone; scraping stays safe.
   auto prom = test::parse_prom_text(registry.expose());
   CHECK(prom.error.empty());
+
+  // Retina's default: no conntrack_* gauges.
+  metrics::Registry plain;
+  Config off = high_config();
+  off.host_interfaces.clear();
+  PacketParserPlugin pp;
+  PluginContext ctx;
+  ctx.config = &off;
+  ctx.registry = &plain;
+  REQUIRE(pp.init(ctx));
+  auto p = test::parse_prom_text(plain.expose());
+  CHECK(p.family("networkobservability_conntrack_total_connections") == nullptr);
 }
 
 TEST_CASE("packetparser's ring buffer is pollable and drains in bounded batches", "[priv][packetparser][ring_buffer]") {

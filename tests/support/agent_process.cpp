@@ -392,6 +392,7 @@ void AgentProcess::start(AgentOptions o) {
   port_ = o.port;
   output_path_ = path(fmt::format("agent-{}.log", ++starts_));
   ChildProcess::Options co;
+  co.argv = std::move(o.wrapper);
 #ifdef RETINA_AGENT_PATH
   co.argv.push_back(RETINA_AGENT_PATH);
 #else
@@ -402,7 +403,12 @@ void AgentProcess::start(AgentOptions o) {
     co.argv.push_back("--config");
     co.argv.push_back(path("config.yaml"));
   }
+  // The probe listener defaults to Retina's fixed :18081; tests use a free
+  // loopback port unless they ask for one.
+  const bool probe = std::any_of(o.args.begin(), o.args.end(),
+                                 [](const std::string& a) { return a.starts_with("--health-probe-bind-address"); });
   for (auto& a : o.args) co.argv.push_back(std::move(a));
+  if (!probe) co.argv.push_back("--health-probe-bind-address=127.0.0.1:0");
   co.env = std::move(o.env);
   co.netns = netns_;
   co.output_path = output_path_;

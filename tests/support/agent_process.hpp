@@ -126,6 +126,8 @@ struct AgentOptions {
   // nullopt runs the agent with no config at all.
   std::optional<std::string> config;
   std::vector<std::string> args;  // more command-line arguments
+  // A command the agent runs under, e.g. {"setpriv", "--bounding-set=...", "--"}.
+  std::vector<std::string> wrapper;
   std::vector<std::string> env;   // NAME=value
   // Network namespace to run (and scrape) in; empty: the caller's.
   std::string netns;

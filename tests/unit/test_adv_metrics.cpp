@@ -66,8 +66,11 @@ struct Fixture {
   }();
   std::chrono::steady_clock::time_point now{std::chrono::hours(1)};
 
+  // advMetricsWithoutConfiguration: every metric with the default labels
+  // while no context option is set (Retina's default produces none).
   AdvancedOptions options(bool remote) {
     AdvancedOptions o;
+    o.default_context = true;
     o.remote_context = remote;
     o.node_name = "node-1";
     o.clock = [this] { return now; };
@@ -193,13 +196,13 @@ TEST_CASE("remote context: source_ and destination_ labels, one series per flow"
   adv.on_batch_end();
 
   auto p = scrape(r);
-  CHECK(p.value(kFwdCount, {{"direction", "egress"}, {"source_podname", "web-1"}, {"destination_podname", "api-1"},
+  CHECK(p.value(kFwdCount, {{"direction", "EGRESS"}, {"source_podname", "web-1"}, {"destination_podname", "api-1"},
                             {"source_namespace", "shop"}, {"destination_namespace", "pay"},
                             {"source_workload_name", "web"}, {"destination_workload_kind", "StatefulSet"}}) == 5.0);
-  CHECK(p.value(kFwdCount, {{"direction", "ingress"}, {"source_podname", "web-1"}, {"destination_podname", "api-1"}}) ==
+  CHECK(p.value(kFwdCount, {{"direction", "INGRESS"}, {"source_podname", "web-1"}, {"destination_podname", "api-1"}}) ==
         5.0);
-  CHECK(p.value(kFwdBytes, {{"direction", "ingress"}, {"source_podname", "web-1"}}) == 500.0);
-  const Labels unknown_dst{{"direction", "egress"},          {"source_podname", "web-1"},
+  CHECK(p.value(kFwdBytes, {{"direction", "INGRESS"}, {"source_podname", "web-1"}}) == 500.0);
+  const Labels unknown_dst{{"direction", "EGRESS"},          {"source_podname", "web-1"},
                            {"destination_ip", "192.0.2.7"},  {"destination_namespace", "unknown"},
                            {"destination_podname", "unknown"}, {"destination_workload_kind", "unknown"},
                            {"destination_workload_name", "unknown"}};
@@ -282,20 +285,21 @@ TEST_CASE("every adv metric with its own labels", "[adv]") {
   adv.on_batch_end();
 
   auto p = scrape(r);
-  CHECK(p.value(kFwdCount, {{"direction", "egress"}, {"is_reply", "true"}, {"source_podname", "api-1"},
+  CHECK(p.value(kFwdCount, {{"direction", "EGRESS"}, {"is_reply", "true"}, {"source_podname", "api-1"},
                             {"destination_podname", "web-1"}}) == 2.0);
-  CHECK(p.value(kFwdCount, {{"direction", "egress"}, {"is_reply", "false"}}) == 15.0);  // 8 + the flush's 7
+  CHECK(p.value(kFwdCount, {{"direction", "EGRESS"}, {"is_reply", "false"}}) == 15.0);  // 8 + the flush's 7
   CHECK(p.value(kFwdBytes, {{"is_reply", "true"}}) == 80.0);
-  CHECK(p.value(kDropCount, {{"reason", "NETFILTER_DROP"}, {"direction", "ingress"}, {"source_namespace", "shop"},
+  // Retina's reason for the kernel's NETFILTER_DROP.
+  CHECK(p.value(kDropCount, {{"reason", "IPTABLE_RULE_DROP"}, {"direction", "INGRESS"}, {"source_namespace", "shop"},
                              {"destination_namespace", "pay"}}) == 4.0);
-  CHECK(p.value(kDropBytes, {{"reason", "NETFILTER_DROP"}}) == 1500.0);
+  CHECK(p.value(kDropBytes, {{"reason", "IPTABLE_RULE_DROP"}}) == 1500.0);
   CHECK(p.value(kFlags, {{"flag", "SYN"}, {"source_podname", "web-1"}}) == 1.0);
   CHECK(p.value(kFlags, {{"flag", "ACK"}}) == 7.0);
   CHECK(p.value(kFlags, {{"flag", "PSH"}}) == 3.0);
   CHECK(p.value(kFlags, {{"flag", "FIN"}}) == 1.0);
   CHECK_FALSE(p.value(kFlags, {{"flag", "RST"}}));
   CHECK(p.family(kFlags)->samples.front().labels.size() == 2);  // flag, source_podname
-  CHECK(p.value(kRetrans, {{"direction", "egress"}, {"source_ip", "10.0.0.1"}, {"destination_ip", "10.0.0.2"},
+  CHECK(p.value(kRetrans, {{"direction", "EGRESS"}, {"source_ip", "10.0.0.1"}, {"destination_ip", "10.0.0.2"},
                            {"destination_port", "8080"}}) == 1.0);
   CHECK(p.value(kDnsReq, {{"query_type", "A"}, {"query", "api.pay.svc.cluster.local."}, {"source_podname", "web-1"},
                           {"destination_service", "api"}, {"destination_zone", "unknown"}}) == 1.0);
@@ -333,7 +337,7 @@ TEST_CASE("events reported once (DNS, drops, retransmissions) count for every lo
     if (remote) {
       CHECK(p.value(kDnsReq, {{"query_type", "AAAA"}, {"source_podname", "web-1"}, {"destination_podname", "api-1"}}) ==
             1.0);
-      CHECK(p.value(kRetrans, {{"direction", "egress"}, {"source_podname", "web-1"}}) == 1.0);
+      CHECK(p.value(kRetrans, {{"direction", "EGRESS"}, {"source_podname", "web-1"}}) == 1.0);
     } else {
       CHECK(p.value(kDnsReq, {{"query_type", "AAAA"}, {"podname", "web-1"}}) == 1.0);  // sent
       CHECK(p.value(kDnsReq, {{"query_type", "AAAA"}, {"podname", "api-1"}}) == 1.0);  // received
@@ -462,8 +466,8 @@ TEST_CASE("series cap: the rest folds into one overflow series and is counted", 
   CHECK(series_count(p, kFwdCount) == 4);
   CHECK(p.value(kFwdCount, {{"source_ip", "192.0.2.1"}}) == 2.0);
   CHECK(p.value(kFwdCount, {{"direction", "overflow"}, {"source_ip", "overflow"}}) == 7.0);
-  CHECK(p.value(kOverflow, {{"metric", "forward_count"}}) == 7.0);
-  CHECK(p.value(kOverflow, {{"metric", "forward_bytes"}}) == 0.0);
+  CHECK(p.value(kOverflow, {{"metric", "adv_forward_count"}}) == 7.0);
+  CHECK(p.value(kOverflow, {{"metric", "adv_forward_bytes"}}) == 0.0);
   CHECK(p.value(kFwdCount, {}, true) == 11.0);  // nothing lost
   CHECK(adv.stats().overflowed[0] == 7);
   CHECK(adv.stats().series[0] == 4);
@@ -491,8 +495,8 @@ TEST_CASE("ttl: idle series expire and are counted; active ones stay", "[adv]") 
   auto p = scrape(r);
   CHECK(series_count(p, kFwdCount) == 1);
   CHECK(p.value(kFwdCount, {{"podname", "api-1"}}) == 2.0);
-  CHECK(p.value(kExpired, {{"metric", "forward_count"}}) == 1.0);
-  CHECK(p.value(kExpired, {{"metric", "forward_bytes"}}) == 1.0);
+  CHECK(p.value(kExpired, {{"metric", "adv_forward_count"}}) == 1.0);
+  CHECK(p.value(kExpired, {{"metric", "adv_forward_bytes"}}) == 1.0);
   // A series that comes back starts from zero.
   adv.on_flow(packet(fx.a.get(), "10.0.0.1", nullptr, "192.0.2.1", kFromEndpoint, 10));
   adv.on_batch_end();
@@ -549,7 +553,8 @@ TEST_CASE("configuration swap: changed metrics restart, unchanged keep their ser
   CHECK_FALSE(p.value(kDropCount, {{"podname", "web-1"}}));
   CHECK(p.family(kRetrans) != nullptr);
 
-  // Back to defaults (no options): all metrics with ip, namespace, podname, workload.
+  // Back to no options: with advMetricsWithoutConfiguration all metrics with
+  // ip, namespace, podname, workload.
   o.context_options.clear();
   REQUIRE(adv.configure(o));
   adv.maintain();
@@ -622,4 +627,65 @@ TEST_CASE("scrapes, flows, expiry and configuration swaps run concurrently", "[a
   const auto st = adv.stats();
   CHECK(st.series[0] <= 501);
   CHECK(st.generation >= 2);
+}
+
+TEST_CASE("Retina's defaults: no adv series without a configuration; Retina's values", "[adv]") {
+  Fixture fx;
+  metrics::Registry r;
+  auto o = fx.options(true);
+  o.default_context = false;
+  auto agg = AdvancedAggregator::create(r, o);
+  REQUIRE(agg);
+  auto& adv = **agg;
+  adv.on_flow(packet(fx.a.get(), "10.0.0.1", fx.b.get(), "10.0.0.2", kFromEndpoint, 100));
+  adv.on_batch_end();
+  auto p = scrape(r);
+  for (size_t m = 0; m < metrics::kAdvMetricCount; ++m)
+    CHECK(p.family(std::string(metrics::adv_metric_name(static_cast<AdvMetric>(m)))) == nullptr);
+  CHECK_FALSE(adv.stats().enabled[0]);
+
+  // A configuration naming metrics brings exactly those.
+  o.context_options = {option("drop", {"podname"}), option("tcpflags", {"podname"})};
+  REQUIRE(adv.configure(o));
+  adv.maintain();
+  Flow drop = packet(fx.a.get(), "10.0.0.1", fx.b.get(), "10.0.0.2", TraceObservationPoint::UNKNOWN_POINT, 100);
+  drop.origin = FlowSource::kDropReason;
+  drop.verdict = Verdict::DROPPED;
+  drop.direction = TrafficDirection::INGRESS;
+  for (const char* kernel : {"NETFILTER_DROP", "TCP_CLOSE", "TCP_CSUM", ""}) {
+    drop.drop_reason_desc = kernel;
+    adv.on_flow(drop);
+  }
+  // A SYN-ACK is Retina's SYNACK; the report's earlier packets count flag by flag.
+  Flow synack = packet(fx.b.get(), "10.0.0.2", fx.a.get(), "10.0.0.1", kFromEndpoint, 60, 2, 120);
+  synack.tcp_flags = kSYN | kACK;
+  synack.prev_flag_counts[1] = 1;  // SYN
+  synack.prev_flag_counts[4] = 1;  // ACK
+  adv.on_flow(synack);
+  adv.on_batch_end();
+  p = scrape(r);
+  CHECK(p.family(kFwdCount) == nullptr);
+  CHECK(p.value(kDropCount, {{"reason", "IPTABLE_RULE_DROP"}, {"direction", "INGRESS"}}) == 1.0);
+  CHECK(p.value(kDropCount, {{"reason", "TCP_CLOSE_BASIC"}}) == 1.0);
+  CHECK(p.value(kDropCount, {{"reason", "UNKNOWN_DROP"}}) == 2.0);  // TCP_CSUM and no reason
+  CHECK(series_count(p, kDropCount) == 3);
+  CHECK(p.value(kFlags, {{"flag", "SYNACK"}, {"source_podname", "api-1"}}) == 1.0);
+  CHECK(p.value(kFlags, {{"flag", "SYN"}}) == 1.0);
+  CHECK(p.value(kFlags, {{"flag", "ACK"}}) == 1.0);
+
+  // Ours: kernel reasons and a SYN-ACK counted as SYN and ACK.
+  metrics::Registry r2;
+  o.kernel_drop_reasons = true;
+  o.tcp_flags_separate_syn_ack = true;
+  auto ours = AdvancedAggregator::create(r2, o);
+  REQUIRE(ours);
+  drop.drop_reason_desc = "TCP_CSUM";
+  (*ours)->on_flow(drop);
+  (*ours)->on_flow(synack);
+  (*ours)->on_batch_end();
+  p = scrape(r2);
+  CHECK(p.value(kDropCount, {{"reason", "TCP_CSUM"}, {"direction", "INGRESS"}}) == 1.0);
+  CHECK(p.value(kFlags, {{"flag", "SYN"}}) == 2.0);
+  CHECK(p.value(kFlags, {{"flag", "ACK"}}) == 2.0);
+  CHECK_FALSE(p.value(kFlags, {{"flag", "SYNACK"}}));
 }

@@ -94,7 +94,9 @@ struct Setup {
   FakePlugin* plugin = nullptr;
   std::unique_ptr<Engine> engine;
 
-  explicit Setup(bool remote) {
+  // without_configuration: advMetricsWithoutConfiguration (ours), adv_*
+  // with the default labels before any MetricsConfiguration exists.
+  explicit Setup(bool remote, bool without_configuration = true) {
     server.upsert("nodes", kj::node("node-1", {"192.168.1.10"}, "zone-a"));
     server.upsert("namespaces", kj::namespace_("shop", false));
     server.upsert("replicasets", kj::replicaset("shop", "web-5f7c9", "Deployment", "web"));
@@ -110,6 +112,8 @@ struct Setup {
     c.kubeconfig = kubeconfig.path;  // enables Kubernetes
     c.enable_pod_level = true;
     c.remote_context = remote;
+    c.adv_metrics_without_configuration = without_configuration;
+    c.pod_forward_metrics = true;  // basic forward_* show when a report got through
     retina::EngineOptions o;
     o.features = std::make_unique<retina::test::AllFeatures>();
     plugin = new FakePlugin("fake");
@@ -207,6 +211,30 @@ TEST_CASE("engine: MetricsConfiguration applies live; the cache outlives the API
   s.server.start();
   s.server.remove("metricsconfigurations", "", "retina");
   REQUIRE(eventually([&] { return s.health().find(R"("configuration":"agent config")") != std::string::npos; }, 60s));
+}
+
+TEST_CASE("engine: Retina's default: adv_* only once a MetricsConfiguration exists", "[adv][engine][k8s]") {
+  Setup s(true, false);
+  s.plugin->source().push(report("10.1.0.1", "10.1.0.3", 3));
+  // The report reaches the pipeline (basic forward_count) but makes no adv series.
+  REQUIRE(eventually([&] {
+    const auto p = s.scrape();
+    const auto* f = p.family("networkobservability_forward_count");
+    double n = 0;
+    if (f)
+      for (const auto& x : f->samples) n += x.value;
+    return n >= 3;
+  }));
+  s.engine->advanced_metrics()->maintain();
+  CHECK(s.scrape().family(kFwd) == nullptr);
+  const uint64_t gen = s.engine->advanced_metrics()->stats().generation;
+  s.server.upsert("metricsconfigurations",
+                  kj::metrics_configuration("retina", "2024-01-01T00:00:00Z",
+                                            R"({"contextOptions":[{"metricName":"forward","sourceLabels":["podname"]}]})"));
+  REQUIRE(eventually([&] { return s.engine->advanced_metrics()->stats().generation > gen; }));
+  s.plugin->source().push(report("10.1.0.1", "10.1.0.3", 4));
+  REQUIRE(eventually([&] { return s.scrape().value(kFwd, {{"source_podname", "web-5f7c9-aaaaa"}}) == 4.0; }));
+  CHECK(s.scrape().value(kFwd, {{"direction", "EGRESS"}}) == 4.0);
 }
 
 TEST_CASE("engine: a kubeconfig that cannot be used fails the Kubernetes component only", "[adv][engine][k8s]") {

@@ -129,6 +129,10 @@ TEST_CASE("agent: a missing config file and bad options exit 2", "[agent]") {
   CHECK(run({"--port", "70000"}, out) == 2);
   CHECK(run({"--log-level", "loud"}, out) == 2);
   CHECK(run({"--no-such-flag"}, out) == 2);
+  CHECK(run({"--health-probe-bind-address", "18081"}, out) == 2);
+  CHECK(out.find("--health-probe-bind-address: bind address \"18081\"") != std::string::npos);
+  CHECK(run({"--metrics-bind-address", "[::1:80"}, out) == 2);
+  CHECK(out.find("--metrics-bind-address") != std::string::npos);
   TempFile bad_yaml("apiServer: [unclosed\n");
   CHECK(run({"--config", bad_yaml.path}, out) == 2);
   CHECK(out.find("yaml: line") != std::string::npos);
@@ -137,7 +141,9 @@ TEST_CASE("agent: a missing config file and bad options exit 2", "[agent]") {
 TEST_CASE("agent: serves the API and exits 0 on SIGTERM", "[agent]") {
   // No plugins: runs unprivileged, with nothing attached.
   TempFile cfg("apiServer:\n  host: 127.0.0.1\nenabledPlugin: []\nenableTelemetry: false\n");
-  auto agent = spawn({"--config", cfg.path, "--port", "0", "--log-level", "debug"});
+  // Retina's chart flags too; the probe address is a free loopback port.
+  auto agent = spawn({"--config", cfg.path, "--port", "0", "--log-level", "debug",
+                      "--health-probe-bind-address=127.0.0.1:0", "--leader-elect=false"});
   REQUIRE(agent->read_until("msg=listening"));
   std::smatch m;
   const std::regex port_re("msg=listening host=127\\.0\\.0\\.1 port=([0-9]+)");

@@ -61,6 +61,14 @@ TEST_CASE("config: defaults work on a plain host", "[config]") {
   CHECK(c.filter_map_max_entries == 255);
   CHECK(c.enable_tcx == retina::TcxMode::kAuto);
   CHECK_FALSE(c.enable_kubernetes);
+  // Retina's series and values: conntrack metrics off, our switches off.
+  CHECK_FALSE(c.enable_conntrack_metrics);
+  CHECK_FALSE(c.pod_forward_metrics);
+  CHECK_FALSE(c.kernel_drop_reasons);
+  CHECK_FALSE(c.interface_stats_per_interface);
+  CHECK_FALSE(c.tcp_connection_remote_per_address);
+  CHECK_FALSE(c.tcp_flags_separate_syn_ack);
+  CHECK_FALSE(c.adv_metrics_without_configuration);
 
   for (std::string_view empty : {"", "\n", "# only a comment\n", "---\n", "~\n"}) {
     auto r = load_config_yaml(empty);
@@ -126,6 +134,12 @@ dropIncludeExpected: true
 dropEventsPerSecond: 0
 conntrackMaxEntries: 65536
 maxSeriesPerMetric: 500
+podForwardMetrics: true
+kernelDropReasons: true
+interfaceStatsPerInterface: true
+tcpConnectionRemotePerAddress: true
+tcpFlagsSeparateSynAck: true
+advMetricsWithoutConfiguration: true
 metricsConfiguration:
   contextOptions:
     - metricName: forward_count
@@ -151,6 +165,12 @@ metricsConfiguration:
   CHECK(c.drop_events_per_second == 0);
   CHECK(c.conntrack_max_entries == 65536);
   CHECK(c.max_series_per_metric == 500);
+  CHECK(c.pod_forward_metrics);
+  CHECK(c.kernel_drop_reasons);
+  CHECK(c.interface_stats_per_interface);
+  CHECK(c.tcp_connection_remote_per_address);
+  CHECK(c.tcp_flags_separate_syn_ack);
+  CHECK(c.adv_metrics_without_configuration);
   REQUIRE(c.context_options.size() == 2);
   CHECK(c.context_options[0].metric_name == "forward_count");
   CHECK(c.context_options[0].source_labels == std::vector<std::string>{"ip", "podname", "port"});

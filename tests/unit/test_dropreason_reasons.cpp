@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "metrics/retina_values.hpp"
 #include "plugins/dropreason/btf_reasons.hpp"
 #include "retina/abi/events.h"
 #include "retina/decoder.hpp"
@@ -259,19 +260,26 @@ TEST_CASE("drop reasons: the kfree_skb tracepoint must carry the reason", "[drop
 }
 
 TEST_CASE("drop reasons: Retina's reason for a kernel reason", "[dropreason]") {
-  CHECK(retina_reason("NETFILTER_DROP") == "IPTABLE_RULE_DROP");
-  CHECK(retina_reason("TCP_CLOSE") == "TCP_CLOSE_BASIC");
-  CHECK(retina_reason("NOT_SPECIFIED") == "UNKNOWN_DROP");
+  CHECK(metrics::retina_reason("NETFILTER_DROP") == "IPTABLE_RULE_DROP");
+  CHECK(metrics::retina_reason("TCP_CLOSE") == "TCP_CLOSE_BASIC");
+  CHECK(metrics::retina_reason("NOT_SPECIFIED") == "UNKNOWN_DROP");
   for (const char* none : {"NO_SOCKET", "TCP_INVALID_SEQUENCE", "QDISC_DROP", "IP_RPFILTER", "", "netfilter_drop"})
-    CHECK(retina_reason(none).empty());
+    CHECK(metrics::retina_reason(none).empty());
+  // Retina's labels: UNKNOWN_DROP for those; a direction only for connect/accept.
+  CHECK(metrics::retina_reason_or_unknown("NO_SOCKET") == "UNKNOWN_DROP");
+  CHECK(metrics::retina_reason_or_unknown("NETFILTER_DROP") == "IPTABLE_RULE_DROP");
+  CHECK(metrics::retina_drop_direction("IPTABLE_RULE_DROP") == "unknown");
+  CHECK(metrics::retina_drop_direction("UNKNOWN_DROP") == "unknown");
+  CHECK(metrics::retina_drop_direction("TCP_CONNECT_BASIC") == "egress");
+  CHECK(metrics::retina_drop_direction("TCP_ACCEPT_BASIC") == "ingress");
   // Every mapped value is one of Retina's.
   BtfPtr vmlinux(btf__load_vmlinux_btf());
   if (!vmlinux) return;
   auto table = DropReasonTable::from_btf(vmlinux.get());
   REQUIRE(table);
-  std::set<std::string_view> retina(std::begin(kRetinaReasons), std::end(kRetinaReasons));
+  std::set<std::string_view> retina(std::begin(metrics::kRetinaDropReasons), std::end(metrics::kRetinaDropReasons));
   for (uint32_t v = 0; v < 1024; ++v) {
-    auto r = retina_reason(table->name(v));
+    auto r = metrics::retina_reason(table->name(v));
     if (!r.empty()) CHECK(retina.count(r));
   }
 }

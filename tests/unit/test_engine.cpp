@@ -192,7 +192,9 @@ TEST_CASE("engine: records reach the pipeline and the metrics", "[engine]") {
   auto* quiet = new FakePlugin("quiet", &calls, timer_only);
   plugins.emplace_back(pollable);
   plugins.emplace_back(quiet);
-  auto engine = make_engine(std::move(plugins));
+  auto cfg = test_config();
+  cfg.pod_forward_metrics = true;  // forward_* from the (fake) packetparser records
+  auto engine = make_engine(std::move(plugins), cfg);
   REQUIRE(engine->start());
 
   constexpr int kRecords = 10000;  // more than one drain batch
@@ -207,6 +209,31 @@ TEST_CASE("engine: records reach the pipeline and the metrics", "[engine]") {
   REQUIRE(prom.error.empty());
   CHECK(prom.value("networkobservability_forward_count", {{"direction", "egress"}}) == 10005);
   CHECK(prom.value("networkobservability_forward_bytes", {{"direction", "egress"}}) == 1005000);
+  engine->stop();
+}
+
+TEST_CASE("engine: Retina's default leaves forward_* to packetforward; process_* metrics", "[engine]") {
+  CallLog calls;
+  std::vector<std::unique_ptr<retina::Plugin>> plugins;
+  auto* pollable = new FakePlugin("pollable", &calls);
+  plugins.emplace_back(pollable);
+  auto engine = make_engine(std::move(plugins));
+  REQUIRE(engine->start());
+  for (int i = 0; i < 10; ++i) pollable->source().push(packet_record(100));
+  REQUIRE(eventually([&] { return engine->pipeline().stats().decoded == 10; }));
+  const auto prom = retina::test::parse_prom_text(engine->metrics().expose());
+  REQUIRE(prom.error.empty());
+  // Pod traffic is not Retina's forward_count (the node NIC totals are).
+  CHECK(prom.family("networkobservability_forward_count") == nullptr);
+  CHECK(prom.value("process_cpu_seconds_total").value_or(-1) >= 0);
+  CHECK(prom.value("process_resident_memory_bytes").value_or(0) > 0);
+  CHECK(prom.value("process_virtual_memory_bytes").value_or(0) > 0);
+  CHECK(prom.value("process_open_fds").value_or(0) >= 3);
+  CHECK(prom.value("process_max_fds").value_or(0) >= prom.value("process_open_fds").value_or(0));
+  const double start = prom.value("process_start_time_seconds").value_or(0);
+  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  CHECK(start > now - 86400);  // this test binary started today, not at boot or epoch
+  CHECK(start <= now + 1);
   engine->stop();
 }
 

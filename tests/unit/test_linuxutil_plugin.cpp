@@ -68,8 +68,17 @@ std::string source_errors(std::string_view source, std::string_view value) {
 
 }  // namespace
 
-TEST_CASE("linuxutil exports tcp_state and tcp_connection_remote from the socket tables", "[linuxutil]") {
+TEST_CASE("linuxutil: tcp_connection_remote is Retina's address=AllIPs by default", "[linuxutil]") {
   Harness h(kFixtures + "/proc/linuxutil", kFixtures + "/sys/linuxutil");
+  // Every established connection to a non-loopback remote: 3 + 1 + 1.
+  CHECK(test::sample_lines(h.scrape(), metrics::names::kTcpConnectionRemote) ==
+        std::vector<std::string>{"networkobservability_tcp_connection_remote{address=\"AllIPs\"} 5"});
+}
+
+TEST_CASE("linuxutil exports tcp_state and tcp_connection_remote from the socket tables", "[linuxutil]") {
+  LinuxUtilOptions per_address;
+  per_address.per_address = true;  // tcpConnectionRemotePerAddress
+  Harness h(kFixtures + "/proc/linuxutil", kFixtures + "/sys/linuxutil", per_address);
   const std::string text = h.scrape();
   INFO(text);
   CHECK(test::parse_prom_text(text).error.empty());
@@ -97,6 +106,7 @@ TEST_CASE("linuxutil exports tcp_state and tcp_connection_remote from the socket
 
 TEST_CASE("linuxutil folds remote addresses beyond the top N into 'other'", "[linuxutil]") {
   LinuxUtilOptions opts;
+  opts.per_address = true;
   opts.remote_top_n = 1;
   Harness h(kFixtures + "/proc/linuxutil", kFixtures + "/sys/linuxutil", opts);
   CHECK(test::sample_lines(h.scrape(), metrics::names::kTcpConnectionRemote) ==
@@ -165,8 +175,29 @@ TEST_CASE("linuxutil exports Tcp/TcpExt/MPTcpExt, Ip/IpExt/Ip6 and Udp/Udp6 coun
         });
 }
 
-TEST_CASE("linuxutil exports sysfs error and drop counters per interface, lo skipped", "[linuxutil]") {
+TEST_CASE("linuxutil: interface_stats is Retina's all_interfaces sum by default", "[linuxutil]") {
   Harness h(kFixtures + "/proc/linuxutil", kFixtures + "/sys/linuxutil");
+  const std::string text = h.scrape();
+  INFO(text);
+  std::vector<std::string> expected;
+  // eth0 + vethab12cd (lo skipped), in first-seen order; vethab12cd's
+  // all-ones tx_dropped saturates the sum instead of wrapping it.
+  for (const auto& [stat, v] : std::vector<std::pair<const char*, const char*>>{
+           {"rx_crc_errors", "1"},       {"rx_dropped", "11"},       {"rx_errors", "3"},
+           {"rx_fifo_errors", "0"},      {"rx_frame_errors", "0"},   {"rx_length_errors", "0"},
+           {"rx_missed_errors", "4"},    {"rx_nohandler", "5"},      {"rx_over_errors", "0"},
+           {"tx_aborted_errors", "0"},   {"tx_carrier_errors", "0"}, {"tx_dropped", "18446744073709551615"},
+           {"tx_errors", "0"},           {"tx_fifo_errors", "0"},    {"tx_heartbeat_errors", "0"},
+           {"tx_window_errors", "0"}})
+    expected.push_back(fmt::format(
+        "networkobservability_interface_stats{{interface_name=\"all_interfaces\",statistic_name=\"{}\"}} {}", stat, v));
+  CHECK(test::sample_lines(text, metrics::names::kInterfaceStats) == expected);
+}
+
+TEST_CASE("linuxutil exports sysfs error and drop counters per interface, lo skipped", "[linuxutil]") {
+  LinuxUtilOptions per_interface;
+  per_interface.per_interface = true;  // interfaceStatsPerInterface
+  Harness h(kFixtures + "/proc/linuxutil", kFixtures + "/sys/linuxutil", per_interface);
   const std::string text = h.scrape();
   INFO(text);
   std::vector<std::string> expected;

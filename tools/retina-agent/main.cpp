@@ -2,6 +2,13 @@
 //
 //   retina-agent [--config FILE] [--kubeconfig PATH] [--endpoints-file PATH]
 //                [--log-level LEVEL] [--port N] [--version]
+//                [--health-probe-bind-address ADDR] [--metrics-bind-address ADDR]
+//                [--leader-elect[=BOOL]]
+//
+// The last three are the flags Retina's chart passes: /healthz and /readyz
+// are also served on the probe address (Retina's :18081 by default), and
+// /metrics on the metrics address when one is given. Leader election is
+// accepted and ignored: every agent serves its own node.
 //
 // Without --config the defaults work on a plain Linux host (no Kubernetes).
 // Exit codes: 0 after SIGTERM/SIGINT, 2 for a bad command line or config,
@@ -12,6 +19,9 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <tuple>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
@@ -29,6 +39,13 @@ namespace {
 
 constexpr int kExitConfig = 2;
 constexpr int kExitRuntime = 1;
+constexpr std::string_view kDefaultProbeAddress = ":18081";  // Retina's
+
+struct ExtraListener {
+  const char* flag;
+  retina::BindAddress address;
+  bool required;  // the flag was given: failing to listen is fatal
+};
 
 int config_error(const std::string& message) {
   std::fprintf(stderr, "retina-agent: invalid configuration:\n%s\n", message.c_str());
@@ -51,6 +68,8 @@ int main(int argc, char** argv) {
   std::string config_path, kubeconfig, endpoints_file, log_level;
   int port = -1;
   bool version = false;
+  std::string probe_address = std::string(kDefaultProbeAddress), metrics_address;
+  bool leader_elect = false;
   app.add_option("--config", config_path, "Agent config.yaml (Retina's keys); defaults without it");
   app.add_option("--kubeconfig", kubeconfig, "Kubeconfig for running outside a cluster; enables Kubernetes");
   app.add_option("--endpoints-file", endpoints_file, "YAML/JSON list of endpoints to enrich flows with");
@@ -59,6 +78,11 @@ int main(int argc, char** argv) {
   app.add_option("--port", port, "API server port (overrides apiServer.port); 0 picks a free one")
       ->check(CLI::Range(0, 65535));
   app.add_flag("--version", version, "Print the version and exit");
+  auto* probe_opt = app.add_option("--health-probe-bind-address", probe_address,
+                                   "Also serve /healthz and /readyz here (Retina's flag); \"0\" disables")
+                        ->capture_default_str();
+  app.add_option("--metrics-bind-address", metrics_address, "Also serve /metrics here (Retina's flag); \"0\" disables");
+  app.add_flag("--leader-elect", leader_elect, "Accepted for Retina's chart and ignored: each agent serves its node");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -105,8 +129,19 @@ int main(int argc, char** argv) {
   }
   if (port >= 0) config.api_server_port = static_cast<uint16_t>(port);
   if (auto st = config.validate(); !st) return config_error(st.error().message);
+  std::vector<ExtraListener> extra;
+  for (const auto& [flag, value, explicit_flag] :
+       {std::tuple{"--health-probe-bind-address", &probe_address, probe_opt->count() > 0},
+        std::tuple{"--metrics-bind-address", &metrics_address, true}}) {
+    if (value->empty() || *value == "0") continue;
+    auto a = retina::parse_bind_address(*value);
+    if (!a) return config_error(fmt::format("{}: {}", flag, a.error().message));
+    extra.push_back({flag, std::move(*a), explicit_flag});
+  }
 
   retina::log::set_level(config.log_level);
+  if (leader_elect)
+    retina::log::info("agent", "--leader-elect is ignored: every agent serves its own node, none leads");
   retina::log::info("agent", "starting",
                     {{"version", RETINA_VERSION},
                      {"config", config_path.empty() ? "defaults" : config_path},
@@ -149,10 +184,37 @@ int main(int argc, char** argv) {
     return kExitRuntime;
   }
 
+  // The probe and metrics addresses: the same API on more listeners. One
+  // that cannot bind fails the start when its flag was given; Retina's
+  // default probe address only warns (several agents may share a host).
+  std::vector<std::unique_ptr<retina::ApiServer>> listeners;
+  for (const ExtraListener& l : extra) {
+    if (l.address.port == config.api_server_port && l.address.host == config.api_server_host) continue;
+    auto opts = retina::ApiServerOptions::from((*engine)->config());
+    opts.host = l.address.host;
+    opts.port = l.address.port;
+    opts.max_flow_streams = 0;
+    auto s = retina::ApiServer::start(retina::engine_backend(**engine), std::move(opts));
+    if (!s) {
+      if (!l.required) {
+        retina::log::warn("agent", "not serving probes", {{"flag", l.flag}, {"error", s.error().message}});
+        continue;
+      }
+      retina::log::error("agent", "cannot listen", {{"flag", l.flag}, {"error", s.error().message}});
+      (*server)->stop();
+      (*engine)->stop();
+      return kExitRuntime;
+    }
+    retina::log::info("agent", "also serving",
+                      {{"flag", l.flag}, {"address", fmt::format("{}:{}", l.address.host, (*s)->port())}});
+    listeners.push_back(std::move(*s));
+  }
+
   int sig = 0;
   while (sigwait(&signals, &sig) != 0) {
   }
   retina::log::info("agent", "shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  for (auto& l : listeners) l->stop();
   (*server)->stop();
   (*engine)->stop();
   retina::log::info("agent", "stopped");

@@ -240,6 +240,12 @@ const std::vector<Field>& fields() {
       RETINA_BOOL(enable_kubernetes),
       RETINA_STR(node_name),
       RETINA_STR(flow_log_path),
+      RETINA_BOOL(pod_forward_metrics),
+      RETINA_BOOL(kernel_drop_reasons),
+      RETINA_BOOL(interface_stats_per_interface),
+      RETINA_BOOL(tcp_connection_remote_per_address),
+      RETINA_BOOL(tcp_flags_separate_syn_ack),
+      RETINA_BOOL(adv_metrics_without_configuration),
   };
   return kFields;
 }

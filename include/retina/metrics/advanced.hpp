@@ -3,7 +3,7 @@
 //
 //   adv_forward_count, adv_forward_bytes   direction [, is_reply]
 //   adv_drop_count, adv_drop_bytes         reason, direction
-//   adv_tcpflags_count                     flag
+//   adv_tcpflags_count                     flag (SYNACK for a SYN-ACK, as Retina)
 //   adv_tcpretrans_count                   direction
 //   adv_dns_request_count                  query_type, query
 //   adv_dns_response_count                 return_code, query_type, query, response, num_response
@@ -59,7 +59,7 @@ inline constexpr size_t kAdvMetricCount = static_cast<size_t>(AdvMetric::kCount)
 
 // "networkobservability_adv_forward_count", ...
 std::string_view adv_metric_name(AdvMetric m);
-// "forward_count", ...: the `metric` label of the expiry and overflow counters.
+// "adv_forward_count", ...: the `metric` label of the expiry and overflow counters.
 std::string_view adv_metric_short_name(AdvMetric m);
 
 struct AdvancedOptions {
@@ -73,6 +73,14 @@ struct AdvancedOptions {
   std::vector<MetricsContextOption> context_options;
   MetricsNamespaces namespaces;
   uint32_t max_series_per_metric = 10000;
+  // Retina's values unless set (the agent's switches of the same names):
+  // adv_drop reason the kernel's name, not Retina's reason;
+  bool kernel_drop_reasons = false;
+  // a SYN-ACK counted under SYN and ACK, not as SYNACK;
+  bool tcp_flags_separate_syn_ack = false;
+  // every metric with the default labels while no context option exists
+  // (Retina produces none until a MetricsConfiguration exists).
+  bool default_context = false;
   // Time source for ttl expiry; steady_clock::now when empty (tests inject one).
   std::function<std::chrono::steady_clock::time_point()> clock;
 

@@ -1,6 +1,7 @@
 // The basic (node-level) metric aggregator: a FlowSink that turns flows into
 // Retina's basic metrics: forward_count/forward_bytes{direction} from
-// packetparser flows, dns_request_count/dns_response_count from DNS flows,
+// packetparser flows (when counting pod traffic: Retina's forward_* are the
+// node NIC totals of packetforward), dns_request_count/dns_response_count from DNS flows,
 // and tcpretrans_count{direction} from retransmission flows. Counts accumulate in plain per-batch locals on the
 // pipeline thread and are published to the registry's atomics once per
 // batch, so the per-event cost is a few adds and no lock or allocation.
@@ -21,7 +22,9 @@ class Counter;
 
 class BasicAggregator final : public FlowSink {
  public:
-  explicit BasicAggregator(Registry& registry);
+  // count_forward: forward_* from packetparser flows (the offline pipeline,
+  // or podForwardMetrics); otherwise those families are packetforward's.
+  explicit BasicAggregator(Registry& registry, bool count_forward = true);
   ~BasicAggregator() override;
 
   void on_flow(const Flow& flow) noexcept override;

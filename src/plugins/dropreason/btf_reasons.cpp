@@ -237,15 +237,4 @@ Status check_kfree_skb_tracepoint(const btf* vmlinux) {
   return ok();
 }
 
-std::string_view retina_reason(std::string_view kernel_name) {
-  // nf_hook_slow frees with NETFILTER_DROP whatever the rule (filter, NAT,
-  // conntrack confirm): Retina's iptables rule drop.
-  if (kernel_name == "NETFILTER_DROP") return "IPTABLE_RULE_DROP";
-  // A segment for a socket in CLOSE state.
-  if (kernel_name == "TCP_CLOSE") return "TCP_CLOSE_BASIC";
-  // Freed without a reason: Retina's unknown drop.
-  if (kernel_name == "NOT_SPECIFIED") return "UNKNOWN_DROP";
-  return {};
-}
-
 }  // namespace retina::dropreason

@@ -4,8 +4,6 @@
 // per-subsystem enums of modules that register their own reasons
 // (openvswitch, mac80211). A value the tables do not name still gets a
 // stable name: "<SUBSYSTEM>_<code>" or "REASON_<value>".
-//
-// Also: Retina's reason for a kernel reason, where one corresponds.
 #pragma once
 
 #include <cstddef>
@@ -63,16 +61,6 @@ class DropReasonTable {
 // (its BTF prototype has the reason argument: Linux 5.17+). kUnsupported
 // with the reason otherwise.
 Status check_kfree_skb_tracepoint(const btf* vmlinux);
-
-// Retina's drop reason (IPTABLE_RULE_DROP, TCP_CLOSE_BASIC, UNKNOWN_DROP)
-// for a kernel reason name, or empty when none corresponds. See
-// docs/plugins/dropreason.md for the table and why the others have none.
-std::string_view retina_reason(std::string_view kernel_name);
-
-// Retina's complete list of drop reasons, in its enum order.
-inline constexpr std::string_view kRetinaReasons[] = {"IPTABLE_RULE_DROP", "IPTABLE_NAT_DROP",   "TCP_CONNECT_BASIC",
-                                                      "TCP_ACCEPT_BASIC",  "TCP_CLOSE_BASIC",    "CONNTRACK_ADD_DROP",
-                                                      "UNKNOWN_DROP"};
 
 // Modules whose BTF carries a subsystem's reasons, and the enum to read.
 struct SubsystemEnum {

@@ -13,6 +13,7 @@
 
 #include "core/log.hpp"
 #include "loader/percpu.hpp"
+#include "metrics/retina_values.hpp"
 #include "plugins/packetparser/pp_metrics.hpp"
 #include "retina/metrics/names.hpp"
 
@@ -103,7 +104,8 @@ Result<uint64_t> read_recursion_misses(int prog_fd) {
 
 Result<std::shared_ptr<DropMetrics>> DropMetrics::create(metrics::Registry& registry, int core_map_fd,
                                                          int counts_map_fd, int stats_map_fd, int prog_fd,
-                                                         std::shared_ptr<const DropReasonTable> reasons) {
+                                                         std::shared_ptr<const DropReasonTable> reasons,
+                                                         bool kernel_reasons) {
   std::shared_ptr<DropMetrics> m(new DropMetrics());
   auto a = dup_fd(core_map_fd, "retina_dr_core");
   if (!a) return unexpected(a.error());
@@ -118,9 +120,10 @@ Result<std::shared_ptr<DropMetrics>> DropMetrics::create(metrics::Registry& regi
   m->stats_fd_ = std::move(*s);
   m->prog_fd_ = std::move(*p);
   m->reasons_ = std::move(reasons);
+  m->kernel_reasons_ = kernel_reasons;
 
-  const std::vector<std::string> labels = {std::string(names::kReason), std::string(names::kDirection),
-                                           std::string(kKernelReasonLabel)};
+  std::vector<std::string> labels = {std::string(names::kReason), std::string(names::kDirection)};
+  if (kernel_reasons) labels.emplace_back(kKernelReasonLabel);
   m->count_family_ = &registry.counter(names::kDropCount, "Total dropped packets", labels);
   m->bytes_family_ = &registry.counter(names::kDropBytes, "Total dropped bytes", labels);
   m->lost_ = &registry
@@ -145,13 +148,20 @@ DropMetrics::Series& DropMetrics::series(uint32_t reason, uint8_t direction) {
   auto it = series_.find(key);
   if (it != series_.end()) return it->second;
   const std::string kernel = reasons_ ? reasons_->name(reason) : fmt::format("REASON_{}", reason);
-  std::string_view retina = retina_reason(kernel);
-  if (reason == RETINA_DROP_REASON_OVERFLOW) retina = "UNKNOWN_DROP";
-  const std::string_view values[] = {retina.empty() ? std::string_view(kernel) : retina, direction_name(direction),
-                                     kernel};
+  std::string_view retina = metrics::retina_reason(kernel);
+  if (reason == RETINA_DROP_REASON_OVERFLOW) retina = metrics::kRetinaUnknownDrop;
   Series s;
-  s.packets = &count_family_->with(values);
-  s.bytes = &bytes_family_->with(values);
+  if (kernel_reasons_) {
+    const std::string_view values[] = {retina.empty() ? std::string_view(kernel) : retina, direction_name(direction),
+                                       kernel};
+    s.packets = &count_family_->with(values);
+    s.bytes = &bytes_family_->with(values);
+  } else {
+    if (retina.empty()) retina = metrics::kRetinaUnknownDrop;
+    const std::string_view values[] = {retina, metrics::retina_drop_direction(retina)};
+    s.packets = &count_family_->with(values);
+    s.bytes = &bytes_family_->with(values);
+  }
   return series_.emplace(key, s).first->second;
 }
 
@@ -161,10 +171,19 @@ void DropMetrics::refresh() {
   if (!counts) {
     log::warn("dropreason", "cannot read drop counts", {{"error", counts.error().message}});
   } else {
+    // Several kernel (reason, direction) pairs share a series in Retina's
+    // labels: sum them before mirroring.
+    absl::flat_hash_map<metrics::Counter*, Sum> sums;
     for (const auto& c : *counts) {
-      auto& s = series(c.reason, c.direction);
-      s.packets->set(c.packets);
-      s.bytes->set(c.bytes);
+      Series& s = series(c.reason, c.direction);
+      Sum& sum = sums[s.packets];
+      sum.series = &s;
+      sum.packets += c.packets;
+      sum.bytes += c.bytes;
+    }
+    for (const auto& [_, sum] : sums) {
+      sum.series->packets->set(sum.packets);
+      sum.series->bytes->set(sum.bytes);
     }
   }
   auto st = read_retina_stats(stats_fd_.get());

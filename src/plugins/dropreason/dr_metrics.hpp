@@ -1,8 +1,12 @@
 // dropreason's kernel counters as Prometheus series, mirrored at every
 // scrape (refresh):
-//   networkobservability_drop_count / _drop_bytes{reason, direction, kernel_reason}
+//   networkobservability_drop_count / _drop_bytes{reason, direction}
+//     Retina's values: reason one of Retina's (UNKNOWN_DROP where none
+//     corresponds), direction the one Retina gives that reason ("unknown"
+//     for most), kernel counts that share those labels summed.
+//   With kernelDropReasons: {reason, direction, kernel_reason}
 //     reason: Retina's reason where one corresponds, else the kernel's name
-//     kernel_reason: the kernel's name (enum skb_drop_reason)
+//     direction: where the drop happened; kernel_reason: the kernel's name
 //   lost_events_counter{type="kernel", reason="dropreason"}: ring buffer full
 //   bpf_events_total{plugin="dropreason", stat}: rate_limited, reports, ...,
 //     and "missed" (tracepoint hits the kernel did not run the program for)
@@ -51,7 +55,8 @@ class DropMetrics final : public metrics::Collector {
   // the registry.
   static Result<std::shared_ptr<DropMetrics>> create(metrics::Registry& registry, int core_map_fd, int counts_map_fd,
                                                      int stats_map_fd, int prog_fd,
-                                                     std::shared_ptr<const DropReasonTable> reasons);
+                                                     std::shared_ptr<const DropReasonTable> reasons,
+                                                     bool kernel_reasons = false);
   // New names apply from the next scrape (series of the old names stay).
   void set_reasons(std::shared_ptr<const DropReasonTable> reasons);
   void refresh() override;
@@ -64,7 +69,14 @@ class DropMetrics final : public metrics::Collector {
   };
   Series& series(uint32_t reason, uint8_t direction);
 
+  // Mirrors one series from a sum of kernel counts.
+  struct Sum {
+    Series* series = nullptr;
+    uint64_t packets = 0, bytes = 0;
+  };
+
   std::mutex mu_;  // scrapes may run concurrently
+  bool kernel_reasons_ = false;
   loader::UniqueFd core_fd_, counts_fd_, stats_fd_, prog_fd_;
   std::shared_ptr<const DropReasonTable> reasons_;
   metrics::Family<metrics::Counter>* count_family_ = nullptr;

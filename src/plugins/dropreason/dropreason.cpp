@@ -201,7 +201,8 @@ Status DropReasonPlugin::init(PluginContext& ctx) {
   if (ctx.registry) {
     auto mx = dropreason::DropMetrics::create(*ctx.registry, bpf_map__fd(m.obj->maps.retina_dr_core),
                                               bpf_map__fd(m.obj->maps.retina_dr_cnt),
-                                              bpf_map__fd(m.obj->maps.retina_stats), bpf_program__fd(m.prog()), shared);
+                                              bpf_map__fd(m.obj->maps.retina_stats), bpf_program__fd(m.prog()), shared,
+                                              m.cfg.kernel_drop_reasons);
     if (!mx) return unexpected(mx.error().wrap("dropreason metrics"));
     m.metrics = std::move(*mx);
     m.obj.add_collector(ctx.registry, m.metrics);

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include <absl/container/flat_hash_map.h>
 #include <absl/container/flat_hash_set.h>
 #include <fmt/format.h>
 
@@ -17,6 +18,7 @@
 #include "plugins/linuxutil/proc_parsers.hpp"
 #include "plugins/linuxutil/sock_diag.hpp"
 #include "plugins/linuxutil/socket_summary.hpp"
+#include "metrics/retina_values.hpp"
 #include "retina/metrics/names.hpp"
 #include "retina/metrics/registry.hpp"
 
@@ -39,6 +41,7 @@ struct InterfaceStats {
 
 struct Snapshot {
   std::optional<TcpSummary> tcp;  // absent when the TCP socket tables failed this poll
+  bool per_address = false;       // tcp->remotes by address, else one AllIPs series
   std::vector<Stat> tcp_stats, ip_stats, udp_stats;
   std::vector<InterfaceStats> interfaces;
 };
@@ -75,7 +78,13 @@ void write_snapshot(const Snapshot& s, TextWriter& w) {
     w.family(names::kTcpState, "TCP sockets per state (IPv4 and IPv6)", MetricType::kGauge);
     for (uint8_t st = kTcpEstablished; st <= kTcpClosing; ++st)
       w.sample(names::kTcpState, {{"state", tcp_state_name(st)}}, s.tcp->by_state[st]);
-    if (!s.tcp->remotes.empty() || s.tcp->other_remotes) {
+    if (!s.per_address) {
+      uint64_t all = s.tcp->other_remotes;
+      for (const auto& r : s.tcp->remotes) all += r.second;
+      w.family(names::kTcpConnectionRemote, "Established TCP connections (remote addresses other than loopback)",
+               MetricType::kGauge);
+      w.sample(names::kTcpConnectionRemote, {{"address", metrics::kAllIps}}, all);
+    } else if (!s.tcp->remotes.empty() || s.tcp->other_remotes) {
       w.family(names::kTcpConnectionRemote,
                "Established TCP connections per remote address (top N, the rest in address=\"other\")",
                MetricType::kGauge);
@@ -111,6 +120,29 @@ bool is_gone(const Error& e) { return has_errno(e, ENOENT) || has_errno(e, ENODE
 // (packets dropped because no protocol handler wanted them).
 bool keep_sysfs_stat(std::string_view name) { return is_error_or_drop_key(name) || name == "rx_nohandler"; }
 
+// Retina's interface_stats: each statistic summed over the interfaces
+// (saturating at 2^64-1), under interface_name="all_interfaces", in
+// first-seen order.
+std::vector<InterfaceStats> sum_interfaces(std::vector<InterfaceStats> per_interface) {
+  if (per_interface.empty()) return {};
+  InterfaceStats all{std::string(metrics::kAllInterfaces), {}};
+  absl::flat_hash_map<std::string, size_t> index;
+  for (InterfaceStats& i : per_interface) {
+    for (Stat& st : i.stats) {
+      auto [it, fresh] = index.try_emplace(st.name, all.stats.size());
+      if (fresh) all.stats.push_back(std::move(st));
+      else {
+        // Saturates: a driver's all-ones "unknown" must not wrap the sum.
+        uint64_t& sum = all.stats[it->second].value.magnitude;
+        sum = st.value.magnitude > UINT64_MAX - sum ? UINT64_MAX : sum + st.value.magnitude;
+      }
+    }
+  }
+  std::vector<InterfaceStats> out;
+  out.push_back(std::move(all));
+  return out;
+}
+
 class LinuxUtilPlugin final : public PollingPlugin<Snapshot> {
  public:
   explicit LinuxUtilPlugin(LinuxUtilOptions options) : options_(options) {}
@@ -119,6 +151,10 @@ class LinuxUtilPlugin final : public PollingPlugin<Snapshot> {
 
   Status init(PluginContext& ctx) override {
     if (!ctx.registry) return unexpected(Error::invalid("linuxutil: no metrics registry"));
+    if (ctx.config) {
+      options_.per_address = options_.per_address || ctx.config->tcp_connection_remote_per_address;
+      options_.per_interface = options_.per_interface || ctx.config->interface_stats_per_interface;
+    }
     proc_ = ctx.proc_root;
     sys_ = ctx.sys_root;
     using S = LinuxUtilOptions::Sockets;
@@ -171,6 +207,7 @@ class LinuxUtilPlugin final : public PollingPlugin<Snapshot> {
       TcpTally tally;
       tally.add(*tcp_socks);
       snap->tcp = std::move(tally).finish(options_.remote_top_n);
+      snap->per_address = options_.per_address;
     }
     report(*tcp_sockets_, tcp_socks ? ok() : Status(unexpected(tcp_socks.error())));
     auto udp_socks = read_sockets(IPPROTO_UDP, udp_diag_);
@@ -180,6 +217,7 @@ class LinuxUtilPlugin final : public PollingPlugin<Snapshot> {
     std::optional<Status> ethtool_status;  // set when the interfaces were listed and ethtool ran
     report(*interfaces_, read_interfaces(snap->interfaces, ethtool_status));
     if (ethtool_ && ethtool_status) report(*ethtool_, *ethtool_status);
+    if (!options_.per_interface) snap->interfaces = sum_interfaces(std::move(snap->interfaces));
 
     snap->tcp_stats = tcp.take();
     snap->ip_stats = ip.take();

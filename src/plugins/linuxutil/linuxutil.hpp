@@ -25,9 +25,16 @@ struct LinuxUtilOptions {
   // ethtool -S counters. The ioctl sees the live kernel, so it runs only
   // when sys_root is the real "/sys" (a fixture tree would not match it).
   bool ethtool = true;
-  // tcp_connection_remote keeps the N remote addresses with the most
-  // established connections; the rest are summed into address="other".
+  // tcp_connection_remote: Retina's one series address="AllIPs" (every
+  // established connection), or with per_address the N remote addresses
+  // with the most established connections, the rest summed into
+  // address="other". The agent's tcpConnectionRemotePerAddress sets it.
+  bool per_address = false;
   size_t remote_top_n = 100;
+  // interface_stats: Retina's interface_name="all_interfaces" (each
+  // statistic summed over the interfaces), or with per_interface one series
+  // per interface. The agent's interfaceStatsPerInterface sets it.
+  bool per_interface = false;
 };
 
 std::unique_ptr<Plugin> make_linuxutil_plugin();

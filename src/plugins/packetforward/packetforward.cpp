@@ -105,7 +105,9 @@ Status PacketForwardPlugin::init(PluginContext& ctx) {
   auto& m = *impl_;
   if (!ctx.config) return unexpected(Error::invalid("packetforward: no config"));
   m.cfg = *ctx.config;
-  m.basic = !packetparser_enabled(m.cfg);
+  // Retina's forward_* are these NIC totals; podForwardMetrics gives them
+  // to packetparser's pod traffic when it runs.
+  m.basic = !(m.cfg.pod_forward_metrics && packetparser_enabled(m.cfg));
 
   if (auto st = check_context("packetforward", kNeeds, ctx); !st) return st;
   if (auto st = m.obj.require(*ctx.features, {KernelFeature::kBpfSyscall, KernelFeature::kSocketFilter}); !st)
@@ -120,7 +122,8 @@ Status PacketForwardPlugin::init(PluginContext& ctx) {
     m.obj.add_collector(ctx.registry, std::move(*mx));
   }
   log::info("packetforward", "loaded",
-            {{"exports", m.basic ? "forward_count/forward_bytes" : "node_forward_count/node_forward_bytes"}});
+            {{"exports", m.basic ? "forward_count/forward_bytes"
+                                 : "node_forward_count/node_forward_bytes; packetparser feeds forward_* (podForwardMetrics)"}});
   return ok();
 }
 

@@ -57,7 +57,9 @@ def test_engine_counts_udp_between_namespaces(node, tcx):
 
     engine = retina.Engine(enabled_plugins=["packetparser"], data_aggregation_level="low", enable_tcx=tcx,
                            host_interfaces=[], pod_interface_prefixes=[node.prefix], log_level="warn",
-                           metrics_interval=1)
+                           metrics_interval=1,
+                           # forward_* from the pods' veths (Retina's are the node NIC totals)
+                           pod_forward_metrics=True)
     engine.cache.upsert(namespace="test", name="pod-a", ips=[node.ips[0]], workloads="Deployment/a")
     engine.cache.upsert(namespace="test", name="pod-b", ips=[node.ips[1]])
     # Subscribed before start: the stream sees every flow the metrics count.

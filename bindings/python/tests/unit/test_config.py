@@ -135,3 +135,13 @@ def test_engine_rejects_invalid_config_without_starting():
         retina.Engine(c)
     with pytest.raises(TypeError):
         retina.Engine(no_such_field=1)
+
+
+def test_retina_defaults_and_our_switches():
+    c = retina.Config()
+    for name in ("pod_forward_metrics", "kernel_drop_reasons", "interface_stats_per_interface",
+                 "tcp_connection_remote_per_address", "tcp_flags_separate_syn_ack",
+                 "adv_metrics_without_configuration", "enable_conntrack_metrics"):
+        assert getattr(c, name) is False, name
+    c = retina.Config(pod_forward_metrics=True, kernel_drop_reasons=True)
+    assert c.pod_forward_metrics is True and c.kernel_drop_reasons is True

@@ -1,0 +1,177 @@
+"""The Helm chart and the kustomize base stay one deployment: generated from
+deploy/manifests with no drift, with Retina's values keys, and (rendered by
+kubectl kustomize) consistent with each other: names, ports, probes, the
+config path, and the monitors' selectors."""
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CHART = ROOT / "deploy/helm/retina"
+VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
+
+# Retina's chart keys a values file of a Retina install sets.
+RETINA_KEYS = ["image.repository", "image.tag", "image.pullPolicy", "retinaPort", "logLevel", "enabledPlugin_linux",
+               "enablePodLevel", "remoteContext", "enableAnnotations", "bypassLookupIPOfInterest",
+               "dataAggregationLevel", "metricsIntervalDuration", "resources", "tolerations", "nodeSelector",
+               "serviceMonitor.enabled",
+               # Hubble mode and capture.
+               "enableHubble", "hubbleListenAddress", "hubbleMetricsServer", "enableCapture", "captureOutputRoot"]
+
+
+def lookup(path):
+    v = VALUES
+    for part in path.split("."):
+        assert isinstance(v, dict) and part in v, f"values.yaml has no {path}"
+        v = v[part]
+    return v
+
+
+def test_generated_files_are_current():
+    r = subprocess.run([sys.executable, str(ROOT / "scripts/gen-deploy.py"), "--check"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_values_have_retinas_keys():
+    for key in RETINA_KEYS:
+        lookup(key)
+    assert VALUES["serviceMonitor"]["enabled"] is False
+    assert VALUES["podMonitor"]["enabled"] is False
+
+
+def test_every_template_value_exists():
+    used = set()
+    for t in (CHART / "templates").glob("*.yaml"):
+        used |= set(re.findall(r"\.Values\.([A-Za-z0-9_.]+)", t.read_text()))
+    assert used
+    for path in used:
+        lookup(path)
+    # Every value is used by some template.
+    leaves = set()
+
+    def walk(prefix, v):
+        if isinstance(v, dict) and v and prefix not in ("resources", "nodeSelector"):
+            for k, x in v.items():
+                walk(f"{prefix}.{k}" if prefix else k, x)
+        else:
+            leaves.add(prefix)
+
+    walk("", VALUES)
+    assert leaves <= used, f"values no template reads: {sorted(leaves - used)}"
+
+
+def kustomize(path):
+    if not shutil.which("kubectl"):
+        pytest.skip("kubectl (with kustomize) is not installed")
+    r = subprocess.run(["kubectl", "kustomize", str(path)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return [d for d in yaml.safe_load_all(r.stdout) if d]
+
+
+def by_kind(docs):
+    out = {}
+    for d in docs:
+        assert d["kind"] not in out, f"two {d['kind']}"
+        out[d["kind"]] = d
+    return out
+
+
+def test_rendered_objects_agree():
+    docs = by_kind(kustomize(ROOT / "deploy/overlays/monitoring"))
+    assert set(docs) == {"CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
+                         "ConfigMap", "Service", "DaemonSet", "ServiceMonitor", "PodMonitor"}
+    for kind in ("ServiceAccount", "ConfigMap", "Service", "DaemonSet", "ServiceMonitor", "PodMonitor"):
+        assert docs[kind]["metadata"]["namespace"] == "kube-system", kind
+
+    ds = docs["DaemonSet"]
+    pod = ds["spec"]["template"]
+    spec = pod["spec"]
+    assert ds["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert spec["hostNetwork"] is True
+    assert spec["serviceAccountName"] == docs["ServiceAccount"]["metadata"]["name"]
+    assert spec["nodeSelector"] == VALUES["nodeSelector"]
+    assert spec["tolerations"] == VALUES["tolerations"]
+    (c,) = spec["containers"]
+    assert c["name"] == "retina"  # Retina's scrape configs keep containers named retina
+    assert c["image"] == f"{VALUES['image']['repository']}:{VALUES['image']['tag']}"
+    assert c["resources"] == VALUES["resources"]
+    assert c["args"] == ["--health-probe-bind-address=:18081", "--metrics-bind-address=:18080",
+                         "--config", "/retina/config/config.yaml"]
+    caps = c["securityContext"]["capabilities"]
+    assert caps["drop"] == ["ALL"]
+    assert c["securityContext"]["privileged"] is False
+
+    # The config file the agent reads is the ConfigMap's config.yaml.
+    config_path = pathlib.PurePosixPath(c["args"][c["args"].index("--config") + 1])
+    (mount,) = [m for m in c["volumeMounts"] if m["name"] == "config"]
+    assert pathlib.PurePosixPath(mount["mountPath"]) == config_path.parent
+    (vol,) = [v for v in spec["volumes"] if v["name"] == "config"]
+    cm = docs["ConfigMap"]
+    assert vol["configMap"]["name"] == cm["metadata"]["name"]
+    config = yaml.safe_load(cm["data"][config_path.name])
+    assert config["enabledPlugin"] == yaml.safe_load(VALUES["enabledPlugin_linux"])
+    for key in ("enablePodLevel", "remoteContext", "enableAnnotations", "dataAggregationLevel",
+                "enableConntrackMetrics", "bypassLookupIPOfInterest"):
+        assert config[key] == VALUES[key], key
+    assert "enableHubble" not in config and "enableCapture" not in config  # off by default
+
+    # One port everywhere: config, container, annotation, Service.
+    port = config["apiServer"]["port"]
+    assert port == VALUES["retinaPort"]
+    ports = {p["name"]: p["containerPort"] for p in c["ports"]}
+    assert ports["retina"] == port
+    assert pod["metadata"]["annotations"]["prometheus.io/port"] == str(port)
+    assert pod["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+    # One declared port (pod discovery makes a target per port); probes on
+    # the --health-probe-bind-address port.
+    assert list(ports) == ["retina"]
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": 18081}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": 18081}
+
+    svc = docs["Service"]
+    assert svc["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    (sp,) = svc["spec"]["ports"]
+    assert sp["targetPort"] == port and sp["name"] == "retina"
+
+    sm = docs["ServiceMonitor"]
+    assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
+    assert sm["spec"]["endpoints"][0]["port"] == sp["name"]
+    pm = docs["PodMonitor"]
+    assert pm["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
+    assert pm["spec"]["podMetricsEndpoints"][0]["port"] in ports
+
+
+def test_base_without_monitors():
+    docs = by_kind(kustomize(ROOT / "deploy/kubernetes"))
+    assert "ServiceMonitor" not in docs and "PodMonitor" not in docs
+    assert "DaemonSet" in docs and "Service" in docs
+
+
+def test_chart_flags_wrap_the_monitors():
+    for name, flag in (("servicemonitor.yaml", "serviceMonitor.enabled"), ("podmonitor.yaml", "podMonitor.enabled")):
+        lines = [l for l in (CHART / "templates" / name).read_text().splitlines() if not l.startswith("#")]
+        assert lines[0] == "{{- if .Values.%s }}" % flag
+        assert lines[-1] == "{{- end }}"
+    ds = (CHART / "templates/daemonset.yaml").read_text()
+    assert 'checksum/config: {{ include (print $.Template.BasePath "/configmap.yaml") . | sha256sum }}' in ds
+
+
+def test_dashboards_are_current_and_loadable():
+    r = subprocess.run([sys.executable, str(ROOT / "scripts/gen-dashboards.py"), "--check"], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    import json
+    cm = yaml.safe_load((ROOT / "deploy/grafana/configmap.yaml").read_text())
+    assert cm["metadata"]["labels"] == {"grafana_dashboard": "1"}
+    files = sorted(p.name for p in (ROOT / "deploy/grafana").glob("*.json"))
+    assert sorted(cm["data"]) == files == ["retina-clusters.json", "retina-dns.json", "retina-pod-level.json"]
+    for name in files:
+        d = json.loads(cm["data"][name])
+        assert d == json.loads((ROOT / "deploy/grafana" / name).read_text())
+        assert d["panels"] and all(p["targets"] for p in d["panels"])
+        assert len({p["id"] for p in d["panels"]}) == len(d["panels"])
