@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <string>
 #include <thread>
@@ -19,6 +20,8 @@
 #include "capture/bundle.hpp"
 #include "retina/capture.hpp"
 #include "retina/ip_cache.hpp"
+#include "support/agent_process.hpp"
+#include "support/http_client.hpp"
 #include "support/netns.hpp"
 #include "support/pcap_read.hpp"
 #include "support/privileged.hpp"
@@ -320,4 +323,85 @@ TEST_CASE("capture: pcapng records the interface name; node capture of a named i
   for (const auto& n : names) CHECK(n == p3.host_if);
   const auto t = test::tshark_tally(file);
   CHECK(t.at(udp_key(t, p2.ipv4, p3.ipv4, 7001)).bytes == 15 * (200 + kUdpHeaders));
+}
+
+// ------------------------------------------------------------ the agent
+
+namespace {
+
+test::HttpResponse agent_request(const test::AgentProcess& agent, std::string_view method, std::string_view target,
+                                 std::string_view body = {}) {
+  const std::string req = fmt::format(
+      "{} {} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/json\r\n"
+      "Content-Length: {}\r\n\r\n{}",
+      method, target, body.size(), body);
+  return test::http_raw("127.0.0.1", agent.port(), req, 30s);
+}
+
+}  // namespace
+
+TEST_CASE("capture: through the agent's HTTP API, from POST to download", "[capture][privileged][agent]") {
+  RETINA_REQUIRE_PRIVILEGED();
+  test::Node node({.pods = 4, .isolated = true});
+  test::AgentProcess agent;
+  agent.write_file("endpoints.yaml", endpoints_yaml(node));
+  const uint16_t port = test::free_port(node.node_ns());
+  agent.start({.config = fmt::format("apiServer:\n  host: 127.0.0.1\n  port: {}\nenabledPlugin: [linuxutil]\n"
+                                     "endpointsFile: {}\nnodeName: {}\nenableCapture: true\ncaptureOutputRoot: {}\n"
+                                     "captureMaxDuration: 10m\n",
+                                     port, agent.path("endpoints.yaml"), node_name(), agent.path("out")),
+               .netns = node.node_ns(),
+               .port = port});
+  agent.wait_ready();
+  INFO(agent.log_tail());
+  REQUIRE(agent.wait_log("msg=\"endpoints file applied\""));
+  node.wait_quiet(500ms);
+
+  // Bad input: 400 with the reason.
+  auto bad = agent_request(agent, "POST", "/captures",
+                           R"({"name":"bad","spec":{"captureConfiguration":{"tcpdumpFilter":"udp port x"}}})");
+  CHECK(bad.status == 400);
+  CHECK_THAT(bad.body, Catch::Contains("does not compile"));
+  auto too_long = agent_request(agent, "POST", "/captures",
+                                R"({"name":"long","spec":{"captureConfiguration":{"captureOption":{"duration":"11m"}}}})");
+  CHECK(too_long.status == 400);
+  CHECK_THAT(too_long.body, Catch::Contains("above the maximum"));
+
+  auto created = agent_request(agent, "POST", "/captures",
+                               R"({"name":"api","spec":{"captureConfiguration":{"captureTarget":{"podSelector":{"matchLabels":{"app":"app1"}}},"captureOption":{"duration":"60s"}}}})");
+  INFO(created.body);
+  REQUIRE(created.status == 201);
+  CHECK_THAT(created.body, Catch::Contains("\"state\":\"Running\""));
+  const auto& p0 = node.pod(0);
+  const auto& p1 = node.pod(1);
+  REQUIRE(test::udp_send(p0, p1, false, 8001, 21, 150) == 21);
+  node.wait_quiet(700ms);
+  CHECK(agent_request(agent, "GET", "/captures").body.find("\"name\":\"api\"") != std::string::npos);
+  REQUIRE(agent_request(agent, "DELETE", "/captures/api").status == 202);
+  std::string state;
+  for (int i = 0; i < 100 && state.find("Cancelled") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(100ms);
+    state = agent_request(agent, "GET", "/captures/api").body;
+  }
+  CHECK_THAT(state, Catch::Contains("\"state\":\"Cancelled\""));
+  CHECK_THAT(state, Catch::Contains("\"packets\":21"));
+
+  auto dl = agent_request(agent, "GET", "/captures/api/download");
+  REQUIRE(dl.status == 200);
+  CHECK(dl.header("Content-Type") == "application/gzip");
+  CHECK_THAT(dl.header("Content-Disposition"), Catch::Contains(fmt::format("api-{}-", node_name())));
+  test::TempDir tmp;
+  const std::string file = tmp.path() + "/bundle.tar.gz";
+  { std::ofstream(file, std::ios::binary) << dl.body; }
+  const auto members = test::untar(file, tmp.path() + "/x");
+  CHECK(std::find(members.begin(), members.end(), "agent-config.yaml") != members.end());
+  const auto t = test::tshark_tally(tmp.path() + "/x/" + p1.host_if + ".pcap");
+  REQUIRE(t.size() == 1);
+  CHECK(t.begin()->second.packets == 21);
+  CHECK(t.begin()->second.bytes == 21 * (150 + kUdpHeaders));
+  // The bundle stays on the node under the output root.
+  CHECK(test::sh("ls " + agent.path("out/captures")).find(".tar.gz") != std::string::npos);
+  // Metrics count what was written.
+  CHECK_THAT(agent.metrics_text(), Catch::Contains("retina_capture_packets_total 21"));
+  CHECK(agent.stop() == 0);
 }
