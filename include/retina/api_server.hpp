@@ -8,6 +8,7 @@
 //   GET /readyz    200 once the engine runs at least one plugin, 503 before
 //   GET /flows     Hubble JSON lines; ?follow=1 streams. Filters: namespace,
 //                  pod, ip, port, verdict, origin; max=N bounds the count
+//   /captures...   the packet capture API, when the backend serves routes
 //
 // Unknown paths answer 404, other methods on known paths 405, bad query
 // parameters 400 with the reason. Requests are bounded in size and time,
@@ -51,6 +52,15 @@ struct ApiServerOptions {
   static ApiServerOptions from(const Config& config);
 };
 
+// The answer of a backend route: a body, or a file streamed from disk.
+struct RouteReply {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::string file_path;  // when set, the response is this file
+  std::string file_name;  // Content-Disposition: attachment; filename=...
+};
+
 // What the server serves. engine_backend() wires an Engine; tests and
 // embedders can supply their own functions.
 struct ApiServerBackend {
@@ -61,6 +71,9 @@ struct ApiServerBackend {
   // Optional: appends more members to the /healthz object, each as
   // `,"name":value`; returns false when one of them failed (503).
   std::function<bool(std::string& json)> health_details;
+  // Optional: more routes (the capture API). Returns false when it does not
+  // serve `path`; any method reaches it.
+  std::function<bool(std::string_view method, std::string_view path, std::string_view body, RouteReply& reply)> routes;
 };
 
 ApiServerBackend engine_backend(Engine& engine);

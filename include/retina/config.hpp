@@ -93,6 +93,12 @@ struct Config {
   // Flow log (Hubble JSON lines); empty disables it.
   std::string flow_log_path;
 
+  // Packet capture (the /captures API and Capture objects). Captures only
+  // write under captureOutputRoot.
+  bool enable_capture = false;
+  std::string capture_output_root = "/var/log/retina";
+  std::chrono::seconds capture_max_duration{3600};
+
   // Returns all problems, one per line, in one error.
   Status validate() const;
 };

@@ -8,6 +8,8 @@
 #include <atomic>
 #include <chrono>
 #include <exception>
+#include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -89,6 +91,7 @@ struct ApiServer::Impl {
   void readyz(httplib::Response& res);
   void flows(const httplib::Request& req, httplib::Response& res);
   bool headers_too_large(const httplib::Request& req, httplib::Response& res) const;
+  bool backend_route(const httplib::Request& req, httplib::Response& res);
 };
 
 namespace {
@@ -107,8 +110,40 @@ bool ApiServer::Impl::headers_too_large(const httplib::Request& req, httplib::Re
   return true;
 }
 
+// Routes the backend serves (the capture API); files are streamed.
+bool ApiServer::Impl::backend_route(const httplib::Request& req, httplib::Response& res) {
+  if (!backend.routes) return false;
+  RouteReply reply;
+  if (!backend.routes(req.method, req.path, req.body, reply)) return false;
+  res.status = reply.status;
+  if (reply.file_path.empty()) {
+    res.set_content(reply.body, reply.content_type);
+    return true;
+  }
+  auto file = std::make_shared<std::ifstream>(reply.file_path, std::ios::binary);
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(reply.file_path, ec);
+  if (!*file || ec) {
+    text(res, 404, fmt::format("cannot open {}", reply.file_name));
+    return true;
+  }
+  if (!reply.file_name.empty()) {
+    res.set_header("Content-Disposition", fmt::format("attachment; filename=\"{}\"", reply.file_name));
+  }
+  res.set_content_provider(static_cast<size_t>(size), reply.content_type,
+                           [file](size_t offset, size_t length, httplib::DataSink& sink) {
+                             char buf[64 * 1024];
+                             file->seekg(static_cast<std::streamoff>(offset));
+                             file->read(buf, static_cast<std::streamsize>(std::min(length, sizeof buf)));
+                             const auto n = file->gcount();
+                             return n > 0 && sink.write(buf, static_cast<size_t>(n));
+                           });
+  return true;
+}
+
 void ApiServer::Impl::handle_get(const httplib::Request& req, httplib::Response& res) {
   if (headers_too_large(req, res)) return;
+  if (backend_route(req, res)) return;
   const std::string_view path = req.path;
   if (path == "/metrics") return metrics(res);
   if (path == "/healthz") return healthz(res);
@@ -118,6 +153,8 @@ void ApiServer::Impl::handle_get(const httplib::Request& req, httplib::Response&
 }
 
 void ApiServer::Impl::handle_other(const httplib::Request& req, httplib::Response& res) {
+  if (headers_too_large(req, res)) return;
+  if (backend_route(req, res)) return;
   if (!known_path(req.path)) {
     text(res, 404, "not found; try /metrics, /healthz, /readyz or /flows");
     return;

@@ -524,6 +524,12 @@ Result<Config> parse_document(const YAML::Node& root) {
       {"enableKubernetes", flag(cfg.enable_kubernetes)},
       {"nodeName", text(cfg.node_name)},
       {"flowLogPath", text(cfg.flow_log_path)},
+      {"enableCapture", flag(cfg.enable_capture)},
+      {"captureOutputRoot", text(cfg.capture_output_root)},
+      {"captureMaxDuration",
+       [&](const std::string& p, const YAML::Node& v) {
+         if (auto s = r.seconds(p, v)) cfg.capture_max_duration = *s;
+       }},
       {"hostInterfaces", list(cfg.host_interfaces)},
       {"podInterfacePrefixes", list(cfg.pod_interface_prefixes)},
       {"dropIncludeExpected", flag(cfg.drop_include_expected)},
@@ -672,6 +678,11 @@ Status Config::validate() const {
 
   for (const auto& problem : metrics::adv::configuration_problems(context_options, metrics_namespaces))
     p.push_back(fmt::format("metricsConfiguration.{}: {}", problem.path, problem.message));
+
+  if (capture_output_root.empty() || capture_output_root.front() != '/') {
+    p.push_back(fmt::format("captureOutputRoot: \"{}\" must be an absolute path", capture_output_root));
+  }
+  if (capture_max_duration.count() <= 0) p.push_back("captureMaxDuration: must be above zero");
 
   if (p.empty()) return ok();
   // Every line reads "<key path>: <what is wrong>".

@@ -27,6 +27,7 @@
 #include <fmt/format.h>
 
 #include "retina/api_server.hpp"
+#include "retina/capture.hpp"
 #include "retina/config.hpp"
 #include "retina/engine.hpp"
 #include "retina/log.hpp"
@@ -176,8 +177,25 @@ int main(int argc, char** argv) {
   }
   retina::log::info("agent", "plugins", {{"states", states}, {"ready", (*engine)->ready()}});
 
-  auto server = retina::ApiServer::start(retina::engine_backend(**engine),
-                                         retina::ApiServerOptions::from((*engine)->config()));
+  // Packet capture: the /captures API, only with enableCapture.
+  std::unique_ptr<retina::capture::Manager> captures;
+  auto backend = retina::engine_backend(**engine);
+  auto api_options = retina::ApiServerOptions::from((*engine)->config());
+  if (config.enable_capture) {
+    auto m = retina::capture::Manager::create(retina::capture::manager_options((**engine), config_path, RETINA_VERSION));
+    if (!m) {
+      retina::log::error("agent", "cannot enable packet capture", {{"error", m.error().message}});
+      (*engine)->stop();
+      return kExitConfig;
+    }
+    captures = std::move(*m);
+    backend.routes = [m = captures.get()](std::string_view method, std::string_view path, std::string_view body,
+                                          retina::RouteReply& reply) {
+      return retina::capture::handle_http(m, method, path, body, reply);
+    };
+    api_options.max_body_bytes = retina::capture::kMaxSpecBytes;
+  }
+  auto server = retina::ApiServer::start(std::move(backend), std::move(api_options));
   if (!server) {
     retina::log::error("agent", "cannot start the API server", {{"error", server.error().message}});
     (*engine)->stop();
@@ -216,6 +234,7 @@ int main(int argc, char** argv) {
   retina::log::info("agent", "shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   for (auto& l : listeners) l->stop();
   (*server)->stop();
+  captures.reset();  // stops running captures; their bundles are written
   (*engine)->stop();
   retina::log::info("agent", "stopped");
   return 0;

@@ -1,0 +1,267 @@
+// Capture targets: pods by label selector through the IP cache, mapped to
+// their host-side veths by asking each network namespace which of its
+// interfaces holds the pod's address and what its veth peer is.
+#include "capture/targets.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/if_addr.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "loader/fd.hpp"
+#include "loader/netlink.hpp"
+#include "retina/ip_cache.hpp"
+
+namespace retina::capture {
+namespace {
+
+struct Link {
+  int ifindex = 0;
+  int peer_ifindex = 0;  // IFLA_LINK
+  bool veth_other_ns = false;
+  bool up = false;
+  bool loopback = false;
+  std::string name;
+};
+
+Result<std::vector<Link>> dump_links(loader::NetlinkSocket& nl) {
+  struct {
+    nlmsghdr h;
+    ifinfomsg i;
+  } req{};
+  req.h.nlmsg_len = NLMSG_LENGTH(sizeof(ifinfomsg));
+  req.h.nlmsg_type = RTM_GETLINK;
+  req.h.nlmsg_flags = NLM_F_DUMP;
+  req.i.ifi_family = AF_UNSPEC;
+  std::vector<Link> out;
+  auto st = nl.request(&req.h, "RTM_GETLINK", [&](const nlmsghdr& h) -> retina::Status {
+    auto m = loader::parse_link_message(h);
+    if (!m || m->family != AF_UNSPEC) return ok();
+    const auto* ifi = static_cast<const ifinfomsg*>(NLMSG_DATA(&h));
+    const rtattr* tb[IFLA_MAX + 1];
+    loader::parse_rtattrs(IFLA_RTA(ifi), h.nlmsg_len - NLMSG_LENGTH(sizeof(ifinfomsg)), tb);
+    Link l;
+    l.ifindex = m->ifindex;
+    l.name = m->name;
+    l.up = m->up;
+    l.loopback = (ifi->ifi_flags & IFF_LOOPBACK) != 0;
+    l.peer_ifindex = tb[IFLA_LINK] ? static_cast<int>(loader::rtattr_u32(tb[IFLA_LINK])) : 0;
+    l.veth_other_ns = m->kind == "veth" && m->peer_in_other_netns;
+    out.push_back(std::move(l));
+    return ok();
+  });
+  if (!st) return unexpected(st.error());
+  return out;
+}
+
+// (ifindex, address) of every address in the socket's namespace.
+Result<std::vector<std::pair<int, IpAddr>>> dump_addresses(loader::NetlinkSocket& nl) {
+  struct {
+    nlmsghdr h;
+    ifaddrmsg a;
+  } req{};
+  req.h.nlmsg_len = NLMSG_LENGTH(sizeof(ifaddrmsg));
+  req.h.nlmsg_type = RTM_GETADDR;
+  req.h.nlmsg_flags = NLM_F_DUMP;
+  req.a.ifa_family = AF_UNSPEC;
+  std::vector<std::pair<int, IpAddr>> out;
+  auto st = nl.request(&req.h, "RTM_GETADDR", [&](const nlmsghdr& h) -> retina::Status {
+    if (h.nlmsg_type != RTM_NEWADDR || h.nlmsg_len < NLMSG_LENGTH(sizeof(ifaddrmsg))) return ok();
+    const auto* ifa = static_cast<const ifaddrmsg*>(NLMSG_DATA(&h));
+    const rtattr* tb[IFA_MAX + 1];
+    loader::parse_rtattrs(IFA_RTA(ifa), h.nlmsg_len - NLMSG_LENGTH(sizeof(ifaddrmsg)), tb);
+    const rtattr* a = tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS];
+    if (!a) return ok();
+    const auto* data = static_cast<const uint8_t*>(RTA_DATA(a));
+    if (ifa->ifa_family == AF_INET && RTA_PAYLOAD(a) >= 4) {
+      out.emplace_back(static_cast<int>(ifa->ifa_index), IpAddr::from_v4_bytes(data));
+    } else if (ifa->ifa_family == AF_INET6 && RTA_PAYLOAD(a) >= 16) {
+      out.emplace_back(static_cast<int>(ifa->ifa_index), IpAddr::from_v6_bytes(data));
+    }
+    return ok();
+  });
+  if (!st) return unexpected(st.error());
+  return out;
+}
+
+// Network namespace files to look into, one per namespace (by inode),
+// excluding our own.
+std::vector<std::string> namespace_files() {
+  std::vector<std::string> out;
+  std::set<ino_t> seen;
+  struct stat self{};
+  if (::stat("/proc/thread-self/ns/net", &self) == 0) seen.insert(self.st_ino);
+  auto consider = [&](const std::string& path) {
+    struct stat st{};
+    if (::stat(path.c_str(), &st) != 0) return;
+    if (seen.insert(st.st_ino).second) out.push_back(path);
+  };
+  if (DIR* d = ::opendir("/run/netns")) {
+    while (dirent* e = ::readdir(d)) {
+      if (e->d_name[0] != '.') consider(std::string("/run/netns/") + e->d_name);
+    }
+    ::closedir(d);
+  }
+  if (DIR* d = ::opendir("/proc")) {
+    while (dirent* e = ::readdir(d)) {
+      if (e->d_name[0] >= '1' && e->d_name[0] <= '9') consider(fmt::format("/proc/{}/ns/net", e->d_name));
+    }
+    ::closedir(d);
+  }
+  return out;
+}
+
+struct NsAddress {
+  int ifindex = 0;
+  int peer_ifindex = 0;
+  IpAddr ip;
+};
+
+// Addresses among `wanted` in the namespace at `path`, with the veth peer
+// index of the interface holding them. Runs on its own thread: setns only
+// moves the calling thread.
+std::vector<NsAddress> addresses_in(const std::string& path, const std::set<IpAddr>& wanted) {
+  std::vector<NsAddress> out;
+  std::thread t([&] {
+    loader::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0 || ::setns(fd.get(), CLONE_NEWNET) != 0) return;
+    auto nl = loader::NetlinkSocket::open();
+    if (!nl) return;
+    auto addrs = dump_addresses(*nl);
+    if (!addrs) return;
+    std::map<int, int> peers;
+    bool have_links = false;
+    for (const auto& [ifindex, ip] : *addrs) {
+      if (!wanted.contains(ip)) continue;
+      if (!have_links) {
+        auto links = dump_links(*nl);
+        if (!links) return;
+        for (const auto& l : *links) peers[l.ifindex] = l.peer_ifindex;
+        have_links = true;
+      }
+      out.push_back({ifindex, peers[ifindex], ip});
+    }
+  });
+  t.join();
+  return out;
+}
+
+}  // namespace
+
+std::vector<SelectedPod> select_pods(const Spec& spec, const IpCache& cache, const std::string& node_name) {
+  std::vector<SelectedPod> out;
+  cache.for_each([&](const EndpointPtr& ep) {
+    if (ep->kind != EndpointKind::kPod) return;
+    if (!node_name.empty() && !ep->node_name.empty() && std::string_view(ep->node_name) != node_name) return;
+    if (spec.pod_selector.present) {
+      const std::vector<std::string>& labels = ep->labels;
+      if (!spec.pod_selector.matches(labels)) return;
+    }
+    if (spec.namespace_selector.present) {
+      // The label Kubernetes puts on every namespace; the cache keeps no
+      // namespace labels.
+      const std::vector<std::string> ns_labels = {"kubernetes.io/metadata.name=" + std::string(ep->namespace_)};
+      if (!spec.namespace_selector.matches(ns_labels)) return;
+    }
+    out.push_back({std::string(ep->namespace_), ep->name, ep->ips});
+  });
+  std::sort(out.begin(), out.end(), [](const SelectedPod& a, const SelectedPod& b) {
+    return std::tie(a.namespace_, a.name) < std::tie(b.namespace_, b.name);
+  });
+  return out;
+}
+
+std::vector<std::pair<IpAddr, std::string>> find_pod_veths(const std::vector<IpAddr>& ips) {
+  std::vector<std::pair<IpAddr, std::string>> out;
+  auto nl = loader::NetlinkSocket::open();
+  if (!nl) return out;
+  auto links = dump_links(*nl);
+  if (!links) return out;
+  std::map<int, const Link*> veths;
+  for (const auto& l : *links) {
+    if (l.veth_other_ns) veths[l.ifindex] = &l;
+  }
+  if (veths.empty()) return out;
+  std::set<IpAddr> wanted(ips.begin(), ips.end());
+  for (const auto& path : namespace_files()) {
+    if (wanted.empty()) break;
+    for (const NsAddress& a : addresses_in(path, wanted)) {
+      // Both ends must point at each other: interface indexes repeat across
+      // namespaces, the pair does not.
+      auto it = veths.find(a.peer_ifindex);
+      if (it == veths.end() || it->second->peer_ifindex != a.ifindex) continue;
+      out.emplace_back(a.ip, it->second->name);
+      wanted.erase(a.ip);
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> host_interfaces() {
+  std::vector<std::string> out;
+  auto nl = loader::NetlinkSocket::open();
+  if (!nl) return out;
+  auto links = dump_links(*nl);
+  if (!links) return out;
+  for (const auto& l : *links) {
+    if (l.up && !l.loopback) out.push_back(l.name);
+  }
+  return out;
+}
+
+Result<Targets> resolve_targets(const Spec& spec, const IpCache* cache, const std::string& node_name) {
+  Targets t;
+  if (!spec.selects_pods()) {
+    std::vector<std::string> names = spec.interfaces;
+    if (names.empty()) names = host_interfaces();
+    for (const auto& n : names) {
+      if (n != "any" && ::if_nametoindex(n.c_str()) == 0) {
+        return unexpected(Error::invalid(fmt::format("capture '{}': no interface named '{}' on node {}", spec.name, n, node_name)));
+      }
+      t.interfaces.push_back({n, {}});
+    }
+    if (t.interfaces.empty()) return unexpected(Error::invalid(fmt::format("capture '{}': node {} has no interface that is up", spec.name, node_name)));
+    return t;
+  }
+  if (!cache) return unexpected(Error::invalid("pod selectors need an endpoint source (endpointsFile or Kubernetes)"));
+  t.pods = select_pods(spec, *cache, node_name);
+  if (t.pods.empty()) {
+    return unexpected(Error::invalid(fmt::format("capture '{}': the selectors match no pod on node {}", spec.name, node_name)));
+  }
+  std::vector<IpAddr> ips;
+  for (const auto& p : t.pods) ips.insert(ips.end(), p.ips.begin(), p.ips.end());
+  const auto veths = find_pod_veths(ips);
+  std::set<std::string> names;
+  std::set<IpAddr> found;
+  for (const auto& [ip, name] : veths) {
+    found.insert(ip);
+    if (names.insert(name).second) t.interfaces.push_back({name, {}});
+  }
+  // A pod whose veth is not visible (another CNI layout, or no access to
+  // its namespace): capture on every interface, narrowed to its addresses.
+  std::string missing;
+  for (const auto& p : t.pods) {
+    bool any = false;
+    for (const auto& ip : p.ips) any = any || found.contains(ip);
+    if (any) continue;
+    for (const auto& ip : p.ips) {
+      if (!missing.empty()) missing += " or ";
+      missing += "host " + ip.to_string();
+    }
+    t.notes.push_back(fmt::format("pod {}/{}: host veth not found; captured on 'any' by address", p.namespace_, p.name));
+  }
+  if (!missing.empty()) t.interfaces.push_back({"any", missing});
+  return t;
+}
+
+}  // namespace retina::capture

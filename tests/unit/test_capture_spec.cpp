@@ -1,0 +1,275 @@
+// The capture spec (Retina's Capture CRD shape), label selectors, the
+// filter shortcuts, refusals of bad input, the /captures routes and the
+// uploads (S3 SigV4 checked by a fake that recomputes the signature).
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include <fmt/format.h>
+
+#include "capture/session.hpp"
+#include "capture/upload.hpp"
+#include "retina/capture.hpp"
+#include "retina/ip_cache.hpp"
+#include "support/fake_s3.hpp"
+#include "support/pcap_read.hpp"
+
+using namespace retina;
+using namespace retina::capture;
+
+namespace {
+
+constexpr const char* kFullSpec = R"({
+  "captureConfiguration": {
+    "captureTarget": {
+      "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "default"}},
+      "podSelector": {"matchLabels": {"app": "web"},
+                      "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]},
+                                           {"key": "legacy", "operator": "DoesNotExist"}]},
+      "nodeSelector": {"matchLabels": {"kubernetes.io/hostname": "node-1"}}
+    },
+    "captureOption": {"duration": "2m30s", "maxCaptureSize": 50, "packetSize": 128, "maxPackets": 1000,
+                      "format": "pcapng"},
+    "filters": {"include": ["10.0.0.1", "10.0.0.2:80"], "exclude": ["10.0.0.3:53"]},
+    "tcpdumpFilter": "tcp",
+    "includeMetadata": false
+  },
+  "outputConfiguration": {
+    "hostPath": "captures/web",
+    "persistentVolumeClaim": "claim-1",
+    "s3Upload": {"bucket": "b", "region": "eu-west-1", "endpoint": "http://127.0.0.1:1", "path": "p",
+                 "secretName": "s3-secret"}
+  }
+})";
+
+std::unique_ptr<Manager> manager_in(const std::string& root, std::shared_ptr<IpCache> cache = nullptr) {
+  ManagerOptions o;
+  o.node_name = "node-1";
+  o.output_root = root;
+  o.cache = std::move(cache);
+  o.limits.max_duration = std::chrono::minutes(10);
+  o.limits.min_free_bytes = 1 << 20;
+  auto m = Manager::create(std::move(o));
+  REQUIRE(m);
+  return std::move(*m);
+}
+
+Spec spec_of(const std::string& configuration, const std::string& output = "") {
+  const std::string body = fmt::format(R"({{"name":"t","spec":{{"captureConfiguration":{{{}}}{}}}}})", configuration,
+                                       output.empty() ? "" : ",\"outputConfiguration\":{" + output + "}");
+  auto s = parse_request_json(body);
+  INFO(body);
+  REQUIRE(s);
+  return *s;
+}
+
+}  // namespace
+
+TEST_CASE("capture spec: Retina's CRD fields parse and round-trip", "[capture]") {
+  auto s = parse_spec_json(kFullSpec, "web-capture");
+  REQUIRE(s);
+  CHECK(s->name == "web-capture");
+  CHECK(s->duration == std::chrono::seconds(150));
+  CHECK(s->max_capture_bytes == 50ull << 20);
+  CHECK(s->packet_size == 128);
+  CHECK(s->max_packets == 1000);
+  CHECK(s->format == FileFormat::kPcapng);
+  CHECK_FALSE(s->include_metadata);
+  CHECK(s->pod_selector.requirements.size() == 3);
+  CHECK(s->pod_selector.matches({"app=web", "tier=a"}));
+  CHECK_FALSE(s->pod_selector.matches({"app=web", "tier=c"}));
+  CHECK_FALSE(s->pod_selector.matches({"app=web", "legacy=1", "tier=a"}));
+  CHECK(s->namespace_selector.matches({"kubernetes.io/metadata.name=default"}));
+  CHECK(s->host_path == "captures/web");
+  CHECK(s->pvc == "claim-1");
+  CHECK(s->s3.bucket == "b");
+  CHECK(s->s3.region == "eu-west-1");
+  CHECK(s->s3.secret_name == "s3-secret");
+  CHECK(s->tcpdump_filter == "tcp");
+
+  auto again = parse_spec_json(spec_to_json(*s), "web-capture");
+  REQUIRE(again);
+  CHECK(spec_to_json(*again) == spec_to_json(*s));
+}
+
+TEST_CASE("capture spec: the agent API body and whole Capture objects", "[capture]") {
+  auto a = parse_request_json(R"({"name":"a1","spec":{}})");
+  REQUIRE(a);
+  CHECK(a->name == "a1");
+  CHECK(a->duration == std::chrono::minutes(1));  // Retina's default
+  CHECK(a->max_capture_bytes == 100ull << 20);
+  auto b = parse_request_json(
+      R"({"apiVersion":"retina.sh/v1alpha1","kind":"Capture","metadata":{"name":"b1","namespace":"ns"},"spec":{}})");
+  REQUIRE(b);
+  CHECK(b->name == "b1");
+  CHECK(b->namespace_ == "ns");
+}
+
+TEST_CASE("capture spec: bad input is refused with the field named", "[capture]") {
+  const std::pair<const char*, const char*> cases[] = {
+      {R"({"name":"x","spec":{)", "invalid JSON"},
+      {R"({"name":"X_bad","spec":{}})", "capture name"},
+      {R"({"spec":{}})", "name is required"},
+      {R"({"name":"x"})", "'spec' is required"},
+      {R"({"name":"x","spec":{"bogus":1}})", "unknown field 'bogus'"},
+      {R"({"name":"x","spec":{"captureConfiguration":{"captureOption":{"duration":"0s"}}}})", "above zero"},
+      {R"({"name":"x","spec":{"captureConfiguration":{"captureOption":{"duration":"soon"}}}})", "captureOption.duration"},
+      {R"({"name":"x","spec":{"captureConfiguration":{"captureOption":{"maxCaptureSize":0}}}})", "maxCaptureSize"},
+      {R"({"name":"x","spec":{"captureConfiguration":{"captureOption":{"packetSize":10}}}})", "packetSize"},
+      {R"({"name":"x","spec":{"captureConfiguration":{"captureOption":{"format":"erf"}}}})", "expected pcap or pcapng"},
+      {R"({"name":"x","spec":{"captureConfiguration":{"captureTarget":{"podSelector":{"matchExpressions":[{"key":"a","operator":"Near"}]}}}}})",
+       "unknown operator"},
+      {R"({"name":"x","spec":{"captureConfiguration":{"captureTarget":{"podSelector":{"matchLabels":{"a":"b c"}}}}}})",
+       "bad label"},
+      {R"({"name":"x","spec":{"outputConfiguration":{"s3Upload":{"region":"r"}}}})", "bucket is required"},
+  };
+  for (const auto& [json, needle] : cases) {
+    INFO(json);
+    auto s = parse_request_json(json);
+    REQUIRE_FALSE(s);
+    CHECK(s.error().kind == Error::Kind::kInvalidArgument);
+    CHECK_THAT(s.error().message, Catch::Contains(needle));
+  }
+}
+
+TEST_CASE("capture: label selectors in kubectl syntax", "[capture]") {
+  auto s = parse_label_selector("app=web, tier in (a, b),!legacy,env!=prod");
+  REQUIRE(s);
+  CHECK(s->matches({"app=web", "env=dev", "tier=b"}));
+  CHECK_FALSE(s->matches({"app=web", "env=prod", "tier=b"}));
+  CHECK_FALSE(s->matches({"app=api", "tier=b"}));
+  CHECK(parse_label_selector("")->matches({}));
+  CHECK_FALSE(parse_label_selector("a in b"));
+  CHECK_FALSE(parse_label_selector("a=b,,c=d"));
+  CHECK_FALSE(parse_label_selector("a b"));
+}
+
+TEST_CASE("capture: include/exclude shortcuts and the tcpdump filter combine", "[capture]") {
+  Spec s;
+  s.include_filter = {"10.0.0.1", "10.0.0.2:80", "[fd00::1]:443"};
+  s.exclude_filter = {"*:53"};
+  s.tcpdump_filter = "tcp or udp";
+  auto f = build_filter(s);
+  REQUIRE(f);
+  CHECK(*f == "((host 10.0.0.1 or (host 10.0.0.2 and port 80) or (host fd00::1 and port 443)) and not (port 53)) and (tcp or udp)");
+  CHECK(check_filter(*f, 0));
+
+  Spec all;
+  all.include_filter = {"*"};
+  CHECK(build_filter(all).value() == "");
+  Spec bad;
+  bad.include_filter = {"10.0.0.300"};
+  CHECK_FALSE(build_filter(bad));
+  bad.include_filter = {"10.0.0.1:70000"};
+  CHECK_FALSE(build_filter(bad));
+  Spec none;
+  none.exclude_filter = {"*"};
+  CHECK_FALSE(build_filter(none));
+
+  auto st = check_filter("tcp port eighty", 0);
+  REQUIRE_FALSE(st);
+  CHECK(st.error().kind == Error::Kind::kInvalidArgument);
+  CHECK_THAT(st.error().message, Catch::Contains("does not compile"));
+}
+
+TEST_CASE("capture manager: refuses what it cannot or must not do", "[capture]") {
+  test::TempDir root;
+  auto m = manager_in(root.path(), std::make_shared<IpCache>());
+  auto refused = [&](const Spec& s, const char* needle) {
+    auto r = m->start(s);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().kind == Error::Kind::kInvalidArgument);
+    CHECK_THAT(r.error().message, Catch::Contains(needle));
+  };
+  refused(spec_of(R"("tcpdumpFilter":"port nonsense")"), "does not compile");
+  refused(spec_of(R"("captureTarget":{"podSelector":{"matchLabels":{"app":"nowhere"}}})"), "match no pod");
+  refused(spec_of(R"("captureOption":{"duration":"11m"})"), "above the maximum");
+  refused(spec_of("", R"("hostPath":"/etc")"), "outside the capture output root");
+  refused(spec_of("", R"("hostPath":"../escape")"), "outside the capture output root");
+  refused(spec_of("", R"("persistentVolumeClaim":"missing")"), "not mounted");
+  refused(spec_of(R"("captureOption":{"interfaces":["no-such-if0"]})"), "no interface named");
+  refused(spec_of(R"("captureOption":{"maxCaptureSize":1048576})"), "above the maximum");
+  // Nothing was left behind under the root by the refusals.
+  for (const auto& e : std::filesystem::recursive_directory_iterator(root.path())) {
+    CHECK_FALSE(e.is_regular_file());
+  }
+  Spec zero = spec_of("");
+  zero.duration = std::chrono::milliseconds(0);
+  refused(zero, "above zero");
+}
+
+TEST_CASE("capture HTTP routes: errors and disabled capture", "[capture]") {
+  HttpReply r;
+  CHECK_FALSE(handle_http(nullptr, "GET", "/metrics", "", r));
+  REQUIRE(handle_http(nullptr, "GET", "/captures", "", r));
+  CHECK(r.status == 404);
+  CHECK_THAT(r.body, Catch::Contains("enableCapture"));
+
+  test::TempDir root;
+  auto m = manager_in(root.path());
+  REQUIRE(handle_http(m.get(), "POST", "/captures", "{not json", r));
+  CHECK(r.status == 400);
+  CHECK_THAT(r.body, Catch::Contains("invalid JSON"));
+  REQUIRE(handle_http(m.get(), "POST", "/captures", R"({"name":"x","spec":{"captureConfiguration":{"tcpdumpFilter":"bogus bogus"}}})", r));
+  CHECK(r.status == 400);
+  CHECK_THAT(r.body, Catch::Contains("does not compile"));
+  REQUIRE(handle_http(m.get(), "GET", "/captures", "", r));
+  CHECK(r.status == 200);
+  CHECK(r.body == "{\"captures\":[]}\n");
+  REQUIRE(handle_http(m.get(), "GET", "/captures/none", "", r));
+  CHECK(r.status == 404);
+  REQUIRE(handle_http(m.get(), "DELETE", "/captures/none", "", r));
+  CHECK(r.status == 404);
+  REQUIRE(handle_http(m.get(), "GET", "/captures/none/download", "", r));
+  CHECK(r.status == 404);
+  REQUIRE(handle_http(m.get(), "PUT", "/captures", "", r));
+  CHECK(r.status == 405);
+}
+
+TEST_CASE("capture upload: S3 with AWS SigV4, checked by recomputing the signature", "[capture]") {
+  test::TempDir dir;
+  const std::string file = dir.path() + "/b.tar.gz";
+  std::ofstream(file) << std::string(5000, 'x');
+  test::FakeS3 s3("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "eu-west-1");
+  S3Upload up;
+  up.bucket = "captures";
+  up.region = "eu-west-1";
+  up.endpoint = s3.url();
+  up.path = "team/a";
+  up.access_key_id = "AKIDEXAMPLE";
+  up.secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+  auto r = upload_s3(up, file, "c1-node-20260101000000UTC.tar.gz");
+  INFO((r ? std::string() : r.error().message));
+  REQUIRE(r);
+  auto objs = s3.objects();
+  REQUIRE(objs.size() == 1);
+  INFO(objs[0].problem);
+  CHECK(objs[0].signature_ok);
+  CHECK(objs[0].path == "/captures/team/a/c1-node-20260101000000UTC.tar.gz");
+  CHECK(objs[0].body == std::string(5000, 'x'));
+
+  up.secret_access_key = "wrong";
+  auto bad = upload_s3(up, file, "c2.tar.gz");
+  REQUIRE_FALSE(bad);
+  CHECK_THAT(bad.error().message, Catch::Contains("HTTP 403"));
+  CHECK_FALSE(s3.objects().back().signature_ok);
+
+  up.access_key_id.clear();
+  CHECK_FALSE(upload_s3(up, file, "c3.tar.gz"));
+}
+
+TEST_CASE("capture upload: blob SAS URL, one PUT", "[capture]") {
+  test::TempDir dir;
+  const std::string file = dir.path() + "/b.tar.gz";
+  std::ofstream(file) << "bundle";
+  test::FakeS3 blob("k", "s", "r");
+  auto r = upload_blob(blob.url() + "/container?sv=2022&sig=fakesig", file, "c1.tar.gz");
+  REQUIRE(r);
+  CHECK(*r == blob.url() + "/container/c1.tar.gz");
+  auto objs = blob.objects();
+  REQUIRE(objs.size() == 1);
+  CHECK(objs[0].signature_ok);
+  CHECK(objs[0].body == "bundle");
+  CHECK_FALSE(upload_blob("not a url", file, "c1.tar.gz"));
+}
