@@ -19,6 +19,7 @@
 #include "retina/api_server.hpp"
 #include "retina/config.hpp"
 #include "retina/engine.hpp"
+#include "retina/hubble.hpp"
 
 #ifndef RETINA_VERSION
 #define RETINA_VERSION "unknown"
@@ -143,10 +144,26 @@ int main(int argc, char** argv) {
     return kExitRuntime;
   }
 
+  std::unique_ptr<retina::HubbleServer> hubble;
+  if ((*engine)->config().enable_hubble) {
+    auto options = retina::HubbleOptions::from((*engine)->config());
+    options.version = RETINA_VERSION;
+    auto started = retina::HubbleServer::start((*engine)->pipeline(), std::move(options));
+    if (!started) {
+      (*server)->stop();
+      (*engine)->stop();
+      if (started.error().kind == retina::Error::Kind::kInvalidArgument) return config_error(started.error().message);
+      retina::log::error("agent", "cannot start the Hubble server", {{"error", started.error().message}});
+      return kExitRuntime;
+    }
+    hubble = std::move(*started);
+  }
+
   int sig = 0;
   while (sigwait(&signals, &sig) != 0) {
   }
   retina::log::info("agent", "shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  if (hubble) hubble->stop();
   (*server)->stop();
   (*engine)->stop();
   retina::log::info("agent", "stopped");
