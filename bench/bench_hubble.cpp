@@ -22,22 +22,7 @@ using namespace retina;
 namespace {
 
 std::shared_ptr<IpCache> hubble_cache() {
-  static std::shared_ptr<IpCache> cache = [] {
-    std::vector<EndpointPtr> eps;
-    for (uint32_t i = 0; i < 10000; ++i) {
-      auto ep = std::make_shared<Endpoint>();
-      ep->kind = EndpointKind::kPod;
-      ep->namespace_ = "ns-" + std::to_string(i % 50);
-      ep->name = "pod-" + std::to_string(i);
-      ep->labels = {"app=app-" + std::to_string(i % 500)};
-      ep->workloads = {{"Deployment", "app-" + std::to_string(i % 500)}};
-      ep->ips = {bench::endpoint_ip(i)};
-      eps.push_back(std::move(ep));
-    }
-    auto c = std::make_shared<IpCache>();
-    c->replace_source(EndpointSource::kApi, std::move(eps));
-    return c;
-  }();
+  static std::shared_ptr<IpCache> cache = bench::pod_cache(10000);
   return cache;
 }
 

@@ -12,6 +12,7 @@
 #include "observer/observer.grpc.pb.h"
 #include "peer/peer.grpc.pb.h"
 #include "retina/hubble.hpp"
+#include "support/fake_apiserver.hpp"
 #include "support/http_client.hpp"
 #include "support/prom_text.hpp"
 
@@ -277,4 +278,59 @@ TEST_CASE("hubble server: Peer Notify announces this node; GetNodes lists it", "
   observer::GetAgentEventsResponse ae;
   CHECK_FALSE(agent->Read(&ae));
   CHECK(agent->Finish().ok());
+}
+
+TEST_CASE("hubble server: TLS with client certificates (mTLS)", "[hubble]") {
+  test::TestPki pki;
+  Pipeline pipeline(nullptr, nullptr);
+  HubbleOptions o;
+  o.listen_address = "127.0.0.1:0";
+  o.metrics_address = "";
+  o.node_name = "node-1";
+  o.tls_cert_file = pki.server_cert_file;
+  o.tls_key_file = pki.server_key_file;
+  o.tls_client_ca_files = {pki.ca_file};
+  auto s = HubbleServer::start(pipeline, o);
+  INFO((s ? std::string() : s.error().message));
+  REQUIRE(s);
+  const std::string target = "127.0.0.1:" + std::to_string((*s)->port());
+  auto status = [&](const grpc::SslCredentialsOptions& ssl) {
+    grpc::ChannelArguments args;
+    args.SetSslTargetNameOverride("localhost");
+    auto stub = observer::Observer::NewStub(grpc::CreateCustomChannel(target, grpc::SslCredentials(ssl), args));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+    observer::ServerStatusResponse r;
+    return stub->ServerStatus(&ctx, {}, &r);
+  };
+  grpc::SslCredentialsOptions with_cert;
+  with_cert.pem_root_certs = pki.ca_pem;
+  with_cert.pem_cert_chain = pki.client_cert_pem;
+  with_cert.pem_private_key = pki.client_key_pem;
+  const auto ok = status(with_cert);
+  INFO(ok.error_message());
+  CHECK(ok.ok());
+  grpc::SslCredentialsOptions no_cert;
+  no_cert.pem_root_certs = pki.ca_pem;
+  CHECK_FALSE(status(no_cert).ok());
+  // Plain text is refused too.
+  auto plain = observer::Observer::NewStub(grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + 3s);
+  observer::ServerStatusResponse r;
+  CHECK_FALSE(plain->ServerStatus(&ctx, {}, &r).ok());
+
+  // Notify tells Relay the name to verify.
+  auto peer = peer::Peer::NewStub(grpc::CreateCustomChannel(target, grpc::SslCredentials(with_cert), [] {
+    grpc::ChannelArguments a;
+    a.SetSslTargetNameOverride("localhost");
+    return a;
+  }()));
+  grpc::ClientContext pctx;
+  pctx.set_deadline(std::chrono::system_clock::now() + 5s);
+  auto notes = peer->Notify(&pctx, {});
+  peer::ChangeNotification n;
+  REQUIRE(notes->Read(&n));
+  CHECK(n.tls().server_name() == "node-1.default.hubble-grpc.cilium.io");
+  pctx.TryCancel();
 }
