@@ -31,28 +31,10 @@ struct CountingSink final : FlowSink {
   }
 };
 
-std::shared_ptr<IpCache> make_cache(uint32_t endpoints) {
-  std::vector<EndpointPtr> eps;
-  eps.reserve(endpoints);
-  for (uint32_t i = 0; i < endpoints; ++i) {
-    auto ep = std::make_shared<Endpoint>();
-    ep->kind = EndpointKind::kPod;
-    ep->namespace_ = "ns-" + std::to_string(i % 50);
-    ep->name = "pod-" + std::to_string(i);
-    ep->labels = {"app=app-" + std::to_string(i % 500)};
-    ep->workloads = {{"Deployment", "app-" + std::to_string(i % 500)}};
-    ep->ips = {bench::endpoint_ip(i)};
-    eps.push_back(std::move(ep));
-  }
-  auto cache = std::make_shared<IpCache>();
-  cache->replace_source(EndpointSource::kApi, std::move(eps));
-  return cache;
-}
-
 const std::shared_ptr<IpCache>& cache_with(uint32_t endpoints) {
   static std::shared_ptr<IpCache> c10k, c100k;
   auto& c = endpoints <= 10000 ? c10k : c100k;
-  if (!c) c = make_cache(endpoints);
+  if (!c) c = bench::pod_cache(endpoints);
   return c;
 }
 

@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <span>
 #include <string>
@@ -12,11 +13,32 @@
 
 #include "retina/abi/events.h"
 #include "retina/ip.hpp"
+#include "retina/ip_cache.hpp"
 
 namespace retina::bench {
 
 // 10.<i>.<j>.<k> for endpoint number n (n < 2^24).
 inline IpAddr endpoint_ip(uint32_t n) { return IpAddr::from_v4((10u << 24) | (n & 0xFFFFFF)); }
+
+// An IpCache holding `endpoints` pods at endpoint_ip(0..endpoints-1), in
+// 50 namespaces and 500 workloads.
+inline std::shared_ptr<IpCache> pod_cache(uint32_t endpoints) {
+  std::vector<EndpointPtr> eps;
+  eps.reserve(endpoints);
+  for (uint32_t i = 0; i < endpoints; ++i) {
+    auto ep = std::make_shared<Endpoint>();
+    ep->kind = EndpointKind::kPod;
+    ep->namespace_ = "ns-" + std::to_string(i % 50);
+    ep->name = "pod-" + std::to_string(i);
+    ep->labels = {"app=app-" + std::to_string(i % 500)};
+    ep->workloads = {{"Deployment", "app-" + std::to_string(i % 500)}};
+    ep->ips = {endpoint_ip(i)};
+    eps.push_back(std::move(ep));
+  }
+  auto cache = std::make_shared<IpCache>();
+  cache->replace_source(EndpointSource::kApi, std::move(eps));
+  return cache;
+}
 
 struct RecordSet {
   std::vector<std::byte> storage;

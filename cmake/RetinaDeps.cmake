@@ -23,3 +23,10 @@ find_program(BPFTOOL NAMES bpftool PATHS /usr/sbin /sbin REQUIRED)
 # Debian builds cpp-httplib as a shared library; its header must be compiled
 # with the same feature macros (OpenSSL, zlib, brotli) as the library was.
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
+
+# Hubble mode: gRPC services generated from proto/ at build time.
+pkg_check_modules(PROTOBUF REQUIRED IMPORTED_TARGET protobuf)
+pkg_check_modules(GRPCPP REQUIRED IMPORTED_TARGET grpc++)
+pkg_check_modules(RE2 REQUIRED IMPORTED_TARGET re2)
+find_program(PROTOC NAMES protoc REQUIRED)
+find_program(GRPC_CPP_PLUGIN NAMES grpc_cpp_plugin REQUIRED)

@@ -7,12 +7,15 @@
 //                  503 otherwise
 //   GET /readyz    200 once the engine runs at least one plugin, 503 before
 //   GET /flows     Hubble JSON lines; ?follow=1 streams. Filters: namespace,
-//                  pod, ip, port, verdict, origin; max=N bounds the count
+//                  pod, ip, port, verdict, origin; max=N bounds the count.
+//                  Any number of followers up to max_flow_streams, each
+//                  with its own queue (a slow one drops its own flows)
 //   /captures...   the packet capture API, when the backend serves routes
 //
 // Unknown paths answer 404, other methods on known paths 405, bad query
 // parameters 400 with the reason. Requests are bounded in size and time,
-// and served by a small fixed pool of threads.
+// and served by a pool of `threads` threads that grows by one thread per
+// concurrent follower, so followers never hold up /metrics.
 #pragma once
 
 #include <chrono>
@@ -41,9 +44,9 @@ struct ApiServerOptions {
   size_t max_header_bytes = 16 * 1024;    // all header lines together; larger answer 431
   std::chrono::seconds read_timeout{5};
   std::chrono::seconds write_timeout{5};
-  // Concurrent /flows?follow=1 streams; each holds a thread, so this stays
-  // below `threads` and /metrics is always served.
-  size_t max_flow_streams = 1;
+  // Concurrent /flows?follow=1 streams; each holds a thread of its own,
+  // added to the pool beyond `threads`.
+  size_t max_flow_streams = 256;
   // How long GET /flows without follow collects flows before answering.
   std::chrono::milliseconds flow_collect_window{1000};
   size_t flow_queue_capacity = 4096;      // per /flows subscriber

@@ -99,6 +99,25 @@ struct Config {
   std::string capture_output_root = "/var/log/retina";
   std::chrono::seconds capture_max_duration{3600};
 
+  // Hubble mode (docs/hubble.md): flows over Hubble's gRPC Observer and
+  // Peer APIs, hubble_* metrics on a port of their own.
+  bool enable_hubble = false;
+  std::string hubble_listen_address = ":4244";   // host:port; port 0 picks one
+  std::string hubble_metrics_server = ":9965";   // host:port; empty disables
+  // Cilium's metric list syntax (see core/hubble_metric_spec.hpp).
+  std::vector<std::string> hubble_metrics = {
+      "flow:sourceEgressContext=pod;destinationIngressContext=pod",
+      "tcp:sourceEgressContext=pod;destinationIngressContext=pod",
+      "dns:query;sourceEgressContext=pod;destinationIngressContext=pod",
+      "drop:sourceEgressContext=pod;destinationIngressContext=pod",
+      "port-distribution"};
+  uint32_t hubble_event_buffer_capacity = 4096;  // flows kept for GetFlows
+  // Server TLS when both are set; client certificates signed by one of the
+  // CAs are then required (mTLS, as Hubble Relay connects).
+  std::string hubble_tls_cert_file;
+  std::string hubble_tls_key_file;
+  std::vector<std::string> hubble_tls_client_ca_files;
+
   // Returns all problems, one per line, in one error.
   Status validate() const;
 };

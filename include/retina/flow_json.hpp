@@ -7,6 +7,10 @@
 // custom verdicts (RETRANSMISSION 15, DNS 16), which Hubble's enum does not
 // name, are written as numbers. "extensions" holds Retina's keyed values as
 // a google.protobuf.Struct inside an Any, keys sorted, zeros omitted.
+// drop_reason_desc is Hubble's DropReason name when Cilium has one for the
+// kernel's reason; the kernel's name is extensions' "drop_reason". The
+// Observer API's protobuf flows carry the same fields (src/core/flow_fields.hpp
+// decides them for both).
 #pragma once
 
 #include <string>

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstring>
 
+#include "core/flow_fields.hpp"
 #include "retina/flow_json.hpp"
 
 namespace retina {
@@ -200,7 +201,7 @@ void append_endpoint(std::string& out, const Endpoint& ep) {
     }
     s.push_back(']');
   }
-  if (ep.kind == EndpointKind::kPod && !ep.name.empty()) o.str("pod_name", ep.name);
+  if (const auto pod = flow_fields::pod_name_of(ep); !pod.empty()) o.str("pod_name", pod);
   if (!ep.workloads.empty()) {
     auto& s = o.key("workloads");
     s.push_back('[');
@@ -216,23 +217,9 @@ void append_endpoint(std::string& out, const Endpoint& ep) {
   o.close();
 }
 
-// The service an endpoint belongs to: the endpoint itself when it is a
-// service, else the service selecting the pod.
-bool service_of(const Endpoint& ep, std::string_view* name) {
-  if (ep.kind == EndpointKind::kService && !ep.name.empty()) {
-    *name = ep.name;
-    return true;
-  }
-  if (!ep.service.empty()) {
-    *name = ep.service;
-    return true;
-  }
-  return false;
-}
-
 void append_service(Obj& o, std::string_view key, const Endpoint* ep) {
-  std::string_view name;
-  if (!ep || !service_of(*ep, &name)) return;
+  const std::string_view name = flow_fields::service_of(ep);
+  if (name.empty()) return;
   auto& s = o.key(key);
   Obj svc(s);
   svc.str("name", name);
@@ -299,46 +286,21 @@ void append_dns(Obj& o, const Flow& f) {
 // Must be the last member written: when there is nothing to say the key
 // is taken back by truncating `out`.
 void append_extensions(std::string& out, Obj& o, const Flow& f) {
-  // Keys in sorted order, as protojson writes a Struct.
   const size_t start = out.size();
   o.key("extensions");
   out += "{\"@type\":\"type.googleapis.com/google.protobuf.Struct\",\"value\":";
   Obj v(out);
-  bool any = false;
-  auto num = [&](std::string_view k, uint64_t x) {
-    if (x) {
-      v.num(k, x);
-      any = true;
+  struct Writer {
+    Obj& v;
+    void number(std::string_view k, uint64_t x) { v.num(k, x); }
+    void text(std::string_view k, std::string_view x) { v.str(k, x); }
+    void tcp_flag_counts(std::string_view k, const std::array<uint32_t, 9>& counts) {
+      Obj t(v.key(k));
+      for (const auto& [name, idx] : flow_fields::kSortedTcpFlags) t.num(name, counts[idx]);
+      t.close();
     }
-  };
-  auto str = [&](std::string_view k, std::string_view x) {
-    if (!x.empty()) {
-      v.str(k, x);
-      any = true;
-    }
-  };
-  num("bytes", f.bytes);
-  if (f.destination) str("destination_zone", f.destination->zone);
-  if (f.dns) str("dns_type", f.dns->is_response ? "RESPONSE" : "QUERY");
-  if (f.verdict == Verdict::DROPPED) str("drop_reason", f.drop_reason_desc);
-  if (f.dns) num("num_responses", f.dns->answer_count);
-  num("previously_observed_bytes", f.prev_bytes);
-  num("previously_observed_packets", f.prev_packets);
-  bool flags = false;
-  for (uint32_t c : f.prev_flag_counts) flags |= c != 0;
-  if (flags) {
-    // Retina writes all nine keys once any is set; sorted here.
-    static constexpr std::array<std::pair<std::string_view, size_t>, 9> kSorted = {{
-        {"ACK", 4}, {"CWR", 7}, {"ECE", 6}, {"FIN", 0}, {"NS", 8}, {"PSH", 3}, {"RST", 2}, {"SYN", 1}, {"URG", 5},
-    }};
-    Obj t(v.key("previously_observed_tcp_flags"));
-    for (const auto& [name, idx] : kSorted) t.num(name, f.prev_flag_counts[idx]);
-    t.close();
-    any = true;
-  }
-  if (f.source) str("source_zone", f.source->zone);
-  num("tcp_id", f.tcp_id);
-  if (!any) {
+  } writer{v};
+  if (!flow_fields::visit_extensions(f, writer)) {
     out.resize(start);
     return;
   }
@@ -353,13 +315,8 @@ void append_flow_json(std::string& out, const Flow& f, const FlowJsonOptions& op
   out += "{\"flow\":";
   Obj o(out);
   json::append_rfc3339(o.key("time"), f.time_ns);
-  switch (f.verdict) {
-    case Verdict::VERDICT_UNKNOWN: break;
-    case Verdict::FORWARDED:
-    case Verdict::DROPPED:
-    case Verdict::ERROR: append_string(o.key("verdict"), to_string(f.verdict)); break;
-    default: o.num("verdict", static_cast<uint64_t>(f.verdict)); break;  // not in Hubble's enum
-  }
+  if (flow_fields::verdict_is_named(f.verdict)) append_string(o.key("verdict"), to_string(f.verdict));
+  else if (f.verdict != Verdict::VERDICT_UNKNOWN) o.num("verdict", static_cast<uint64_t>(f.verdict));
   if (f.ip_version != IpVersion::IP_NOT_USED) {
     Obj ip(o.key("IP"));
     append_ip(ip.key("source"), f.src);
@@ -370,7 +327,7 @@ void append_flow_json(std::string& out, const Flow& f, const FlowJsonOptions& op
   append_l4(o, f);
   if (f.source) append_endpoint(o.key("source"), *f.source);
   if (f.destination) append_endpoint(o.key("destination"), *f.destination);
-  o.raw("Type", f.dns ? "\"L7\"" : "\"L3_L4\"");
+  o.raw("Type", flow_fields::is_l7(f) ? "\"L7\"" : "\"L3_L4\"");
   if (!options.node_name.empty()) o.str("node_name", options.node_name);
   if (f.dns) append_dns(o, f);
   {
@@ -385,7 +342,8 @@ void append_flow_json(std::string& out, const Flow& f, const FlowJsonOptions& op
     append_string(o.key("traffic_direction"), to_string(f.direction));
   if (f.observation_point != TraceObservationPoint::UNKNOWN_POINT)
     append_string(o.key("trace_observation_point"), to_string(f.observation_point));
-  if (f.verdict == Verdict::DROPPED && !f.drop_reason_desc.empty()) o.str("drop_reason_desc", f.drop_reason_desc);
+  if (const uint32_t reason = flow_fields::hubble_drop_reason(f))
+    o.str("drop_reason_desc", flow_fields::hubble_drop_reason_name(reason));
   if (f.is_reply_known) o.boolean("is_reply", f.is_reply);
   if (f.ifindex) {
     Obj itf(o.key("interface"));

@@ -7,14 +7,18 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include <fmt/format.h>
 #include <httplib.h>
@@ -63,6 +67,62 @@ std::string_view query_of(const httplib::Request& req) {
 }
 
 }  // namespace
+
+// httplib's task queue, elastic: `base` threads always, and one more for
+// each connection that would otherwise wait, up to `max`. A /flows
+// follower holds its thread for as long as it stays, so with `max` =
+// `base` + the follower limit, followers never take the threads that
+// serve /metrics. Threads that were added stay for reuse.
+class ElasticPool final : public httplib::TaskQueue {
+ public:
+  ElasticPool(size_t base, size_t max) : max_(max) {
+    std::lock_guard lock(mu_);
+    for (size_t i = 0; i < base; ++i) threads_.emplace_back([this] { work(); });
+  }
+  ~ElasticPool() override { shutdown(); }
+
+  void enqueue(std::function<void()> fn) override {
+    std::lock_guard lock(mu_);
+    jobs_.push_back(std::move(fn));
+    if (idle_ < jobs_.size() && threads_.size() < max_) threads_.emplace_back([this] { work(); });
+    cv_.notify_one();
+  }
+
+  void shutdown() override {
+    {
+      std::lock_guard lock(mu_);
+      if (shutdown_) return;
+      shutdown_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();  // no enqueue() after shutdown(): httplib stops accepting first
+  }
+
+ private:
+  void work() {
+    for (;;) {
+      std::function<void()> fn;
+      {
+        std::unique_lock lock(mu_);
+        ++idle_;
+        cv_.wait(lock, [&] { return shutdown_ || !jobs_.empty(); });
+        --idle_;
+        if (jobs_.empty()) return;  // shutting down with nothing left
+        fn = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      fn();
+    }
+  }
+
+  const size_t max_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> jobs_;
+  std::vector<std::thread> threads_;
+  size_t idle_ = 0;
+  bool shutdown_ = false;
+};
 
 ApiServerOptions ApiServerOptions::from(const Config& config) {
   ApiServerOptions o;
@@ -218,7 +278,8 @@ void ApiServer::Impl::flows(const httplib::Request& req, httplib::Response& res)
     return;
   }
   const bool follow = query->follow;
-  // A follower holds a pool thread for as long as it stays; keep one free.
+  // A follower holds a thread of its own for as long as it stays (the pool
+  // grows for it); the limit bounds those threads.
   if (follow) {
     size_t n = flow_streams.load();
     do {
@@ -306,15 +367,13 @@ Result<std::unique_ptr<ApiServer>> ApiServer::start(ApiServerBackend backend, Ap
     return unexpected(Error::invalid("api server: backend needs metrics, plugins and ready functions"));
   }
   if (options.threads < 2) return unexpected(Error::invalid("api server: needs at least 2 threads"));
-  if (options.max_flow_streams >= options.threads) {
-    return unexpected(Error::invalid("api server: max_flow_streams must leave a thread for /metrics"));
-  }
   std::unique_ptr<ApiServer> self(new ApiServer());
   Impl& s = *self->impl_;
   s.backend = std::move(backend);
   s.options = std::move(options);
   const size_t threads = s.options.threads;
-  s.server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  const size_t max_threads = threads + s.options.max_flow_streams;
+  s.server.new_task_queue = [threads, max_threads] { return new ElasticPool(threads, max_threads); };
   s.server.set_read_timeout(s.options.read_timeout);
   s.server.set_write_timeout(s.options.write_timeout);
   s.server.set_keep_alive_timeout(s.options.read_timeout.count());

@@ -27,6 +27,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "core/file.hpp"
+#include "core/hubble_metric_spec.hpp"
 #include "core/log.hpp"
 #include "core/strings.hpp"
 #include "metrics/adv_metrics.hpp"
@@ -530,6 +531,15 @@ Result<Config> parse_document(const YAML::Node& root) {
        [&](const std::string& p, const YAML::Node& v) {
          if (auto s = r.seconds(p, v)) cfg.capture_max_duration = *s;
        }},
+      // ---- Hubble mode ----
+      {"enableHubble", flag(cfg.enable_hubble)},
+      {"hubbleListenAddress", text(cfg.hubble_listen_address)},
+      {"hubbleMetricsServer", text(cfg.hubble_metrics_server)},
+      {"hubbleMetrics", list(cfg.hubble_metrics)},
+      {"hubbleEventBufferCapacity", u32(cfg.hubble_event_buffer_capacity)},
+      {"hubbleTLSCertFile", text(cfg.hubble_tls_cert_file)},
+      {"hubbleTLSKeyFile", text(cfg.hubble_tls_key_file)},
+      {"hubbleTLSClientCAFiles", list(cfg.hubble_tls_client_ca_files)},
       {"hostInterfaces", list(cfg.host_interfaces)},
       {"podInterfacePrefixes", list(cfg.pod_interface_prefixes)},
       {"dropIncludeExpected", flag(cfg.drop_include_expected)},
@@ -612,6 +622,37 @@ size_t count_documents(const std::string& text) {
   return with_content;
 }
 
+// "host:port", ":port", "[v6]:port"; port 0 to 65535.
+bool valid_listen_address(std::string_view a) {
+  const size_t colon = a.rfind(':');
+  if (colon == std::string_view::npos) return false;
+  const std::string_view host = a.substr(0, colon), port = a.substr(colon + 1);
+  unsigned n = 0;
+  auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), n);
+  if (port.empty() || ec != std::errc() || ptr != port.data() + port.size() || n > 65535) return false;
+  if (host.starts_with('[')) return host.ends_with(']') && host.size() > 2;
+  for (unsigned char c : host)
+    if (c <= ' ' || c == '/' || c == ':' || c == 0x7f) return false;
+  return true;
+}
+
+void check_hubble(std::vector<std::string>& p, const Config& c) {
+  if (!valid_listen_address(c.hubble_listen_address))
+    p.push_back(fmt::format("hubbleListenAddress: \"{}\" is not host:port (e.g. :4244)", c.hubble_listen_address));
+  if (!c.hubble_metrics_server.empty() && !valid_listen_address(c.hubble_metrics_server))
+    p.push_back(fmt::format("hubbleMetricsServer: \"{}\" is not host:port (e.g. :9965), or empty to disable",
+                            c.hubble_metrics_server));
+  if (auto m = hubble_spec::parse_metrics(c.hubble_metrics); !m) p.push_back("hubbleMetrics: " + m.error().message);
+  if (c.hubble_event_buffer_capacity < 1 || c.hubble_event_buffer_capacity > (1u << 20))
+    p.push_back(fmt::format("hubbleEventBufferCapacity: must be from 1 to {}, got {}", 1u << 20,
+                            c.hubble_event_buffer_capacity));
+  if (c.hubble_tls_cert_file.empty() != c.hubble_tls_key_file.empty())
+    p.push_back(c.hubble_tls_cert_file.empty() ? "hubbleTLSCertFile: required with hubbleTLSKeyFile"
+                                               : "hubbleTLSKeyFile: required with hubbleTLSCertFile");
+  if (!c.hubble_tls_client_ca_files.empty() && c.hubble_tls_cert_file.empty())
+    p.push_back("hubbleTLSClientCAFiles: client certificates need server TLS (hubbleTLSCertFile and hubbleTLSKeyFile)");
+}
+
 }  // namespace
 
 Status Config::validate() const {
@@ -683,6 +724,8 @@ Status Config::validate() const {
     p.push_back(fmt::format("captureOutputRoot: \"{}\" must be an absolute path", capture_output_root));
   }
   if (capture_max_duration.count() <= 0) p.push_back("captureMaxDuration: must be above zero");
+
+  check_hubble(p, *this);
 
   if (p.empty()) return ok();
   // Every line reads "<key path>: <what is wrong>".

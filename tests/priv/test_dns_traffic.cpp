@@ -38,6 +38,7 @@
 #include "retina/engine.hpp"
 #include "retina/metrics/names.hpp"
 #include "retina/metrics/registry.hpp"
+#include "support/dnsmasq.hpp"
 #include "support/netns.hpp"
 #include "support/privileged.hpp"
 #include "support/prom_text.hpp"
@@ -82,42 +83,6 @@ class TestCgroup {
 
  private:
   std::string path_;
-};
-
-// dnsmasq serving fixed answers in a pod namespace, inside `cg`.
-class Dnsmasq {
- public:
-  Dnsmasq(const test::Pod& pod, const TestCgroup& cg)
-      : dir_(fs::temp_directory_path() / fmt::format("retina-dnsmasq-{}", test::unique_tag())) {
-    fs::create_directories(dir_);
-    test::sh(cg.wrap(fmt::format(
-        "ip netns exec {} dnsmasq --no-resolv --no-hosts --port=53 --bind-interfaces --listen-address={} "
-        "--listen-address={} --address=/exists.test/10.9.9.9 --address=/v6.test/fd00::99 --address=/missing.test/ "
-        "--user=root --pid-file={}/pid --log-facility={}/log --log-queries",
-        pod.ns, pod.ipv4, pod.ipv6, dir_.string(), dir_.string())));
-    for (int i = 0; i < 200 && pid_ <= 0; ++i) {
-      std::ifstream f(dir_ / "pid");
-      if (!(f >> pid_)) std::this_thread::sleep_for(10ms);
-    }
-    if (pid_ <= 0) throw std::runtime_error("dnsmasq wrote no pid file");
-  }
-  ~Dnsmasq() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGTERM);
-      for (int i = 0; i < 200 && ::kill(pid_, 0) == 0; ++i) std::this_thread::sleep_for(10ms);
-      if (::kill(pid_, 0) == 0) ::kill(pid_, SIGKILL);
-    }
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  std::string log() const {
-    std::ifstream f(dir_ / "log");
-    return std::string(std::istreambuf_iterator<char>(f), {});
-  }
-
- private:
-  fs::path dir_;
-  int pid_ = 0;
 };
 
 using Bytes = std::vector<uint8_t>;
@@ -235,7 +200,7 @@ TEST_CASE("dns counts every message once across pods, node and own sockets", "[p
   test::sh(fmt::format("ip addr add {}/16 dev {}", node_ip, node.bridge()));
 
   TestCgroup cg(*root);
-  Dnsmasq dnsmasq(server, cg);
+  test::Dnsmasq dnsmasq(server, [&](const std::string& cmd) { return cg.wrap(cmd); });
 
   Config cfg;
   cfg.enabled_plugins.clear();

@@ -207,7 +207,7 @@ TEST_CASE("api: options are checked", "[api]") {
   b.ready = [] { return true; };
   ApiServerOptions opts;
   opts.port = 0;
-  opts.max_flow_streams = 2;  // would leave no thread for /metrics
+  opts.threads = 1;  // a follower would leave no thread for /metrics
   CHECK_FALSE(ApiServer::start(b, opts).has_value());
 
   retina::Config c;

@@ -31,6 +31,7 @@
 #include "retina/config.hpp"
 #include "retina/engine.hpp"
 #include "retina/log.hpp"
+#include "retina/hubble.hpp"
 
 #ifndef RETINA_VERSION
 #define RETINA_VERSION "unknown"
@@ -226,6 +227,19 @@ int main(int argc, char** argv) {
     retina::log::info("agent", "also serving",
                       {{"flag", l.flag}, {"address", fmt::format("{}:{}", l.address.host, (*s)->port())}});
     listeners.push_back(std::move(*s));
+  std::unique_ptr<retina::HubbleServer> hubble;
+  if ((*engine)->config().enable_hubble) {
+    auto options = retina::HubbleOptions::from((*engine)->config());
+    options.version = RETINA_VERSION;
+    auto started = retina::HubbleServer::start((*engine)->pipeline(), std::move(options));
+    if (!started) {
+      (*server)->stop();
+      (*engine)->stop();
+      if (started.error().kind == retina::Error::Kind::kInvalidArgument) return config_error(started.error().message);
+      retina::log::error("agent", "cannot start the Hubble server", {{"error", started.error().message}});
+      return kExitRuntime;
+    }
+    hubble = std::move(*started);
   }
 
   int sig = 0;
@@ -233,6 +247,7 @@ int main(int argc, char** argv) {
   }
   retina::log::info("agent", "shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
   for (auto& l : listeners) l->stop();
+  if (hubble) hubble->stop();
   (*server)->stop();
   captures.reset();  // stops running captures; their bundles are written
   (*engine)->stop();

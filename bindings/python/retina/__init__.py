@@ -9,12 +9,14 @@ pandas DataFrames or structured numpy arrays.
         engine.metrics()                       # Prometheus samples as a DataFrame
 
     df = retina.decode_many(open("records.bin", "rb").read(), boot_offset_ns=0)
+    df = retina.read_flows("flows.jsonl")      # a flow log, or http://node:10093/flows?max=100
 
 See docs/python.md.
 """
 from . import _retina, metrics, records
 from ._engine import Engine, Pipeline, decode_flows, decode_many, decode_numpy
 from ._frames import COLUMNS, NUMPY_DTYPE, batch_frame as to_frame, numpy_frame
+from ._hubble_json import read_flows
 from ._retina import (
     ABI_VERSION,
     Config,
@@ -44,5 +46,5 @@ __all__ = [
     "Flow", "FlowBatch", "FlowFilter", "FlowStream", "InternalError", "InvalidArgument", "IpCache",
     "NotFound", "PLUGINS", "ParseError", "Pipeline", "StringTable", "SystemCallError", "Unsupported",
     "boot_to_realtime_offset_ns", "decode", "decode_flows", "decode_many", "decode_numpy",
-    "flow_json", "metrics", "set_log_level", "numpy_frame", "records", "to_frame",
+    "flow_json", "metrics", "set_log_level", "numpy_frame", "read_flows", "records", "to_frame",
 ]

@@ -1,0 +1,184 @@
+#include "hubble/observer_service.hpp"
+
+#include <algorithm>
+#include <limits>
+
+#include "hubble/filter.hpp"
+#include "hubble/flow_proto.hpp"
+#include "retina/metrics/registry.hpp"
+
+namespace retina::hubble {
+
+namespace {
+
+constexpr size_t kChunk = 256;
+constexpr auto kPoll = std::chrono::milliseconds(200);
+
+uint64_t now_ns() {
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count());
+}
+
+}  // namespace
+
+grpc::Status ObserverService::GetFlows(grpc::ServerContext* ctx, const ::observer::GetFlowsRequest* req,
+                                       grpc::ServerWriter<::observer::GetFlowsResponse>* writer) {
+  auto filters = FlowFilters::compile(req->whitelist(), req->blacklist());
+  if (!filters) return {grpc::StatusCode::INVALID_ARGUMENT, filters.error().message};
+  if (req->first() && req->follow())
+    return {grpc::StatusCode::INVALID_ARGUMENT, "first and follow cannot be combined"};
+  const uint64_t since = req->has_since() ? unix_ns(req->since()) : 0;
+  const uint64_t until = req->has_until() ? unix_ns(req->until()) : std::numeric_limits<uint64_t>::max();
+  if (since > until) return {grpc::StatusCode::INVALID_ARGUMENT, "since is later than until"};
+
+  const std::string& node = node_.name();
+  auto keep = [&](const Flow& f) { return f.time_ns >= since && filters->matches(f, node); };
+
+  // One response reused for every flow: to_proto clears and refills it.
+  ::observer::GetFlowsResponse resp;
+  auto send = [&](const StoredFlow& s) {
+    to_proto(s.flow.flow(), node, *resp.mutable_flow());
+    resp.set_node_name(node);
+    set_timestamp(s.flow.flow().time_ns, *resp.mutable_time());
+    return writer->Write(resp);
+  };
+  auto send_lost = [&](uint64_t n) {
+    lost_.fetch_add(n, std::memory_order_relaxed);
+    if (lost_counter_) lost_counter_->add(n);
+    ::observer::GetFlowsResponse l;
+    l.mutable_lost_events()->set_source(::flow::HUBBLE_RING_BUFFER);
+    l.mutable_lost_events()->set_num_events_lost(n);
+    l.set_node_name(node);
+    set_timestamp(now_ns(), *l.mutable_time());
+    return writer->Write(l);
+  };
+
+  const uint64_t head = store_.head();
+  std::vector<StoredFlow> chunk;
+  chunk.reserve(kChunk);
+
+  if (req->number() > 0 && !req->first()) {
+    // The last `number` matching flows: scan back from the newest.
+    std::vector<StoredFlow> picked;
+    uint64_t hi = head;
+    const uint64_t lo_all = store_.oldest();
+    while (hi > lo_all && picked.size() < req->number()) {
+      const uint64_t lo = hi - std::min<uint64_t>(kChunk, hi - lo_all);
+      chunk.clear();
+      store_.read_range(lo, hi, chunk);
+      for (auto it = chunk.rbegin(); it != chunk.rend() && picked.size() < req->number(); ++it) {
+        const Flow& f = it->flow.flow();
+        if (f.time_ns <= until && keep(f)) picked.push_back(std::move(*it));
+      }
+      hi = lo;
+    }
+    for (auto it = picked.rbegin(); it != picked.rend(); ++it)
+      if (!send(*it)) return grpc::Status::OK;
+  } else if (req->first() || req->has_since() || !req->follow()) {
+    // From the oldest stored flow on, up to `number` (0: no limit).
+    uint64_t remaining = req->number() ? req->number() : std::numeric_limits<uint64_t>::max();
+    uint64_t cursor = store_.oldest();
+    while (cursor < head && remaining) {
+      chunk.clear();
+      if (const uint64_t lost = store_.read(&cursor, chunk, std::min<uint64_t>(kChunk, head - cursor)))
+        if (!send_lost(lost)) return grpc::Status::OK;
+      for (const auto& s : chunk) {
+        if (s.flow.flow().time_ns > until) return grpc::Status::OK;
+        if (!keep(s.flow.flow())) continue;
+        if (!send(s)) return grpc::Status::OK;
+        if (--remaining == 0) break;
+      }
+      if (ctx->IsCancelled()) return grpc::Status::OK;
+    }
+  }
+  if (!req->follow()) return grpc::Status::OK;
+
+  followers_.fetch_add(1, std::memory_order_relaxed);
+  struct Leave {
+    std::atomic<size_t>& n;
+    ~Leave() { n.fetch_sub(1, std::memory_order_relaxed); }
+  } leave{followers_};
+  uint64_t cursor = head;
+  while (!ctx->IsCancelled() && !store_.closed()) {
+    if (req->has_until() && now_ns() > until) return grpc::Status::OK;
+    chunk.clear();
+    if (const uint64_t lost = store_.read(&cursor, chunk, kChunk))
+      if (!send_lost(lost)) return grpc::Status::OK;
+    if (chunk.empty()) {
+      store_.wait(cursor, kPoll);
+      continue;
+    }
+    for (const auto& s : chunk) {
+      if (s.flow.flow().time_ns > until) return grpc::Status::OK;
+      if (keep(s.flow.flow()) && !send(s)) return grpc::Status::OK;
+    }
+  }
+  return grpc::Status::OK;
+}
+
+void ObserverService::idle_until_done(grpc::ServerContext* ctx) const {
+  // The store's close() wakes this wait at shutdown; no flow can reach
+  // sequence number UINT64_MAX, so only closing or the timeout ends it.
+  while (!ctx->IsCancelled() && !store_.closed()) store_.wait(std::numeric_limits<uint64_t>::max(), kPoll);
+}
+
+// retina has no agent or debug events: the streams are empty, and with
+// follow they stay open like Hubble's until the caller leaves.
+grpc::Status ObserverService::GetAgentEvents(grpc::ServerContext* ctx, const ::observer::GetAgentEventsRequest* req,
+                                             grpc::ServerWriter<::observer::GetAgentEventsResponse>*) {
+  if (req->follow()) idle_until_done(ctx);
+  return grpc::Status::OK;
+}
+
+grpc::Status ObserverService::GetDebugEvents(grpc::ServerContext* ctx, const ::observer::GetDebugEventsRequest* req,
+                                             grpc::ServerWriter<::observer::GetDebugEventsResponse>*) {
+  if (req->follow()) idle_until_done(ctx);
+  return grpc::Status::OK;
+}
+
+grpc::Status ObserverService::GetNodes(grpc::ServerContext*, const ::observer::GetNodesRequest*,
+                                       ::observer::GetNodesResponse* resp) {
+  const NodeInfo node = node_.get();
+  auto* n = resp->add_nodes();
+  n->set_name(node.name);
+  n->set_version(node.version);
+  n->set_address(node.address);
+  n->set_state(::relay::NODE_CONNECTED);
+  n->mutable_tls()->set_enabled(!node.tls_server_name.empty());
+  n->mutable_tls()->set_server_name(node.tls_server_name);
+  n->set_uptime_ns(static_cast<uint64_t>(uptime().count()));
+  n->set_num_flows(store_.size());
+  n->set_max_flows(store_.capacity());
+  n->set_seen_flows(store_.seen());
+  return grpc::Status::OK;
+}
+
+grpc::Status ObserverService::ServerStatus(grpc::ServerContext*, const ::observer::ServerStatusRequest*,
+                                           ::observer::ServerStatusResponse* resp) {
+  resp->set_num_flows(store_.size());
+  resp->set_max_flows(store_.capacity());
+  resp->set_seen_flows(store_.seen());
+  resp->set_uptime_ns(static_cast<uint64_t>(uptime().count()));
+  resp->mutable_num_connected_nodes()->set_value(1);
+  resp->mutable_num_unavailable_nodes()->set_value(0);
+  resp->set_version(node_.get().version);
+  return grpc::Status::OK;
+}
+
+grpc::Status PeerService::Notify(grpc::ServerContext* ctx, const ::peer::NotifyRequest*,
+                                 grpc::ServerWriter<::peer::ChangeNotification>* writer) {
+  const NodeInfo node = node_.get();
+  ::peer::ChangeNotification n;
+  n.set_name(node.name);
+  n.set_address(node.address);
+  n.set_type(::peer::PEER_ADDED);
+  if (!node.tls_server_name.empty()) n.mutable_tls()->set_server_name(node.tls_server_name);
+  if (!writer->Write(n)) return grpc::Status::OK;
+  // One node, never changing: hold the stream as Relay expects.
+  while (!ctx->IsCancelled() && !store_.closed())
+    store_.wait(std::numeric_limits<uint64_t>::max(), std::chrono::milliseconds(200));
+  return grpc::Status::OK;
+}
+
+}  // namespace retina::hubble
