@@ -61,6 +61,19 @@ std::string join(const Range& items, std::string_view sep) {
   return fmt::format("{}", fmt::join(items, sep));
 }
 
+// Problems are collected as "<key path>: <what is wrong>" lines, the form
+// every message here takes; the error carries them split.
+std::vector<Problem> as_problems(std::vector<std::string> lines) {
+  std::vector<Problem> out;
+  out.reserve(lines.size());
+  for (auto& line : lines) {
+    const size_t colon = line.find(": ");
+    if (colon == std::string::npos) out.push_back({std::string(), std::move(line)});
+    else out.push_back({line.substr(0, colon), line.substr(colon + 2)});
+  }
+  return out;
+}
+
 template <class Range>
 bool contains(const Range& items, std::string_view v) {
   for (const auto& s : items) {
@@ -569,12 +582,12 @@ Result<Config> parse_document(const YAML::Node& root) {
 
   std::vector<std::string> problems = std::move(r.problems);
   if (auto st = cfg.validate(); !st) {
-    std::istringstream lines(st.error().message);
-    for (std::string line; std::getline(lines, line);) {
-      if (!contains(problems, line)) problems.push_back(line);
+    for (const Problem& p : st.error().problems) {
+      std::string line = p.path.empty() ? p.message : p.path + ": " + p.message;
+      if (!contains(problems, line)) problems.push_back(std::move(line));
     }
   }
-  if (!problems.empty()) return unexpected(Error::invalid(join(problems, "\n")));
+  if (!problems.empty()) return unexpected(Error::invalid(as_problems(std::move(problems))));
   return cfg;
 }
 
@@ -728,14 +741,7 @@ Status Config::validate() const {
   check_hubble(p, *this);
 
   if (p.empty()) return ok();
-  // Every line reads "<key path>: <what is wrong>".
-  std::vector<Problem> problems;
-  for (auto& line : p) {
-    const size_t colon = line.find(": ");
-    if (colon == std::string::npos) problems.push_back({std::string(), std::move(line)});
-    else problems.push_back({line.substr(0, colon), line.substr(colon + 2)});
-  }
-  return unexpected(Error::invalid(std::move(problems)));
+  return unexpected(Error::invalid(as_problems(std::move(p))));
 }
 
 Result<Config> load_config_yaml(std::string_view yaml_text) {

@@ -90,6 +90,18 @@ Result<std::vector<TcxProgram>> list_tcx_programs(int ifindex, TcDirection dir) 
   return out;
 }
 
+}  // namespace retina::loader
+
+namespace retina {
+
+Result<std::vector<TcxProgram>> tcx_programs(int ifindex, bool ingress) {
+  return loader::list_tcx_programs(ifindex, ingress ? loader::TcDirection::kIngress : loader::TcDirection::kEgress);
+}
+
+}  // namespace retina
+
+namespace retina::loader {
+
 Result<bool> probe_tcx(int sched_cls_prog_fd) {
   AttrBuf a;
   std::memset(&a, 0, sizeof a);

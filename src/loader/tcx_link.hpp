@@ -10,6 +10,7 @@
 #include "loader/fd.hpp"
 #include "loader/netlink.hpp"
 #include "retina/error.hpp"
+#include "retina/tcx.hpp"
 
 namespace retina::loader {
 
@@ -45,10 +46,7 @@ class TcxLink {
   TcDirection dir_ = TcDirection::kIngress;
 };
 
-struct TcxProgram {
-  uint32_t prog_id = 0;
-  std::string name;
-};
+using retina::TcxProgram;  // include/retina/tcx.hpp
 
 // Programs attached through TCX on one hook, in run order (BPF_PROG_QUERY).
 Result<std::vector<TcxProgram>> list_tcx_programs(int ifindex, TcDirection dir);

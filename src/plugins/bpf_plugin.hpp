@@ -30,6 +30,7 @@
 #include "loader/percpu.hpp"
 #include "loader/ring_buffer.hpp"
 #include "plugins/kernel_stats.hpp"
+#include "retina/abi/events.h"
 #include "retina/error.hpp"
 #include "retina/features.hpp"
 #include "retina/metrics/registry.hpp"
@@ -94,6 +95,22 @@ class BpfPlugin {
     if (!c) return unexpected(c.error().wrap(name_ + " metrics"));
     collectors_.push_back(registry->add(std::move(*c)));
     return ok();
+  }
+  // The skeleton's retina_stats map (bpf/common.h) as exported statistics:
+  // ring-buffer reserve failures become lost_events_counter{type="kernel"},
+  // `stats` become bpf_events_total{plugin,stat}.
+  KernelStatsCollector::Map common_stats(std::vector<KernelStatsCollector::Stat> stats) const {
+    return {bpf_map__fd(obj_->maps.retina_stats), RETINA_STAT_MAX, std::move(stats), RETINA_STAT_RINGBUF_FULL};
+  }
+  // retina_stats and a plugin's own statistics map, summed over CPUs.
+  template <size_t Own>
+  Result<std::pair<std::array<uint64_t, RETINA_STAT_MAX>, std::array<uint64_t, Own>>> read_stats_pair(
+      bpf_map* (*own)(const Skel&)) const {
+    auto common = read_stats<RETINA_STAT_MAX>([](const Skel& s) { return s.maps.retina_stats; });
+    if (!common) return unexpected(common.error());
+    auto mine = read_stats<Own>(own);
+    if (!mine) return unexpected(mine.error());
+    return std::make_pair(*common, *mine);
   }
   // Registers a plugin-specific collector for as long as this object lives.
   void add_collector(metrics::Registry* registry, std::shared_ptr<metrics::Collector> c) {

@@ -69,6 +69,17 @@ bool wait_for(Pred pred, std::chrono::milliseconds timeout) {
   return pred();
 }
 
+// Starts packetparser with the services it declares and waits until it
+// holds the three pod veths.
+void start_on_pods(PluginServices& services, PacketParserPlugin& pp, const Config& cfg) {
+  PluginContext ctx;
+  ctx.config = &cfg;
+  REQUIRE(services.provide(PacketParserPlugin::kNeeds, ctx));
+  REQUIRE(pp.init(ctx));
+  REQUIRE(pp.start());
+  REQUIRE(wait_for([&] { return pp.attachments().size() == 3; }, 5s));
+}
+
 void traffic(const test::Node& node) {
   const auto& p = node.pods();
   auto t1 = test::tcp_send(p[0], p[1], false, 5001, 1'000'000);
@@ -108,12 +119,7 @@ TEST_CASE("packetparser accounts for every packet through the pod veths", "[priv
   cfg.conntrack_max_entries = 4096;
   PluginServices services;
   PacketParserPlugin pp;
-  PluginContext ctx;
-  ctx.config = &cfg;
-  REQUIRE(services.provide(PacketParserPlugin::kNeeds, ctx));
-  REQUIRE(pp.init(ctx));
-  REQUIRE(pp.start());
-  REQUIRE(wait_for([&] { return pp.attachments().size() == 3; }, 5s));
+  start_on_pods(services, pp, cfg);
   CHECK(pp.degraded_reason().empty());
   for (const auto& a : pp.attachments()) CHECK(a.tcx == (mode.tcx == TcxMode::kAuto));
 
@@ -207,12 +213,7 @@ TEST_CASE("packetparser without bypassLookupIPOfInterest reports only the observ
   }
   PluginServices services(cfg, {.cache = cache});
   PacketParserPlugin pp;
-  PluginContext ctx;
-  ctx.config = &cfg;
-  REQUIRE(services.provide(PacketParserPlugin::kNeeds, ctx));
-  REQUIRE(pp.init(ctx));
-  REQUIRE(pp.start());
-  REQUIRE(wait_for([&] { return pp.attachments().size() == 3; }, 5s));
+  start_on_pods(services, pp, cfg);
   node.wait_quiet();
   drain(pp);
 

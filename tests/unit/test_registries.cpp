@@ -73,6 +73,18 @@ TEST_CASE("registries: enabledPlugin is validated against the plugin table", "[r
   CHECK(st.error().problems[0].message.starts_with("unknown plugin \"nosuch\""));
 }
 
+TEST_CASE("registries: config.yaml errors carry each problem with its key path", "[registry][config]") {
+  auto r = load_config_yaml("enabledPlugin: [nosuch]\nenablePodLevel: maybe\nfilterMapMaxEntries: 0\n");
+  REQUIRE_FALSE(r);
+  const auto& problems = r.error().problems;
+  REQUIRE(problems.size() == 3);
+  CHECK(problems[0] == Problem{"enablePodLevel", "expected a boolean (true or false), got \"maybe\""});
+  CHECK(problems[1].path == "enabledPlugin");
+  CHECK(problems[2] == Problem{"filterMapMaxEntries", "must be from 1 to 16777216, got 0"});
+  // The message is the same lines joined.
+  CHECK(r.error().message.find("enablePodLevel: expected a boolean") == 0);
+}
+
 TEST_CASE("registries: advanced metrics come from one table", "[registry][advanced]") {
   const auto table = metrics::adv::metric_table();
   REQUIRE(table.size() == metrics::kAdvMetricCount);

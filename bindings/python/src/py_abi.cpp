@@ -9,10 +9,10 @@
 #include <cstring>
 
 #include "bindings.hpp"
-#include "loader/tcx_link.hpp"
 #include "retina/abi/events.h"
 #include "retina/flow_sources.hpp"
 #include "retina/plugin.hpp"
+#include "retina/tcx.hpp"
 
 namespace retina::py {
 
@@ -176,8 +176,7 @@ void register_abi(py::module_& m) {
       "_tcx_programs",
       [](int ifindex, const std::string& direction) {
         if (direction != "ingress" && direction != "egress") raise_invalid("direction: ingress or egress");
-        auto progs = unwrap(loader::list_tcx_programs(
-            ifindex, direction == "ingress" ? loader::TcDirection::kIngress : loader::TcDirection::kEgress));
+        auto progs = unwrap(tcx_programs(ifindex, direction == "ingress"));
         py::list names;
         for (const auto& p : progs) names.append(p.name);
         return names;

@@ -5,11 +5,11 @@
 #include <mutex>
 
 #include "bindings.hpp"
-#include "core/log.hpp"
 #include "py_endpoint.hpp"
 #include "py_subscription.hpp"
 #include "retina/config.hpp"
 #include "retina/engine.hpp"
+#include "retina/log.hpp"
 #include "retina/metrics/registry.hpp"
 
 namespace retina::py {

@@ -126,8 +126,7 @@ Status DnsPlugin::init(PluginContext& ctx) {
   using S = KernelStatsCollector::Stat;
   if (auto st = bpf.export_stats(
           ctx.registry,
-          {{bpf_map__fd(bpf->maps.retina_stats), RETINA_STAT_MAX,
-            {S{RETINA_STAT_REPORTS, "reports"}, S{RETINA_STAT_TRUNCATED, "truncated"}}, RETINA_STAT_RINGBUF_FULL},
+          {bpf.common_stats({S{RETINA_STAT_REPORTS, "reports"}, S{RETINA_STAT_TRUNCATED, "truncated"}}),
            {bpf_map__fd(bpf->maps.retina_dns_stats), RETINA_DNS_STAT_MAX,
             {S{RETINA_DNS_STAT_DUPLICATE, "duplicate"}, S{RETINA_DNS_STAT_NO_MESSAGE, "no_message"},
              S{RETINA_DNS_STAT_CUT, "cut"}},
@@ -169,12 +168,9 @@ void DnsPlugin::stop() noexcept {
 std::vector<EventSource*> DnsPlugin::event_sources() { return impl_->bpf.event_sources(); }
 
 Result<DnsPlugin::Stats> DnsPlugin::stats() const {
-  const auto& bpf = impl_->bpf;
-  auto common = bpf.read_stats<RETINA_STAT_MAX>([](const dns& s) { return s.maps.retina_stats; });
-  if (!common) return unexpected(common.error());
-  auto own = bpf.read_stats<RETINA_DNS_STAT_MAX>([](const dns& s) { return s.maps.retina_dns_stats; });
-  if (!own) return unexpected(own.error());
-  return Stats{*common, *own};
+  auto v = impl_->bpf.read_stats_pair<RETINA_DNS_STAT_MAX>([](const dns& s) { return s.maps.retina_dns_stats; });
+  if (!v) return unexpected(v.error());
+  return Stats{v->first, v->second};
 }
 
 const std::string& DnsPlugin::cgroup_path() const { return impl_->cgroup_path; }

@@ -109,8 +109,7 @@ Status TcpRetransPlugin::init(PluginContext& ctx) {
   using S = KernelStatsCollector::Stat;
   if (auto st = bpf.export_stats(
           ctx.registry,
-          {{bpf_map__fd(bpf->maps.retina_stats), RETINA_STAT_MAX, {S{RETINA_STAT_REPORTS, "reports"}},
-            RETINA_STAT_RINGBUF_FULL},
+          {bpf.common_stats({S{RETINA_STAT_REPORTS, "reports"}}),
            {bpf_map__fd(bpf->maps.retina_rt_stats), RETINA_RT_STAT_MAX,
             {S{RETINA_RT_STAT_FAILED, "retransmit_failed"}, S{RETINA_RT_STAT_OTHER_FAMILY, "other_family"}}, -1}});
       !st)
@@ -147,12 +146,9 @@ void TcpRetransPlugin::stop() noexcept {
 std::vector<EventSource*> TcpRetransPlugin::event_sources() { return impl_->bpf.event_sources(); }
 
 Result<TcpRetransPlugin::Stats> TcpRetransPlugin::stats() const {
-  const auto& bpf = impl_->bpf;
-  auto common = bpf.read_stats<RETINA_STAT_MAX>([](const tcpretrans& s) { return s.maps.retina_stats; });
-  if (!common) return unexpected(common.error());
-  auto own = bpf.read_stats<RETINA_RT_STAT_MAX>([](const tcpretrans& s) { return s.maps.retina_rt_stats; });
-  if (!own) return unexpected(own.error());
-  return Stats{*common, *own};
+  auto v = impl_->bpf.read_stats_pair<RETINA_RT_STAT_MAX>([](const tcpretrans& s) { return s.maps.retina_rt_stats; });
+  if (!v) return unexpected(v.error());
+  return Stats{v->first, v->second};
 }
 
 std::string_view TcpRetransPlugin::attach_kind() const { return impl_->kind == Kind::kTpBtf ? "tp_btf" : "raw_tp"; }
