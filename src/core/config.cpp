@@ -62,7 +62,9 @@ constexpr std::string_view kAdditionalLabels[] = {"is_reply"};
 constexpr std::string_view kContextMetrics[] = {
     "forward", "forward_count",  "forward_bytes", "drop",       "drop_count",
     "drop_bytes", "dns",         "dns_request_count", "dns_response_count", "tcpflags",
-    "tcp_flag_gauges", "tcpretrans", "tcp_retransmission_count"};
+    "tcp_flag_gauges", "tcpretrans", "tcp_retransmission_count",
+    // Retina's latency module (src/metrics/apiserver_latency.hpp).
+    "node_apiserver_latency", "node_apiserver_tcp_handshake_latency", "node_apiserver_no_response"};
 
 constexpr uint64_t kMaxRingBufferSize = 1ull << 30;
 constexpr uint32_t kMaxMapEntries = 1u << 24;
