@@ -33,6 +33,7 @@
 #include "loader/fd.hpp"
 #include "loader/interface_watcher.hpp"
 #include "plugins/services.hpp"
+#include "metrics/apiserver_latency.hpp"
 #include "metrics/process_metrics.hpp"
 #include "retina/k8s/watcher.hpp"
 #include "retina/metrics/advanced.hpp"
@@ -73,6 +74,7 @@ struct Engine::Impl {
   std::shared_ptr<IpCache> cache;
   std::unique_ptr<Pipeline> pipeline;
   std::shared_ptr<metrics::BasicAggregator> aggregator;
+  std::shared_ptr<metrics::ApiServerLatency> apiserver_latency;  // with enablePodLevel
   std::shared_ptr<metrics::AdvancedAggregator> adv;  // enablePodLevel
   // The feature detector and the interface watcher (on demand), lent to
   // plugins as their table rows declare.
@@ -377,6 +379,7 @@ void Engine::Impl::apply_metrics_configuration(const k8s::MetricsConfigurationSp
     opts.namespaces = spec.namespaces;
   }
   const std::string source = spec.name.empty() ? "agent config" : "MetricsConfiguration/" + spec.name;
+  const auto context_options = opts.context_options;
   if (auto st = adv->configure(std::move(opts)); !st) {
     log::warn("engine", "MetricsConfiguration not applied; keeping the previous configuration",
               {{"source", source}, {"error", st.error().message}});
@@ -384,6 +387,7 @@ void Engine::Impl::apply_metrics_configuration(const k8s::MetricsConfigurationSp
     adv_error = source + ": " + st.error().message;
     return;
   }
+  if (apiserver_latency) apiserver_latency->configure(context_options);
   log::info("engine", "advanced metrics configuration queued", {{"source", source}});
   std::lock_guard l(k8s_mu);
   adv_source = source;
@@ -400,6 +404,11 @@ void Engine::Impl::start_kubernetes() {
   };
   auto client = k8s::resolve_client_config(config.kubeconfig);
   if (!client) return fail(client.error().message);
+  if (apiserver_latency) {
+    // Retina's latency module times the node's traffic to these addresses.
+    if (auto ips = metrics::api_server_addresses(client->server)) apiserver_latency->set_servers(std::move(*ips));
+    else log::warn("engine", "API server latency: no address", {{"error", ips.error().message}});
+  }
   k8s::WatcherOptions o;
   o.client = std::move(*client);
   o.node_name = config.node_name;
@@ -451,6 +460,9 @@ Result<std::unique_ptr<Engine>> Engine::create(Config config, EngineOptions opti
     if (!adv) return unexpected(adv.error());
     m.adv = std::move(*adv);
     m.pipeline->add_sink(m.adv);
+    m.apiserver_latency = std::make_shared<metrics::ApiServerLatency>(*m.registry);
+    m.apiserver_latency->configure(m.config.context_options);
+    m.pipeline->add_sink(m.apiserver_latency);
   }
   PluginServices::Options services;
   services.features = std::move(options.features);

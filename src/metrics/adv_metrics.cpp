@@ -5,10 +5,15 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include "metrics/apiserver_latency.hpp"
 #include "retina/metrics/names.hpp"
 
 namespace retina::metrics::adv {
 namespace {
+
+using metrics::kApiServerHandshakeName;
+using metrics::kApiServerLatencyName;
+using metrics::kApiServerNoResponseName;
 
 constexpr MetricInfo kMetrics[] = {
     {AdvMetric::kForwardCount, names::kAdvForwardCount, "adv_forward_count", "Total forwarded packets, with pod context",
@@ -28,6 +33,11 @@ constexpr MetricInfo kMetrics[] = {
     {AdvMetric::kDnsResponse, names::kAdvDnsResponseCount, "adv_dns_response_count", "Total DNS responses, with pod context",
      Group::kDnsResponse, "dns", {"dns_response_count", {}}},
 };
+
+// Metrics a MetricsConfiguration may name that are not aggregated here:
+// Retina's API-server latency module (metrics/apiserver_latency.hpp).
+constexpr std::string_view kLatencyMetrics[] = {kApiServerLatencyName, kApiServerHandshakeName,
+                                                kApiServerNoResponseName};
 
 constexpr bool indexed_by_metric() {
   for (size_t i = 0; i < std::size(kMetrics); ++i)
@@ -73,6 +83,7 @@ std::vector<std::string_view> configuration_names() {
     add(m.group_alias);
     for (auto a : m.aliases) add(a);
   }
+  for (auto n : kLatencyMetrics) add(n);
   return out;
 }
 

@@ -41,6 +41,10 @@ inline constexpr std::string_view kAdvTcpFlagsCount = "networkobservability_adv_
 inline constexpr std::string_view kAdvTcpRetransCount = "networkobservability_adv_tcpretrans_count";
 inline constexpr std::string_view kAdvDnsRequestCount = "networkobservability_adv_dns_request_count";
 inline constexpr std::string_view kAdvDnsResponseCount = "networkobservability_adv_dns_response_count";
+inline constexpr std::string_view kAdvApiServerLatency = "networkobservability_adv_node_apiserver_latency";
+inline constexpr std::string_view kAdvApiServerHandshakeLatency =
+    "networkobservability_adv_node_apiserver_tcp_handshake_latency";
+inline constexpr std::string_view kAdvApiServerNoResponse = "networkobservability_adv_node_apiserver_no_response";
 
 // Control plane.
 inline constexpr std::string_view kLostEvents = "controlplane_networkobservability_lost_events_counter";
