@@ -11,10 +11,6 @@
 namespace retina::metrics::adv {
 namespace {
 
-using metrics::kApiServerHandshakeName;
-using metrics::kApiServerLatencyName;
-using metrics::kApiServerNoResponseName;
-
 constexpr MetricInfo kMetrics[] = {
     {AdvMetric::kForwardCount, names::kAdvForwardCount, "adv_forward_count", "Total forwarded packets, with pod context",
      Group::kForward, "forward", {"forward_count", {}}},
