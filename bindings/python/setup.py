@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Distribution, setup
 from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
@@ -15,12 +15,16 @@ ROOT = HERE.parent.parent
 
 class CMakeBuild(build_py):
     def run(self):
-        build = Path(os.environ.get("RETINA_PY_BUILD_DIR", HERE / "build" / "cmake"))
-        subprocess.check_call([
-            "cmake", "-S", str(ROOT), "-B", str(build), "-DCMAKE_BUILD_TYPE=RelWithDebInfo",
-            "-DRETINA_BUILD_TESTS=OFF", "-DRETINA_BUILD_BENCH=OFF", "-DRETINA_BUILD_EXAMPLES=OFF",
-            "-DRETINA_BUILD_PYTHON=ON", f"-DPython3_EXECUTABLE={sys.executable}",
-        ])
+        # RETINA_PY_BUILD_DIR: an existing, configured build tree to reuse
+        # (only _retina is built in it); otherwise a fresh one here.
+        given = os.environ.get("RETINA_PY_BUILD_DIR")
+        build = Path(given) if given else HERE / "build" / "cmake"
+        if not (given and (build / "CMakeCache.txt").exists()):
+            subprocess.check_call([
+                "cmake", "-S", str(ROOT), "-B", str(build), "-DCMAKE_BUILD_TYPE=RelWithDebInfo",
+                "-DRETINA_BUILD_TESTS=OFF", "-DRETINA_BUILD_BENCH=OFF", "-DRETINA_BUILD_EXAMPLES=OFF",
+                "-DRETINA_BUILD_PYTHON=ON", f"-DPython3_EXECUTABLE={sys.executable}",
+            ])
         subprocess.check_call(["cmake", "--build", str(build), "--target", "_retina",
                                "-j", os.environ.get("RETINA_BUILD_JOBS", "2")])
         super().run()
@@ -32,4 +36,10 @@ class CMakeBuild(build_py):
                 self.copy_file(str(f), str(out / f.name))
 
 
-setup(cmdclass={"build_py": CMakeBuild})
+class BinaryDistribution(Distribution):
+    # The package carries a compiled module: the wheel is platform-specific.
+    def has_ext_modules(self):
+        return True
+
+
+setup(cmdclass={"build_py": CMakeBuild}, distclass=BinaryDistribution)

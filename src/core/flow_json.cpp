@@ -169,23 +169,8 @@ class Obj {
 };
 
 void append_ip(std::string& out, const IpAddr& ip) {
-  if (ip.is_v4()) {
-    // Dotted quad by hand: inet_ntop formats IPv4 through sprintf.
-    char buf[18];
-    char* p = buf;
-    *p++ = '"';
-    for (int i = 12; i < 16; ++i) {
-      unsigned v = ip.bytes[i];
-      if (v >= 100) *p++ = static_cast<char>('0' + v / 100);
-      if (v >= 10) *p++ = static_cast<char>('0' + v / 10 % 10);
-      *p++ = static_cast<char>('0' + v % 10);
-      *p++ = i < 15 ? '.' : '"';
-    }
-    out.append(buf, static_cast<size_t>(p - buf));
-    return;
-  }
   out.push_back('"');
-  ip.append_to(out);  // hex digits and colons only
+  ip.append_to(out);  // digits, dots, hex digits and colons only
   out.push_back('"');
 }
 

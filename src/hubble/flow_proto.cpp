@@ -103,6 +103,13 @@ class StructBytes {
 
 }  // namespace
 
+MessageScratch::MessageScratch() : block_(new char[256 << 10]) {
+  google::protobuf::ArenaOptions o;
+  o.initial_block = block_.get();
+  o.initial_block_size = 256 << 10;
+  arena_ = std::make_unique<google::protobuf::Arena>(o);
+}
+
 void set_timestamp(uint64_t ns, google::protobuf::Timestamp& out) {
   out.set_seconds(static_cast<int64_t>(ns / 1'000'000'000));
   out.set_nanos(static_cast<int32_t>(ns % 1'000'000'000));

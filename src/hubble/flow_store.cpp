@@ -4,6 +4,16 @@
 
 namespace retina::hubble {
 
+WriterFirstLock::WriterFirstLock() {
+  pthread_rwlockattr_t attr;
+  pthread_rwlockattr_init(&attr);
+  pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  pthread_rwlock_init(&rw_, &attr);
+  pthread_rwlockattr_destroy(&attr);
+}
+
+WriterFirstLock::~WriterFirstLock() { pthread_rwlock_destroy(&rw_); }
+
 FlowStore::FlowStore(size_t capacity) : slots_(std::max<size_t>(capacity, 1)) {}
 
 FlowStore::~FlowStore() { detach(); }

@@ -9,6 +9,8 @@
 // whole ring behind loses the overwritten flows and is told how many.
 #pragma once
 
+#include <pthread.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -23,6 +25,24 @@
 #include "retina/pipeline.hpp"
 
 namespace retina::hubble {
+
+// A reader-writer lock that lets a waiting writer in before new readers:
+// with many followers reading back to back, glibc's default rwlock (which
+// prefers readers) could keep the store thread out indefinitely.
+class WriterFirstLock {
+ public:
+  WriterFirstLock();
+  ~WriterFirstLock();
+  WriterFirstLock(const WriterFirstLock&) = delete;
+  WriterFirstLock& operator=(const WriterFirstLock&) = delete;
+  void lock() { pthread_rwlock_wrlock(&rw_); }
+  void unlock() { pthread_rwlock_unlock(&rw_); }
+  void lock_shared() { pthread_rwlock_rdlock(&rw_); }
+  void unlock_shared() { pthread_rwlock_unlock(&rw_); }
+
+ private:
+  pthread_rwlock_t rw_;
+};
 
 struct StoredFlow {
   uint64_t seq = 0;
@@ -74,7 +94,7 @@ class FlowStore {
   void run();
 
   std::vector<OwnedFlow> slots_;
-  mutable std::shared_mutex ring_mu_;
+  mutable WriterFirstLock ring_mu_;
   std::atomic<uint64_t> head_{0};
 
   mutable std::mutex wait_mu_;

@@ -4,7 +4,10 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <sys/wait.h>
+
 #include <atomic>
+#include <cstdio>
 #include <chrono>
 #include <thread>
 #include <vector>
@@ -334,3 +337,54 @@ TEST_CASE("hubble server: TLS with client certificates (mTLS)", "[hubble]") {
   CHECK(n.tls().server_name() == "node-1.default.hubble-grpc.cilium.io");
   pctx.TryCancel();
 }
+
+#ifdef RETINA_CLI_PATH
+TEST_CASE("hubble server: retina observe prints flows, filtered, compact and json", "[hubble][cli]") {
+  Harness h(64);
+  h.inject(3000, 10);
+  const std::string cli = std::string(RETINA_CLI_PATH) + " observe --server 127.0.0.1:" + std::to_string(h.server->port());
+  auto run = [](const std::string& cmd, int* rc) {
+    std::string out;
+    FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+    REQUIRE(p);
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    *rc = WEXITSTATUS(::pclose(p));
+    return out;
+  };
+  auto lines = [](const std::string& s) {
+    std::vector<std::string> v;
+    size_t at = 0;
+    while (at < s.size()) {
+      const size_t nl = s.find('\n', at);
+      v.push_back(s.substr(at, nl - at));
+      if (nl == std::string::npos) break;
+      at = nl + 1;
+    }
+    return v;
+  };
+  int rc = -1;
+  auto compact = lines(run(cli + " --last 3", &rc));
+  CHECK(rc == 0);
+  REQUIRE(compact.size() == 3);
+  CHECK_THAT(compact[0], Catch::Contains("10.0.0.1:3007 -> 10.0.0.2:9000 TO_ENDPOINT FORWARDED UDP"));
+  CHECK_THAT(compact[2], Catch::Contains("10.0.0.1:3009 -> 10.0.0.2:9000"));
+
+  auto json = lines(run(cli + " --from-port 3004 -o json", &rc));
+  CHECK(rc == 0);
+  REQUIRE(json.size() == 1);
+  CHECK_THAT(json[0], Catch::StartsWith("{\"flow\":{") && Catch::Contains("\"source_port\":3004") &&
+                          Catch::Contains("\"node_name\":\"node-1\""));
+
+  auto either = lines(run(cli + " --port 3001 --port 3002 --protocol udp", &rc));
+  CHECK(rc == 0);
+  CHECK(either.size() == 2);
+
+  const auto bad = run(cli + " --from-ip 10.0.0.300", &rc);
+  CHECK(rc == 2);
+  CHECK_THAT(bad, Catch::Contains("source_ip"));
+  const auto down = run(std::string(RETINA_CLI_PATH) + " observe --server 127.0.0.1:1 --last 1", &rc);
+  CHECK(rc == 1);
+}
+#endif

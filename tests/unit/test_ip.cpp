@@ -35,3 +35,13 @@ TEST_CASE("IpAddr hash spreads v4 and v6 keys", "[ip]") {
   CHECK(h(*IpAddr::parse("10.0.0.1")) != h(*IpAddr::parse("10.0.0.2")));
   CHECK(h(*IpAddr::parse("10.0.0.1")) == h(IpAddr::from_v4(0x0a000001u)));
 }
+
+TEST_CASE("ip: IPv4 text form, every digit count", "[ip]") {
+  for (const char* s : {"0.0.0.0", "255.255.255.255", "1.20.100.9", "10.0.0.1", "192.168.1.254", "9.99.199.200"}) {
+    INFO(s);
+    CHECK(retina::IpAddr::parse(s)->to_string() == s);
+  }
+  std::string out = "x";
+  retina::IpAddr::parse("100.64.0.10")->append_to(out);
+  CHECK(out == "x100.64.0.10");
+}

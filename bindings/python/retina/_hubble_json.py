@@ -41,7 +41,11 @@ def _origin(flow, verdict):
 
 def _endpoint(ep, service):
     # The JSON names pods; any other endpoint shows only through its
-    # service, and its exact kind (node, external) is not kept.
+    # service, and its exact kind (node, external) is not kept. No
+    # endpoint at all (address not in the cache): everything empty.
+    if ep is None:
+        return {"kind": "", "namespace": "", "name": "", "pod": "", "workload": "", "workload_kind": "",
+                "service": ""}
     pod = ep.get("pod_name", "")
     service = service or {}
     workloads = ep.get("workloads") or [{}]
@@ -73,8 +77,8 @@ def _row(line):
             proto, ports = name, l4[name]
     flags = ports.get("flags", {}) if proto == "TCP" else {}
     dns = flow.get("l7", {}).get("dns")
-    src = _endpoint(flow.get("source", {}), flow.get("source_service"))
-    dst = _endpoint(flow.get("destination", {}), flow.get("destination_service"))
+    src = _endpoint(flow.get("source"), flow.get("source_service"))
+    dst = _endpoint(flow.get("destination"), flow.get("destination_service"))
     bytes_ = int(ext.get("bytes", 0))
     prev_packets = int(ext.get("previously_observed_packets", 0))
     reply = flow.get("is_reply")

@@ -12,7 +12,10 @@ def _flows(cache):
     recs = [
         records.packet("10.0.0.5", "10.0.0.9", sport=40000, dport=5432, proto="tcp", bytes=74,
                        tcp_flags="SYN|ACK", obs_point=records.OBS_FROM_ENDPOINT, ifindex=4, ts_ns=5_000_000),
-        records.packet("fd00::5", "10.96.0.10", sport=5353, dport=53, proto="udp", bytes=90, ts_ns=6_000_123),
+        records.packet("fd00::5", "fd00::9", sport=5353, dport=53, proto="udp", bytes=90, ts_ns=6_000_123),
+        records.packet("10.0.0.5", "10.96.0.10", sport=5353, dport=53, proto="udp", bytes=0,
+                       prev_packets=3, prev_bytes=270, report_reason=records.REPORT_INTERVAL,
+                       flags=records.PKT_F_CT_REPORT | records.PKT_F_NO_PACKET | records.PKT_F_REPLY),
         records.dns("10.96.0.10", "10.0.0.5",
                     records.dns_message("example.com", response=True, answers=["1.2.3.4"]),
                     sport=53, dport=999),
