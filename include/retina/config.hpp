@@ -89,6 +89,8 @@ struct Config {
   bool enable_capture = false;
   std::string capture_output_root = "/var/log/retina";
   std::chrono::seconds capture_max_duration{3600};
+  // How often Capture objects are listed (with Kubernetes).
+  std::chrono::milliseconds capture_poll_interval{std::chrono::seconds(5)};
 
   // Returns all problems, one per line, in one error.
   Status validate() const;

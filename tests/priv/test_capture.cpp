@@ -20,7 +20,9 @@
 #include "capture/bundle.hpp"
 #include "retina/capture.hpp"
 #include "retina/ip_cache.hpp"
+#include "capture/crd.hpp"
 #include "support/agent_process.hpp"
+#include "support/fake_apiserver.hpp"
 #include "support/http_client.hpp"
 #include "support/netns.hpp"
 #include "support/pcap_read.hpp"
@@ -404,4 +406,60 @@ TEST_CASE("capture: through the agent's HTTP API, from POST to download", "[capt
   // Metrics count what was written.
   CHECK_THAT(agent.metrics_text(), Catch::Contains("retina_capture_packets_total 21"));
   CHECK(agent.stop() == 0);
+}
+
+// ------------------------------------------------- Capture objects (CRD)
+
+TEST_CASE("capture: Capture objects run on the node they select and get its status", "[capture][privileged][crd]") {
+  RETINA_REQUIRE_PRIVILEGED();
+  Fixture f;
+  test::FakeApiServer api(test::FakeApiServer::Options{.tls = false});
+  api.upsert("nodes", test::k8sjson::node(node_name(), {"10.0.0.1"}, "zone-a",
+                                          {{"kubernetes.io/hostname", node_name()}, {"capture", "allowed"}}));
+  const auto& p0 = f.node.pod(0);
+  const auto& p1 = f.node.pod(1);
+  auto capture_object = [&](const std::string& name, const std::string& node_label) {
+    return fmt::format(
+        R"({{"apiVersion":"retina.sh/v1alpha1","kind":"Capture","metadata":{{"name":"{}","namespace":"ops","uid":"uid-{}"}},)"
+        R"("spec":{{"captureConfiguration":{{"captureTarget":{{"nodeSelector":{{"matchLabels":{{"capture":"{}"}}}}}},)"
+        R"("captureOption":{{"duration":"3s","interfaces":["{}"]}},"tcpdumpFilter":"udp"}}}}}})",
+        name, name, node_label, p0.host_if);
+  };
+  api.upsert("captures", capture_object("mine", "allowed"));
+  api.upsert("captures", capture_object("elsewhere", "denied"));
+
+  capture::CrdOptions o;
+  o.client.server = api.url();
+  o.node_name = node_name();
+  o.poll_interval = 200ms;
+  auto runner = capture::CrdRunner::start(*f.manager, o);
+  REQUIRE(runner);
+
+  auto last_patch = [&](const std::string& key) {
+    std::string body;
+    for (const auto& [k, b] : api.patches("captures")) {
+      if (k == key) body = b;
+    }
+    return body;
+  };
+  REQUIRE(test::wait_until([&] { return last_patch("ops/mine").find("Running") != std::string::npos; }, 10s));
+  REQUIRE(test::udp_send(p0, p1, false, 9001, 12, 100) == 12);
+  REQUIRE(test::wait_until([&] { return last_patch("ops/mine").find("Completed") != std::string::npos; }, 15s));
+  const std::string status = last_patch("ops/mine");
+  INFO(status);
+  CHECK_THAT(status, Catch::StartsWith(fmt::format(R"({{"status":{{"nodes":{{"{}":{{"name":"mine")", node_name())));
+  CHECK_THAT(status, Catch::Contains("\"stopReason\":\"duration\""));
+  CHECK_THAT(status, Catch::Contains("\"packets\":12"));
+  CHECK_THAT(status, Catch::Contains(fmt::format("\"bundle\":\"mine-{}-", node_name())));
+  // The object selecting another node was left alone.
+  std::this_thread::sleep_for(500ms);
+  CHECK(last_patch("ops/elsewhere").empty());
+  CHECK_FALSE(f.manager->get("elsewhere"));
+
+  // A spec that cannot run gets its error written back.
+  api.upsert("captures",
+             R"({"apiVersion":"retina.sh/v1alpha1","kind":"Capture","metadata":{"name":"broken","namespace":"ops","uid":"uid-broken"},"spec":{"captureConfiguration":{"tcpdumpFilter":"udp port what"}}})");
+  REQUIRE(test::wait_until([&] { return !last_patch("ops/broken").empty(); }, 10s));
+  CHECK_THAT(last_patch("ops/broken"), Catch::Contains("\"state\":\"Failed\""));
+  CHECK_THAT(last_patch("ops/broken"), Catch::Contains("does not compile"));
 }

@@ -24,10 +24,12 @@ struct Command {
 };
 
 void add_version_command(CLI::App& app, Run& run);
+void add_capture_command(CLI::App& app, Run& run);
 
 // Every subcommand, in help order.
 inline constexpr Command kCommands[] = {
     {"version", &add_version_command},
+    {"capture", &add_capture_command},
 };
 
 }  // namespace retina::cli
