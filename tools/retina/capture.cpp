@@ -96,8 +96,18 @@ void print_header() { std::printf("%-24s %-20s %-10s %10s %8s  %s\n", "NAME", "N
 
 bool finished_state(std::string_view s) { return s == "Completed" || s == "Cancelled" || s == "Failed"; }
 
+// Saves the bundle under its own name (NAME-NODE-STAMP.tar.gz) in `dir`.
 int download(k8s::HttpStream& http, const std::string& name, const std::string& dir) {
-  std::string file = fmt::format("{}/{}.tar.gz", dir, name);
+  auto status = call(http, "GET", "/captures/" + name);
+  if (!status.ok()) return fail(fmt::format("download {}: {}", name, describe(status)));
+  simdjson::dom::parser parser;
+  simdjson::dom::element st;
+  std::string_view bundle;
+  if (parser.parse(status.body).get(st) || st["bundle"].get(bundle) || bundle.empty() ||
+      bundle.find('/') != std::string_view::npos) {
+    return fail(fmt::format("download {}: the agent named no bundle", name));
+  }
+  const std::string file = fmt::format("{}/{}", dir, bundle);
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> out(nullptr, &std::fclose);
   k8s::HttpRequest req;
   req.path = "/captures/" + name + "/download";
