@@ -463,3 +463,50 @@ TEST_CASE("capture: Capture objects run on the node they select and get its stat
   CHECK_THAT(last_patch("ops/broken"), Catch::Contains("\"state\":\"Failed\""));
   CHECK_THAT(last_patch("ops/broken"), Catch::Contains("does not compile"));
 }
+
+TEST_CASE("capture: a full disk is refused up front, and a disk filling up fails the capture with the reason",
+          "[capture][privileged]") {
+  RETINA_REQUIRE_PRIVILEGED();
+  test::Node node({.pods = 2, .isolated = true});
+  test::TempDir root;
+  test::sh(fmt::format("mount -t tmpfs -o size=4m retina-capture-test '{}'", root.path()));
+  test::Cleanup unmount;
+  unmount.add([&] { (void)test::sh_status(fmt::format("umount '{}'", root.path())); });
+  capture::ManagerOptions o;
+  o.node_name = node_name();
+  o.output_root = root.path();
+  o.limits.min_free_bytes = 64 << 10;
+  auto m = capture::Manager::create(std::move(o));
+  REQUIRE(m);
+  auto& manager = **m;
+  const auto& p0 = node.pod(0);
+  const auto& p1 = node.pod(1);
+  const std::string target = fmt::format(R"("captureOption":{{"interfaces":["{}"],"duration":"60s")", p0.host_if);
+
+  // 100 MB (the default) cannot fit in 4 MB.
+  auto spec = capture::parse_request_json(R"({"name":"big","spec":{"captureConfiguration":{)" + target + "}}}}");
+  REQUIRE(spec);
+  auto refused = manager.start(*spec);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().kind == Error::Kind::kInvalidArgument);
+  CHECK_THAT(refused.error().message, Catch::Contains("not enough free space"));
+
+  spec = capture::parse_request_json(R"({"name":"fills","spec":{"captureConfiguration":{)" + target +
+                                     R"(,"maxCaptureBytes":1048576}}}})");
+  REQUIRE(spec);
+  REQUIRE(manager.start(*spec));
+  // Something else fills the disk while the capture runs.
+  (void)test::sh_status(fmt::format("dd if=/dev/zero of='{}/filler' bs=64k 2>/dev/null", root.path()));
+  REQUIRE(test::udp_send(p0, p1, false, 5001, 300, 1000) == 300);
+  node.wait_quiet(500ms);
+  (void)manager.cancel("fills");
+  auto st = manager.wait("fills", 30s);
+  REQUIRE(st);
+  INFO(st->message);
+  CHECK(st->state == capture::State::kFailed);
+  CHECK_THAT(st->message, Catch::Contains("disk full"));
+  // Nothing half-written is left behind: no partial bundle, no staging files.
+  for (const auto& e : std::filesystem::recursive_directory_iterator(root.path())) {
+    if (e.is_regular_file()) CHECK(e.path().filename() == "filler");
+  }
+}
