@@ -214,12 +214,13 @@ Result<std::unique_ptr<CrdRunner>> CrdRunner::start(Manager& manager, CrdOptions
   auto http = k8s::HttpStream::create(options.client, creds, std::chrono::seconds(10));
   if (!http) return unexpected(http.error());
   std::unique_ptr<CrdRunner> r(new CrdRunner());
-  r->impl_ = std::make_unique<Impl>();
+  r->impl_ = std::make_shared<Impl>();
   Impl& s = *r->impl_;
   s.manager = &manager;
   s.options = std::move(options);
   s.http = std::move(*http);
-  manager.on_change([&s](const CaptureStatus& st) {
+  manager.on_change([impl = r->impl_](const CaptureStatus& st) {
+    Impl& s = *impl;
     std::lock_guard lock(s.mu);
     auto it = s.name_to_key.find(st.name);
     if (it == s.name_to_key.end()) return;

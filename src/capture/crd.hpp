@@ -33,7 +33,9 @@ class CrdRunner {
 
  private:
   CrdRunner() = default;
-  std::unique_ptr<Impl> impl_;
+  // Shared with the manager's status callback, which may still be running
+  // on a capture thread while this is destroyed.
+  std::shared_ptr<Impl> impl_;
 };
 
 // {"status":{"nodes":{"<node>":{...}}}} for a merge patch.
