@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "retina/api_server.hpp"
+#include "retina/config.hpp"
 #include "retina/error.hpp"
 
 namespace retina {
@@ -189,6 +190,16 @@ class Manager {
 // The options an agent uses: node name, output root, limits, IP cache and
 // registry from the engine's config; the config file copied into bundles.
 ManagerOptions manager_options(Engine& engine, const std::string& config_path, std::string version);
+
+// Capture objects (retina.sh/v1alpha1) run on this node: every agent lists
+// them, runs those selecting its node and merge-patches its own entry under
+// status.nodes.<node>. Opaque here; see src/capture/crd.hpp.
+class CrdRunner;
+struct CrdRunnerDeleter {
+  void operator()(CrdRunner* r) const;
+};
+// Uses the config's kubeconfig (or the in-cluster account) and node name.
+Result<std::unique_ptr<CrdRunner, CrdRunnerDeleter>> start_crd_runner(Manager& manager, const Config& config);
 
 // The largest spec the agent API accepts.
 constexpr size_t kMaxSpecBytes = 64 * 1024;

@@ -387,8 +387,12 @@ void Manager::Impl::finish(Run& run) {
     run.status.stop_unix_ms = now_unix_ms();
     run.status.state = State::kUploading;
   }
+  // A packet file that could not be written fails the capture, whatever
+  // stopped it; the bundle still holds what was written, and the note says why.
   std::string failure;
-  if (reason == StopReason::kError) failure = "writing a packet file failed (disk full?)";
+  for (const auto& s : stats) {
+    if (!s.error.empty()) failure += (failure.empty() ? "" : "; ") + fmt::format("{}: {}", s.name, s.error);
+  }
 
   // metadata.json: the spec, times, per-interface counts and drops, notes.
   CaptureStatus meta_status;
@@ -468,7 +472,9 @@ void Manager::Impl::finish(Run& run) {
     run.status.bundle_path = bundle_path;
     run.status.outputs = outputs;
     std::string message;
-    for (const auto& n : notes) message += (message.empty() ? "" : "; ") + n;
+    for (const auto& n : notes) {
+      if (failure.find(n) == std::string::npos) message += (message.empty() ? "" : "; ") + n;
+    }
     if (!failure.empty()) message = failure + (message.empty() ? "" : "; " + message);
     run.status.message = message;
     run.status.state = final_state;

@@ -151,6 +151,11 @@ void InterfaceCapture::on_packet(u_char* user, const pcap_pkthdr* h, const u_cha
   self->writer_->write(*h, data);
   ++self->stats_.packets;
   self->stats_.bytes += h->len;
+  // stdio buffers: an error shows within a few packets of the disk filling up.
+  if ((self->stats_.packets & 63) == 0 && self->writer_->failed()) {
+    self->stats_.error = "writing the packet file failed (disk full?)";
+    self->limits_->stop(StopReason::kError);
+  }
 }
 
 int InterfaceCapture::dispatch() {
@@ -187,7 +192,7 @@ void InterfaceCapture::run() {
     stats_.interface_dropped = ps.ps_ifdrop;
   }
   if (auto st = writer_->close(); !st) {
-    stats_.error = st.error().message;
+    stats_.error = st.error().message + " (disk full?)";
     limits_->stop(StopReason::kError);
   }
 }

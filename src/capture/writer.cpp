@@ -124,6 +124,18 @@ void PacketWriter::write(const pcap_pkthdr& h, const u_char* data) {
   }
 }
 
+bool PacketWriter::failed() {
+  if (!failed_ && dumper_) {
+    // pcap_dump reports nothing; the stdio stream remembers the error.
+    std::FILE* f = pcap_dump_file(dumper_);
+    if (f && std::ferror(f)) {
+      failed_ = true;
+      error_ = errno ? errno : EIO;
+    }
+  }
+  return failed_;
+}
+
 retina::Status PacketWriter::close() {
   int err = error_;
   if (dumper_) {

@@ -28,6 +28,8 @@ class PacketWriter {
   // Bytes written before the first packet.
   size_t header_size() const { return header_size_; }
   void write(const pcap_pkthdr& h, const u_char* data);
+  // A write failed (ENOSPC...): later packets are not written.
+  bool failed();
   // Flushes and closes; the write error (ENOSPC...) of any write, if one happened.
   retina::Status close();
 

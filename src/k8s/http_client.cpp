@@ -221,6 +221,13 @@ HttpResponse HttpStream::get(const HttpRequest& req) {
   h_->errbuf[0] = '\0';
   curl_easy_setopt(e, CURLOPT_URL, url.c_str());
   curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+  curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, static_cast<const char*>(nullptr));
+  if (req.method != "GET") {
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, req.body.c_str());
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, static_cast<long>(req.body.size()));
+    headers.list = curl_slist_append(headers.list, ("Content-Type: " + req.content_type).c_str());
+  }
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers.list);
   curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, req.gzip ? "" : static_cast<const char*>(nullptr));
   curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(req.timeout.count()));

@@ -44,6 +44,10 @@ struct HttpResponse {
 
 struct HttpRequest {
   std::string path;  // "/api/v1/pods?watch=1&..."
+  // Writes (Capture objects and their status): another method with a body.
+  std::string method = "GET";
+  std::string body;
+  std::string content_type = "application/json";
   std::chrono::milliseconds timeout{0};  // whole transfer; 0: none
   bool gzip = false;
   // Called once the status line and headers arrived.

@@ -20,7 +20,9 @@
 #include "capture/bundle.hpp"
 #include "retina/capture.hpp"
 #include "retina/ip_cache.hpp"
+#include "capture/crd.hpp"
 #include "support/agent_process.hpp"
+#include "support/fake_apiserver.hpp"
 #include "support/http_client.hpp"
 #include "support/netns.hpp"
 #include "support/pcap_read.hpp"
@@ -404,4 +406,107 @@ TEST_CASE("capture: through the agent's HTTP API, from POST to download", "[capt
   // Metrics count what was written.
   CHECK_THAT(agent.metrics_text(), Catch::Contains("retina_capture_packets_total 21"));
   CHECK(agent.stop() == 0);
+}
+
+// ------------------------------------------------- Capture objects (CRD)
+
+TEST_CASE("capture: Capture objects run on the node they select and get its status", "[capture][privileged][crd]") {
+  RETINA_REQUIRE_PRIVILEGED();
+  Fixture f;
+  test::FakeApiServer api(test::FakeApiServer::Options{.tls = false});
+  api.upsert("nodes", test::k8sjson::node(node_name(), {"10.0.0.1"}, "zone-a",
+                                          {{"kubernetes.io/hostname", node_name()}, {"capture", "allowed"}}));
+  const auto& p0 = f.node.pod(0);
+  const auto& p1 = f.node.pod(1);
+  auto capture_object = [&](const std::string& name, const std::string& node_label) {
+    return fmt::format(
+        R"({{"apiVersion":"retina.sh/v1alpha1","kind":"Capture","metadata":{{"name":"{}","namespace":"ops","uid":"uid-{}"}},)"
+        R"("spec":{{"captureConfiguration":{{"captureTarget":{{"nodeSelector":{{"matchLabels":{{"capture":"{}"}}}}}},)"
+        R"("captureOption":{{"duration":"3s","interfaces":["{}"]}},"tcpdumpFilter":"udp"}}}}}})",
+        name, name, node_label, p0.host_if);
+  };
+  api.upsert("captures", capture_object("mine", "allowed"));
+  api.upsert("captures", capture_object("elsewhere", "denied"));
+
+  capture::CrdOptions o;
+  o.client.server = api.url();
+  o.node_name = node_name();
+  o.poll_interval = 200ms;
+  auto runner = capture::CrdRunner::start(*f.manager, o);
+  REQUIRE(runner);
+
+  auto last_patch = [&](const std::string& key) {
+    std::string body;
+    for (const auto& [k, b] : api.patches("captures")) {
+      if (k == key) body = b;
+    }
+    return body;
+  };
+  REQUIRE(test::wait_until([&] { return last_patch("ops/mine").find("Running") != std::string::npos; }, 10s));
+  REQUIRE(test::udp_send(p0, p1, false, 9001, 12, 100) == 12);
+  REQUIRE(test::wait_until([&] { return last_patch("ops/mine").find("Completed") != std::string::npos; }, 15s));
+  const std::string status = last_patch("ops/mine");
+  INFO(status);
+  CHECK_THAT(status, Catch::StartsWith(fmt::format(R"({{"status":{{"nodes":{{"{}":{{"name":"mine")", node_name())));
+  CHECK_THAT(status, Catch::Contains("\"stopReason\":\"duration\""));
+  CHECK_THAT(status, Catch::Contains("\"packets\":12"));
+  CHECK_THAT(status, Catch::Contains(fmt::format("\"bundle\":\"mine-{}-", node_name())));
+  // The object selecting another node was left alone.
+  std::this_thread::sleep_for(500ms);
+  CHECK(last_patch("ops/elsewhere").empty());
+  CHECK_FALSE(f.manager->get("elsewhere"));
+
+  // A spec that cannot run gets its error written back.
+  api.upsert("captures",
+             R"({"apiVersion":"retina.sh/v1alpha1","kind":"Capture","metadata":{"name":"broken","namespace":"ops","uid":"uid-broken"},"spec":{"captureConfiguration":{"tcpdumpFilter":"udp port what"}}})");
+  REQUIRE(test::wait_until([&] { return !last_patch("ops/broken").empty(); }, 10s));
+  CHECK_THAT(last_patch("ops/broken"), Catch::Contains("\"state\":\"Failed\""));
+  CHECK_THAT(last_patch("ops/broken"), Catch::Contains("does not compile"));
+}
+
+TEST_CASE("capture: a full disk is refused up front, and a disk filling up fails the capture with the reason",
+          "[capture][privileged]") {
+  RETINA_REQUIRE_PRIVILEGED();
+  test::Node node({.pods = 2, .isolated = true});
+  test::TempDir root;
+  test::sh(fmt::format("mount -t tmpfs -o size=4m retina-capture-test '{}'", root.path()));
+  test::Cleanup unmount;
+  unmount.add([&] { (void)test::sh_status(fmt::format("umount '{}'", root.path())); });
+  capture::ManagerOptions o;
+  o.node_name = node_name();
+  o.output_root = root.path();
+  o.limits.min_free_bytes = 64 << 10;
+  auto m = capture::Manager::create(std::move(o));
+  REQUIRE(m);
+  auto& manager = **m;
+  const auto& p0 = node.pod(0);
+  const auto& p1 = node.pod(1);
+  const std::string target = fmt::format(R"("captureOption":{{"interfaces":["{}"],"duration":"60s")", p0.host_if);
+
+  // 100 MB (the default) cannot fit in 4 MB.
+  auto spec = capture::parse_request_json(R"({"name":"big","spec":{"captureConfiguration":{)" + target + "}}}}");
+  REQUIRE(spec);
+  auto refused = manager.start(*spec);
+  REQUIRE_FALSE(refused);
+  CHECK(refused.error().kind == Error::Kind::kInvalidArgument);
+  CHECK_THAT(refused.error().message, Catch::Contains("not enough free space"));
+
+  spec = capture::parse_request_json(R"({"name":"fills","spec":{"captureConfiguration":{)" + target +
+                                     R"(,"maxCaptureBytes":1048576}}}})");
+  REQUIRE(spec);
+  REQUIRE(manager.start(*spec));
+  // Something else fills the disk while the capture runs.
+  (void)test::sh_status(fmt::format("dd if=/dev/zero of='{}/filler' bs=64k 2>/dev/null", root.path()));
+  REQUIRE(test::udp_send(p0, p1, false, 5001, 300, 1000) == 300);
+  node.wait_quiet(500ms);
+  (void)manager.cancel("fills");
+  auto st = manager.wait("fills", 30s);
+  REQUIRE(st);
+  INFO(st->message);
+  CHECK(st->state == capture::State::kFailed);
+  CHECK_THAT(st->message, Catch::Contains("disk full"));
+  // Nothing half-written is left behind: no partial bundle, no staging files.
+  for (const auto& e : std::filesystem::recursive_directory_iterator(root.path())) {
+    if (e.is_regular_file()) CHECK(e.path().filename() == "filler");
+  }
 }

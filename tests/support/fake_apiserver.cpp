@@ -149,6 +149,7 @@ constexpr ResourceInfo kResources[] = {
     {"replicasets", "/apis/apps/v1/replicasets", "ReplicaSet", "apps/v1"},
     {"metricsconfigurations", "/apis/retina.sh/v1alpha1/metricsconfigurations", "MetricsConfiguration",
      "retina.sh/v1alpha1"},
+    {"captures", "/apis/retina.sh/v1alpha1/captures", "Capture", "retina.sh/v1alpha1"},
 };
 
 const ResourceInfo& info_of(const std::string& resource) {
@@ -235,6 +236,7 @@ struct Collection {
   size_t lists = 0, pages = 0, watches = 0;
   std::vector<std::shared_ptr<Watch>> open;
   std::map<std::string, std::string> last_list_params, last_watch_params;
+  std::vector<std::pair<std::string, std::string>> patches;  // ("ns/name", body) of status patches
 };
 
 struct FakeApiServer::State {
@@ -429,6 +431,31 @@ void FakeApiServer::start() {
     const ResourceInfo* info = &r;
     svr->Get(r.path, [this, info](const httplib::Request& req, httplib::Response& res) { s_->handle(*info, req, res); });
   }
+  // Capture objects: created (the CLI), deleted, and status merge patches
+  // (the agents), recorded as sent.
+  const std::string captures_ns = "/apis/retina\\.sh/v1alpha1/namespaces/([^/]+)/captures";
+  svr->Post(captures_ns, [this](const httplib::Request& req, httplib::Response& res) {
+    if (!s_->authorized(req)) return void(res.status = 401);
+    upsert("captures", req.body);
+    res.status = 201;
+    res.set_content(req.body, "application/json");
+  });
+  svr->Delete(captures_ns + "/([^/]+)", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!s_->authorized(req)) return void(res.status = 401);
+    remove("captures", req.matches[1], req.matches[2]);
+    res.set_content("{}", "application/json");
+  });
+  svr->Patch(captures_ns + "/([^/]+)/status", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!s_->authorized(req)) return void(res.status = 401);
+    if (req.get_header_value("Content-Type") != "application/merge-patch+json") {
+      res.status = 415;
+      return;
+    }
+    std::lock_guard l(s_->mu);
+    s_->collections["captures"].patches.emplace_back(fmt::format("{}/{}", req.matches[1].str(), req.matches[2].str()),
+                                                     req.body);
+    res.set_content("{}", "application/json");
+  });
   {
     std::lock_guard l(s.mu);
     s.stopping = false;
@@ -575,6 +602,20 @@ void FakeApiServer::set_not_found(const std::string& resource, bool not_found) {
 void FakeApiServer::set_token(std::string token) {
   std::lock_guard l(s_->mu);
   s_->opts.token = std::move(token);
+}
+
+std::vector<std::pair<std::string, std::string>> FakeApiServer::patches(const std::string& resource) const {
+  std::lock_guard l(s_->mu);
+  auto it = s_->collections.find(resource);
+  return it == s_->collections.end() ? std::vector<std::pair<std::string, std::string>>{} : it->second.patches;
+}
+
+std::string FakeApiServer::object(const std::string& resource, const std::string& ns, const std::string& name) const {
+  std::lock_guard l(s_->mu);
+  auto it = s_->collections.find(resource);
+  if (it == s_->collections.end()) return {};
+  auto o = it->second.objects.find(fmt::format("{}/{}", ns, name));
+  return o == it->second.objects.end() ? std::string() : o->second.body;
 }
 
 uint64_t FakeApiServer::resource_version() const {

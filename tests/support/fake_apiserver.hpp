@@ -3,7 +3,7 @@
 // (limit/continue pagination) and chunked streaming WATCH (resourceVersion,
 // bookmarks, timeoutSeconds, fieldSelector spec.nodeName) in the API
 // server's wire format for pods, services, nodes, namespaces, replicasets and
-// metricsconfigurations.
+// metricsconfigurations and captures (with POST, DELETE and status PATCH).
 //
 // Tests change objects (upsert/remove emit ADDED/MODIFIED/DELETED to open
 // watches) and inject faults: 410 Gone (as HTTP status or ERROR event), a
@@ -78,6 +78,10 @@ class FakeApiServer {
   void set_token(std::string token);
 
   uint64_t resource_version() const;
+  // Status merge patches received for a resource: ("ns/name", body), in order.
+  std::vector<std::pair<std::string, std::string>> patches(const std::string& resource) const;
+  // An object's stored JSON; empty when absent.
+  std::string object(const std::string& resource, const std::string& ns, const std::string& name) const;
   size_t list_requests(const std::string& resource) const;  // first pages only
   size_t page_requests(const std::string& resource) const;  // every page
   size_t watch_requests(const std::string& resource) const;

@@ -8,11 +8,15 @@
 
 #include <fmt/format.h>
 
+#include "capture/cli_flags.hpp"
 #include "capture/session.hpp"
 #include "capture/upload.hpp"
 #include "retina/capture.hpp"
 #include "retina/ip_cache.hpp"
+#include "retina/config.hpp"
+#include "support/fake_apiserver.hpp"
 #include "support/fake_s3.hpp"
+#include "support/netns.hpp"
 #include "support/pcap_read.hpp"
 
 using namespace retina;
@@ -273,3 +277,116 @@ TEST_CASE("capture upload: blob SAS URL, one PUT", "[capture]") {
   CHECK(objs[0].body == "bundle");
   CHECK_FALSE(upload_blob("not a url", file, "c1.tar.gz"));
 }
+
+TEST_CASE("capture config: enableCapture, captureOutputRoot, captureMaxDuration", "[capture]") {
+  auto c = load_config_yaml("enableCapture: true\ncaptureOutputRoot: /data/captures\ncaptureMaxDuration: 10m\n"
+                            "capturePollInterval: 2s\n");
+  REQUIRE(c);
+  CHECK(c->enable_capture);
+  CHECK(c->capture_output_root == "/data/captures");
+  CHECK(c->capture_max_duration == std::chrono::minutes(10));
+  CHECK(c->capture_poll_interval == std::chrono::seconds(2));
+  CHECK_FALSE(Config{}.enable_capture);
+  CHECK(Config{}.capture_output_root == "/var/log/retina");
+  auto rel = load_config_yaml("captureOutputRoot: relative/dir\n");
+  REQUIRE_FALSE(rel);
+  CHECK_THAT(rel.error().message, Catch::Contains("captureOutputRoot"));
+  auto zero = load_config_yaml("captureMaxDuration: 0s\n");
+  REQUIRE_FALSE(zero);
+  CHECK_THAT(zero.error().message, Catch::Contains("captureMaxDuration"));
+}
+
+namespace {
+
+Result<Spec> flags_spec(std::vector<std::string> args) {
+  CLI::App app{"t"};
+  CliFlags flags;
+  add_create_flags(app, flags);
+  args.insert(args.begin(), "create");
+  std::vector<const char*> argv;
+  for (const auto& a : args) argv.push_back(a.c_str());
+  app.parse(static_cast<int>(argv.size()), argv.data());
+  return spec_from_flags(flags);
+}
+
+}  // namespace
+
+TEST_CASE("capture CLI flags: Retina's names make the same spec the agent reads", "[capture]") {
+  auto s = flags_spec({"--name", "web", "--pod-selectors", "app=web,tier in (a,b)", "--namespace-selectors",
+                       "kubernetes.io/metadata.name=shop", "--node-names", "n1, n2", "--duration", "45s",
+                       "--max-size", "7", "--packet-size", "96", "--tcpdump-filter", "tcp", "--include-filter",
+                       "10.0.0.1:80", "--host-path", "captures/x", "--s3-bucket", "b", "--format", "pcapng"});
+  REQUIRE(s);
+  CHECK(s->name == "web");
+  CHECK(s->duration == std::chrono::seconds(45));
+  CHECK(s->max_capture_bytes == 7ull << 20);
+  CHECK(s->packet_size == 96);
+  CHECK(s->node_names == std::vector<std::string>{"n1", "n2"});
+  CHECK(s->pod_selector.matches({"app=web", "tier=b"}));
+  CHECK(s->namespace_selector.matches({"kubernetes.io/metadata.name=shop"}));
+  CHECK(s->format == FileFormat::kPcapng);
+  CHECK(s->s3.bucket == "b");
+  auto obj = parse_request_json(capture_object_json(*s, "shop"));
+  REQUIRE(obj);
+  CHECK(obj->namespace_ == "shop");
+  CHECK(spec_to_json(*obj) == spec_to_json(*s));
+
+  const std::pair<std::vector<std::string>, const char*> bad[] = {
+      {{"--name", "Web!"}, "capture name"},
+      {{"--name", "a", "--duration", "0s"}, "--duration"},
+      {{"--name", "a", "--duration", "later"}, "--duration"},
+      {{"--name", "a", "--max-size", "0"}, "--max-size"},
+      {{"--name", "a", "--packet-size", "10"}, "--packet-size"},
+      {{"--name", "a", "--pod-selectors", "app in web"}, "--pod-selectors"},
+      {{"--name", "a", "--include-filter", "1.2.3:80"}, "not an IP address"},
+      {{"--name", "a", "--s3-bucket", "b", "--s3-access-key-id", "k"}, "go together"},
+  };
+  for (const auto& [args, needle] : bad) {
+    INFO(args.front() << " " << args.back());
+    auto r = flags_spec(args);
+    REQUIRE_FALSE(r);
+    CHECK_THAT(r.error().message, Catch::Contains(needle));
+  }
+}
+
+#ifdef RETINA_CLI_PATH
+TEST_CASE("retina capture CLI: creates, lists and deletes Capture objects through a kubeconfig", "[capture]") {
+  test::FakeApiServer api(test::FakeApiServer::Options{.tls = false});
+  test::TempDir dir;
+  const std::string kubeconfig = dir.path() + "/kubeconfig";
+  std::ofstream(kubeconfig) << fmt::format(
+      "apiVersion: v1\nkind: Config\ncurrent-context: fake\nclusters:\n- name: fake\n  cluster: {{server: \"{}\"}}\n"
+      "contexts:\n- name: fake\n  context: {{cluster: fake, user: nobody}}\nusers:\n- name: nobody\n  user: {{}}\n",
+      api.url());
+  const std::string cli = fmt::format("{} capture", RETINA_CLI_PATH);
+  const std::string kc = " --kubeconfig " + kubeconfig;
+  std::string out;
+  REQUIRE(test::sh_status(cli + " create --name web --namespace shop --pod-selectors app=web --duration 30s "
+                                "--tcpdump-filter 'tcp port 443' --no-wait" + kc, &out) == 0);
+  CHECK_THAT(out, Catch::Contains("Capture shop/web created"));
+  const std::string obj = api.object("captures", "shop", "web");
+  REQUIRE_FALSE(obj.empty());
+  auto spec = parse_request_json(obj);
+  REQUIRE(spec);
+  CHECK(spec->tcpdump_filter == "tcp port 443");
+  CHECK(spec->duration == std::chrono::seconds(30));
+  CHECK(spec->pod_selector.matches({"app=web"}));
+
+  // An agent's status shows in list.
+  api.upsert("captures", obj.substr(0, obj.size() - 1) +
+                             R"(,"status":{"nodes":{"node-a":{"name":"web","node":"node-a","state":"Completed","packets":42,"kernelDropped":0,"bundle":"web-node-a-20260101000000UTC.tar.gz"}}}})");
+  REQUIRE(test::sh_status(cli + " list --namespace shop" + kc, &out) == 0);
+  CHECK_THAT(out, Catch::Contains("node-a"));
+  CHECK_THAT(out, Catch::Contains("Completed"));
+  CHECK_THAT(out, Catch::Contains("web-node-a-20260101000000UTC.tar.gz"));
+
+  // Bad flags exit 2 without touching the cluster; S3 keys stay out of objects.
+  CHECK(test::sh_status(cli + " create --name x --duration 0s --no-wait" + kc, &out) == 2);
+  CHECK(test::sh_status(cli + " create --name y --s3-bucket b --s3-access-key-id k --s3-secret-access-key s --no-wait" + kc,
+                        &out) == 1);
+  CHECK(api.object("captures", "default", "y").empty());
+
+  REQUIRE(test::sh_status(cli + " delete --name web --namespace shop" + kc, &out) == 0);
+  CHECK(api.object("captures", "shop", "web").empty());
+}
+#endif

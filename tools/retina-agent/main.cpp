@@ -180,6 +180,7 @@ int main(int argc, char** argv) {
 
   // Packet capture: the /captures API, only with enableCapture.
   std::unique_ptr<retina::capture::Manager> captures;
+  std::unique_ptr<retina::capture::CrdRunner, retina::capture::CrdRunnerDeleter> capture_objects;  // before `captures` is gone
   auto backend = retina::engine_backend(**engine);
   auto api_options = retina::ApiServerOptions::from((*engine)->config());
   if (config.enable_capture) {
@@ -195,6 +196,14 @@ int main(int argc, char** argv) {
       return retina::capture::handle_http(m, method, path, body, reply);
     };
     api_options.max_body_bytes = retina::capture::kMaxSpecBytes;
+    if (config.enable_kubernetes || !config.kubeconfig.empty()) {
+      auto crd = retina::capture::start_crd_runner(*captures, (*engine)->config());
+      if (!crd) {
+        retina::log::error("agent", "cannot watch Capture objects", {{"error", crd.error().message}});
+      } else {
+        capture_objects = std::move(*crd);
+      }
+    }
   }
   auto server = retina::ApiServer::start(std::move(backend), std::move(api_options));
   if (!server) {
@@ -249,6 +258,7 @@ int main(int argc, char** argv) {
   for (auto& l : listeners) l->stop();
   if (hubble) hubble->stop();
   (*server)->stop();
+  capture_objects.reset();
   captures.reset();  // stops running captures; their bundles are written
   (*engine)->stop();
   retina::log::info("agent", "stopped");

@@ -25,11 +25,13 @@ struct Command {
 
 void add_version_command(CLI::App& app, Run& run);
 void add_observe_command(CLI::App& app, Run& run);
+void add_capture_command(CLI::App& app, Run& run);
 
 // Every subcommand, in help order.
 inline constexpr Command kCommands[] = {
     {"version", &add_version_command},
     {"observe", &add_observe_command},
+    {"capture", &add_capture_command},
 };
 
 }  // namespace retina::cli
