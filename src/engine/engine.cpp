@@ -34,7 +34,7 @@
 #include "loader/interface_watcher.hpp"
 #include "plugins/services.hpp"
 #include "metrics/apiserver_latency.hpp"
-#include "metrics/process_metrics.hpp"
+#include "engine/process_metrics.hpp"
 #include "retina/k8s/watcher.hpp"
 #include "retina/metrics/advanced.hpp"
 #include "retina/metrics/aggregator.hpp"

@@ -1,7 +1,7 @@
 // process_* metrics' /proc parsers and Retina's bind-address flags.
 #include <catch2/catch.hpp>
 
-#include "metrics/process_metrics.hpp"
+#include "engine/process_metrics.hpp"
 #include "retina/api_server.hpp"
 
 using namespace retina;

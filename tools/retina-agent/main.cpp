@@ -236,6 +236,8 @@ int main(int argc, char** argv) {
     retina::log::info("agent", "also serving",
                       {{"flag", l.flag}, {"address", fmt::format("{}:{}", l.address.host, (*s)->port())}});
     listeners.push_back(std::move(*s));
+  }
+
   std::unique_ptr<retina::HubbleServer> hubble;
   if ((*engine)->config().enable_hubble) {
     auto options = retina::HubbleOptions::from((*engine)->config());
