@@ -113,27 +113,121 @@ PODS = [
     ("Pods in the namespace", "short", [('count(kube_pod_info{cluster=~"$cluster", namespace=~"$namespace"})', "pods")]),
 ]
 
+# Hubble mode (docs/hubble.md): the hubble_* series of the hubbleMetrics
+# default, whose `source` / `destination` labels are "namespace/pod", filled
+# for egress / ingress flows only (so never both on one series), scraped by
+# the networkobservability-hubble job.
+# "No Error" is Hubble's rcode name for NOERROR.
 
-def variable(name, label, query, hide_all=False):
-    return {"name": name, "label": label, "type": "query", "datasource": {"type": "prometheus", "uid": "${datasource}"},
-            "query": {"query": query, "refId": f"{name}-var"}, "definition": query, "refresh": 2,
-            "includeAll": True, "allValue": ".*", "multi": True, "sort": 1,
-            "current": {"selected": True, "text": ["All"], "value": ["$__all"]}}
+HPOD_SRC = S + ', source=~"$namespace/$pod"'
+HPOD_DST = S + ', destination=~"$namespace/$pod"'
+
+HUBBLE_CLUSTERS = [
+    ("Flows by verdict", "short",
+     [(f"sum by (verdict) (rate(hubble_flows_processed_total{{{S}}}[{R}]))", "{{verdict}}")]),
+    ("Flows by protocol", "short",
+     [(f"sum by (protocol) (rate(hubble_flows_processed_total{{{S}}}[{R}]))", "{{protocol}}")]),
+    ("Flows by type and subtype", "short",
+     [(f"sum by (type, subtype) (rate(hubble_flows_processed_total{{{S}}}[{R}]))", "{{type}} {{subtype}}")]),
+    ("Flows by node", "short",
+     [(f"sum by (instance) (rate(hubble_flows_processed_total{{{S}}}[{R}]))", "{{instance}}")]),
+    ("Dropped flows by reason", "short",
+     [(f"sum by (reason) (rate(hubble_drop_total{{{S}}}[{R}]))", "{{reason}}")]),
+    ("Dropped flows by protocol and node", "short",
+     [(f"sum by (protocol, instance) (rate(hubble_drop_total{{{S}}}[{R}]))", "{{protocol}} {{instance}}")]),
+    ("Share of flows dropped", "percentunit",
+     [(f'sum(rate(hubble_flows_processed_total{{{S}, verdict="DROPPED"}}[{R}])) '
+       f"/ sum(rate(hubble_flows_processed_total{{{S}}}[{R}]))", "dropped")]),
+    ("TCP flags", "short",
+     [(f"sum by (flag, family) (rate(hubble_tcp_flags_total{{{S}}}[{R}]))", "{{flag}} {{family}}")]),
+    # A SYN without a SYN-ACK is a connection attempt nobody answered.
+    ("Unanswered TCP connection attempts", "short",
+     [(f'sum(rate(hubble_tcp_flags_total{{{S}, flag="SYN"}}[{R}])) '
+       f'- (sum(rate(hubble_tcp_flags_total{{{S}, flag="SYN-ACK"}}[{R}])) or vector(0))', "SYN - SYN-ACK")]),
+    ("Top destination ports", "short",
+     [(f"topk(10, sum by (protocol, port) (rate(hubble_port_distribution_total{{{S}}}[{R}])))",
+       "{{protocol}}/{{port}}")]),
+    ("Flows lost by Hubble", "short",
+     [(f"sum by (source) (rate(hubble_lost_events_total{{{S}}}[{R}]))", "{{source}}")]),
+    ("Nodes reporting flows", "short",
+     [(f"count(count by (instance) (hubble_flows_processed_total{{{S}}}))", "nodes")]),
+]
+
+HUBBLE_DNS = [
+    ("DNS queries by type", "reqps",
+     [(f"sum by (qtypes) (rate(hubble_dns_queries_total{{{S}}}[{R}]))", "{{qtypes}}")]),
+    ("DNS responses by return code", "reqps",
+     [(f"sum by (rcode) (rate(hubble_dns_responses_total{{{S}}}[{R}]))", "{{rcode}}")]),
+    ("Queries without a response", "percentunit",
+     [(f"clamp_min(1 - sum(increase(hubble_dns_responses_total{{{S}}}[{R}])) "
+       f"/ sum(increase(hubble_dns_queries_total{{{S}}}[{R}])), 0)", "missing")]),
+    ("IPs returned per response", "reqps",
+     [(f'sum by (ips_returned) (rate(hubble_dns_responses_total{{{S}, rcode="No Error"}}[{R}]))',
+       "{{ips_returned}} IPs")]),
+    ("Top queries", "short",
+     [(f"topk(10, sum by (query) (increase(hubble_dns_queries_total{{{S}}}[$__range])))", "{{query}}")]),
+    ("Failed responses by query", "reqps",
+     [(f'sum by (query, rcode) (rate(hubble_dns_responses_total{{{S}, rcode!="No Error"}}[{R}]))',
+       "{{query}} {{rcode}}")]),
+    # Queries leave the client pod, responses the DNS server's pod.
+    ("Queries by client pod", "reqps",
+     [(f'sum by (source) (rate(hubble_dns_queries_total{{{S}, source!=""}}[{R}]))', "{{source}}")]),
+    ("Responses by DNS server pod", "reqps",
+     [(f'sum by (source, rcode) (rate(hubble_dns_responses_total{{{S}, source!=""}}[{R}]))', "{{source}} {{rcode}}")]),
+]
+
+HUBBLE_PODS = [
+    ("Outgoing flows by pod", "short",
+     [(f"sum by (source) (rate(hubble_flows_processed_total{{{HPOD_SRC}}}[{R}]))", "{{source}}")]),
+    ("Incoming flows by pod", "short",
+     [(f"sum by (destination) (rate(hubble_flows_processed_total{{{HPOD_DST}}}[{R}]))", "{{destination}}")]),
+    ("Outgoing flows by verdict", "short",
+     [(f"sum by (verdict) (rate(hubble_flows_processed_total{{{HPOD_SRC}}}[{R}]))", "{{verdict}}")]),
+    ("Incoming flows by verdict", "short",
+     [(f"sum by (verdict) (rate(hubble_flows_processed_total{{{HPOD_DST}}}[{R}]))", "{{verdict}}")]),
+    ("Outgoing drops by pod and reason", "short",
+     [(f"sum by (source, reason) (rate(hubble_drop_total{{{HPOD_SRC}}}[{R}]))", "{{source}} {{reason}}")]),
+    ("Incoming drops by pod and reason", "short",
+     [(f"sum by (destination, reason) (rate(hubble_drop_total{{{HPOD_DST}}}[{R}]))", "{{destination}} {{reason}}")]),
+    ("TCP flags sent by pod", "short",
+     [(f"sum by (source, flag) (rate(hubble_tcp_flags_total{{{HPOD_SRC}}}[{R}]))", "{{source}} {{flag}}")]),
+    ("TCP flags received by pod", "short",
+     [(f"sum by (destination, flag) (rate(hubble_tcp_flags_total{{{HPOD_DST}}}[{R}]))", "{{destination}} {{flag}}")]),
+    ("DNS queries by pod", "reqps",
+     [(f"sum by (source, qtypes) (rate(hubble_dns_queries_total{{{HPOD_SRC}}}[{R}]))", "{{source}} {{qtypes}}")]),
+    ("Outgoing flows by protocol", "short",
+     [(f"sum by (protocol) (rate(hubble_flows_processed_total{{{HPOD_SRC}}}[{R}]))", "{{protocol}}")]),
+]
 
 
-def variables(pod_level):
+def variable(name, label, query, regex=""):
+    v = {"name": name, "label": label, "type": "query", "datasource": {"type": "prometheus", "uid": "${datasource}"},
+         "query": {"query": query, "refId": f"{name}-var"}, "definition": query, "refresh": 2,
+         "includeAll": True, "allValue": ".*", "multi": True, "sort": 1,
+         "current": {"selected": True, "text": ["All"], "value": ["$__all"]}}
+    if regex:
+        v["regex"] = regex  # Grafana keeps the first capture group of each value
+    return v
+
+
+def variables(pod_level, metric="networkobservability_forward_count", hubble_pods=False):
     v = [{"name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus",
           "current": {"text": "Prometheus", "value": "prometheus"}},
-         variable("cluster", "Cluster", "label_values(networkobservability_forward_count, cluster)"),
-         variable("instance", "Node", 'label_values(networkobservability_forward_count{cluster=~"$cluster"}, instance)')]
+         variable("cluster", "Cluster", f"label_values({metric}, cluster)"),
+         variable("instance", "Node", f'label_values({metric}{{cluster=~"$cluster"}}, instance)')]
     if pod_level:
         v.append(variable("namespace", "Namespace", "label_values(networkobservability_adv_forward_count, namespace)"))
         v.append(variable("pod", "Pod",
                           'label_values(networkobservability_adv_forward_count{namespace=~"$namespace"}, podname)'))
+    if hubble_pods:
+        # "namespace/pod" split by the variables' regex.
+        v.append(variable("namespace", "Namespace", f"label_values({metric}, source)", r"/^([^/]+)\//"))
+        v.append(variable("pod", "Pod", f'label_values({metric}{{source=~"$namespace/.*"}}, source)',
+                          r"/^[^/]+\/(.+)$/"))
     return v
 
 
-def dashboard(uid, title, panels, pod_level=False):
+def dashboard(uid, title, panels, pod_level=False, hubble=False, hubble_pods=False):
     out = []
     for i, (ptitle, unit, targets) in enumerate(panels):
         out.append({
@@ -147,9 +241,11 @@ def dashboard(uid, title, panels, pod_level=False):
                          "legendFormat": legend, "refId": chr(ord("A") + j)}
                         for j, (expr, legend) in enumerate(targets)],
         })
-    return {"uid": uid, "title": title, "tags": ["retina", "networking"], "timezone": "browser",
-            "schemaVersion": 39, "version": 1, "editable": True, "refresh": "30s",
-            "time": {"from": "now-1h", "to": "now"}, "templating": {"list": variables(pod_level)},
+    metric = "hubble_flows_processed_total" if hubble else "networkobservability_forward_count"
+    return {"uid": uid, "title": title, "tags": ["retina", "networking"] + (["hubble"] if hubble else []),
+            "timezone": "browser", "schemaVersion": 39, "version": 1, "editable": True, "refresh": "30s",
+            "time": {"from": "now-1h", "to": "now"},
+            "templating": {"list": variables(pod_level, metric, hubble_pods)},
             "annotations": {"list": []}, "panels": out}
 
 
@@ -157,6 +253,11 @@ DASHBOARDS = {
     "retina-clusters.json": dashboard("retina-clusters", "Kubernetes / Networking / Clusters", CLUSTERS),
     "retina-dns.json": dashboard("retina-dns", "Kubernetes / Networking / DNS", DNS),
     "retina-pod-level.json": dashboard("retina-pod-level", "Kubernetes / Networking / Pod Level", PODS, pod_level=True),
+    "hubble-clusters.json": dashboard("retina-hubble-clusters", "Kubernetes / Networking / Hubble / Clusters",
+                                      HUBBLE_CLUSTERS, hubble=True),
+    "hubble-dns.json": dashboard("retina-hubble-dns", "Kubernetes / Networking / Hubble / DNS", HUBBLE_DNS, hubble=True),
+    "hubble-pod-flows.json": dashboard("retina-hubble-pod-flows", "Kubernetes / Networking / Hubble / Pod Flows",
+                                       HUBBLE_PODS, hubble=True, hubble_pods=True),
 }
 
 

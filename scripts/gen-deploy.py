@@ -10,6 +10,7 @@ is the chart rendered with them.
 Source syntax (a deliberately small set, each with one Helm form):
     @{a.b}            {{ .Values.a.b }}              the default, as YAML scalar text
     @{a.b|quote}      {{ .Values.a.b | quote }}      the default, double-quoted
+    @{a.b|port}       {{ .Values.a.b | splitList ":" | last }}   the port of a host:port default
     <indent>@yaml{a}  {{- toYaml .Values.a | nindent <len(indent)> }}
     @ns               {{ .Release.Namespace }}       kube-system
     @if{a.b} / @end   {{- if .Values.a.b }} / {{- end }}   kept when the default is true
@@ -28,9 +29,10 @@ KUSTOMIZE = ROOT / "deploy/kubernetes"
 CHART = ROOT / "deploy/helm/retina"
 NAMESPACE = "kube-system"
 
-# (source, kustomize output, chart output, values forced on for the kustomize output)
+# (source, kustomize output, chart output or None, values forced on for the kustomize output)
 FILES = [
     ("metricsconfiguration-crd.yaml", "metricsconfiguration-crd.yaml", "crds/metricsconfiguration-crd.yaml", {}),
+    ("capture-crd.yaml", "capture-crd.yaml", "crds/capture-crd.yaml", {}),
     ("rbac.yaml", "rbac.yaml", "templates/rbac.yaml", {}),
     ("configmap.yaml", "configmap.yaml", "templates/configmap.yaml", {}),
     ("service.yaml", "service.yaml", "templates/service.yaml", {}),
@@ -39,9 +41,15 @@ FILES = [
     ("servicemonitor.yaml", "monitoring/servicemonitor.yaml", "templates/servicemonitor.yaml",
      {"serviceMonitor.enabled": True}),
     ("podmonitor.yaml", "monitoring/podmonitor.yaml", "templates/podmonitor.yaml", {"podMonitor.enabled": True}),
+    # Hubble mode: kustomize components whose patches are the objects
+    # rendered with enableHubble (the chart's enableHubble: true).
+    ("configmap.yaml", "hubble/configmap.yaml", None, {"enableHubble": True}),
+    ("service.yaml", "hubble/service.yaml", None, {"enableHubble": True}),
+    ("servicemonitor.yaml", "hubble-monitoring/servicemonitor.yaml", None,
+     {"serviceMonitor.enabled": True, "enableHubble": True}),
 ]
 
-VALUE = re.compile(r"@\{([A-Za-z0-9_.]+)(\|quote)?\}")
+VALUE = re.compile(r"@\{([A-Za-z0-9_.]+)(?:\|(quote|port))?\}")
 YAML_LINE = re.compile(r"^( *)@yaml\{([A-Za-z0-9_.]+)\}$")
 IF_LINE = re.compile(r"^@if\{([A-Za-z0-9_.]+)\}$")
 
@@ -103,11 +111,17 @@ def render(text, values, chart, forced, where):
             continue
 
         def value(m):
-            path, quote = m.group(1), m.group(2)
+            path, pipe = m.group(1), m.group(2)
             if chart:
-                return "{{ .Values.%s%s }}" % (path, " | quote" if quote else "")
+                return "{{ .Values.%s%s }}" % (path, {None: "", "quote": " | quote",
+                                                      "port": ' | splitList ":" | last'}[pipe])
             v = scalar(lookup(values, path, here))
-            return json.dumps(v) if quote else v
+            if pipe == "port":
+                port = v.rpartition(":")[2]
+                if not port.isdigit() or not 0 < int(port) < 65536:
+                    raise SourceError(f"{here}: {path} is {v!r}, not host:port with a port")
+                return port
+            return json.dumps(v) if pipe == "quote" else v
 
         line = VALUE.sub(value, line)
         line = line.replace("@ns", "{{ .Release.Namespace }}" if chart else NAMESPACE)
@@ -131,6 +145,8 @@ def outputs():
     for src, kust, chart_path, forced in FILES:
         text = (SRC / src).read_text()
         result[KUSTOMIZE / kust] = header(src, False) + render(text, values, False, forced, src)
+        if chart_path is None:
+            continue
         body = render(text, values, True, {}, src)
         # Helm reads crds/ as plain YAML; templates may start with a comment.
         result[CHART / chart_path] = header(src, True) + body

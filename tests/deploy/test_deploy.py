@@ -74,8 +74,12 @@ def kustomize(path):
 
 
 def by_kind(docs):
-    out = {}
+    """One object per kind; the CustomResourceDefinitions as a list."""
+    out = {"CustomResourceDefinition": []}
     for d in docs:
+        if d["kind"] == "CustomResourceDefinition":
+            out[d["kind"]].append(d)
+            continue
         assert d["kind"] not in out, f"two {d['kind']}"
         out[d["kind"]] = d
     return out
@@ -87,6 +91,13 @@ def test_rendered_objects_agree():
                          "ConfigMap", "Service", "DaemonSet", "ServiceMonitor", "PodMonitor"}
     for kind in ("ServiceAccount", "ConfigMap", "Service", "DaemonSet", "ServiceMonitor", "PodMonitor"):
         assert docs[kind]["metadata"]["namespace"] == "kube-system", kind
+    assert sorted(c["metadata"]["name"] for c in docs["CustomResourceDefinition"]) == [
+        "captures.retina.sh", "metricsconfigurations.retina.sh"]
+    # The agent may read and update what the CRDs define.
+    rules = docs["ClusterRole"]["rules"]
+    for crd in docs["CustomResourceDefinition"]:
+        plural = crd["spec"]["names"]["plural"]
+        assert any(crd["spec"]["group"] in r["apiGroups"] and plural in r["resources"] for r in rules), plural
 
     ds = docs["DaemonSet"]
     pod = ds["spec"]["template"]
@@ -169,9 +180,69 @@ def test_dashboards_are_current_and_loadable():
     cm = yaml.safe_load((ROOT / "deploy/grafana/configmap.yaml").read_text())
     assert cm["metadata"]["labels"] == {"grafana_dashboard": "1"}
     files = sorted(p.name for p in (ROOT / "deploy/grafana").glob("*.json"))
-    assert sorted(cm["data"]) == files == ["retina-clusters.json", "retina-dns.json", "retina-pod-level.json"]
+    assert sorted(cm["data"]) == files == ["hubble-clusters.json", "hubble-dns.json", "hubble-pod-flows.json",
+                                           "retina-clusters.json", "retina-dns.json", "retina-pod-level.json"]
     for name in files:
         d = json.loads(cm["data"][name])
         assert d == json.loads((ROOT / "deploy/grafana" / name).read_text())
         assert d["panels"] and all(p["targets"] for p in d["panels"])
         assert len({p["id"] for p in d["panels"]}) == len(d["panels"])
+
+
+def port_of(address):
+    return int(address.rpartition(":")[2])
+
+
+def test_hubble_mode_ports_agree():
+    """enableHubble (the hubble overlay, as the chart renders it): the agent's
+    config, the Service, the ServiceMonitor and Retina's hubble scrape job
+    agree on the Observer and hubble_* metrics ports."""
+    docs = by_kind(kustomize(ROOT / "deploy/overlays/hubble"))
+    grpc, metrics = port_of(VALUES["hubbleListenAddress"]), port_of(VALUES["hubbleMetricsServer"])
+    assert (grpc, metrics) == (4244, 9965)  # Retina's ports
+
+    config = yaml.safe_load(docs["ConfigMap"]["data"]["config.yaml"])
+    assert config["enableHubble"] is True
+    assert port_of(config["hubbleListenAddress"]) == grpc and port_of(config["hubbleMetricsServer"]) == metrics
+
+    pod = docs["DaemonSet"]["spec"]["template"]
+    (c,) = pod["spec"]["containers"]
+    # Still only the metrics port on the container: Retina's retina-pods job
+    # scrapes every declared port of the pod under the same labels.
+    assert [p["name"] for p in c["ports"]] == ["retina"]
+    # The pod annotation stays on the agent's own metrics port (retina-pods job).
+    assert pod["metadata"]["annotations"]["prometheus.io/port"] == str(VALUES["retinaPort"])
+
+    svc = docs["Service"]
+    ports = {p["name"]: (p["port"], p["targetPort"]) for p in svc["spec"]["ports"]}
+    assert ports == {"retina": (VALUES["retinaPort"],) * 2, "hubble-grpc": (grpc, grpc), "hubble-metrics": (metrics, metrics)}
+    assert svc["metadata"]["annotations"] == {"prometheus.io/scrape": "true", "prometheus.io/port": str(metrics)}
+
+    eps = {e["port"]: e for e in docs["ServiceMonitor"]["spec"]["endpoints"]}
+    assert set(eps) == {"retina", "hubble-metrics"}
+    assert {"targetLabel": "job", "replacement": "networkobservability-hubble"} in eps["hubble-metrics"]["relabelings"]
+    assert [e["port"] for e in docs["PodMonitor"]["spec"]["podMetricsEndpoints"]] == ["retina"]
+
+    # Retina's hubble scrape job keeps this pod and scrapes the metrics port.
+    prom = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yaml").read_text())
+    (job,) = [j for j in prom["scrape_configs"] if j["job_name"] == "networkobservability-hubble"]
+    (keep,) = [r for r in job["relabel_configs"] if r.get("action") == "keep"]
+    assert keep["source_labels"] == ["__meta_kubernetes_namespace", "__meta_kubernetes_pod_label_k8s_app"]
+    assert re.fullmatch(keep["regex"], f"{docs['DaemonSet']['metadata']['namespace']};"
+                                       f"{pod['metadata']['labels']['k8s-app']}")
+    (addr,) = [r for r in job["relabel_configs"] if r.get("target_label") == "__address__"]
+    assert addr["replacement"] == f"$1:{metrics}"
+
+
+def test_hubble_ports_only_in_hubble_mode():
+    docs = by_kind(kustomize(ROOT / "deploy/kubernetes"))
+    assert [p["name"] for p in docs["Service"]["spec"]["ports"]] == ["retina"]
+    assert "annotations" not in docs["Service"]["metadata"]
+    # The chart: every hubble port under `if .Values.enableHubble`, read from the addresses.
+    for name in ("service.yaml", "servicemonitor.yaml"):
+        text = (CHART / "templates" / name).read_text()
+        start = text.index("{{- if .Values.enableHubble }}")
+        assert text.count("hubble-") == text[start:].count("hubble-") > 0, name
+    svc = (CHART / "templates/service.yaml").read_text()
+    assert 'port: {{ .Values.hubbleListenAddress | splitList ":" | last }}' in svc
+    assert 'port: {{ .Values.hubbleMetricsServer | splitList ":" | last }}' in svc

@@ -19,14 +19,17 @@ NODE_IP, SERVER_IP, SERVER_PORT = "10.128.0.1", "10.128.0.2", 6443
 
 # Accepts connections, answers every request 404 and counts the connections.
 SERVER = r'''
-import socket, sys
+import os, socket, sys
 count_file = sys.argv[1]
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((sys.argv[2], int(sys.argv[3]))); s.listen(64)
 n = 0
 while True:
     c, _ = s.accept(); n += 1
-    open(count_file, "w").write(str(n))
+    # Replaced whole, so the test never reads a half-written count.
+    with open(count_file + ".tmp", "w") as f:
+        f.write(str(n))
+    os.replace(count_file + ".tmp", count_file)
     c.settimeout(2)
     try:
         c.recv(65536)
