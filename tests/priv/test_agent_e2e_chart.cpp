@@ -143,7 +143,7 @@ TEST_CASE("chart: the agent runs with the DaemonSet's command line, config and c
     CHECK(states.count(p) == 1);
     if (states.count(p)) CHECK(states.at(p) == "running");
   }
-  CHECK(agent.wait_log("msg=\"counting on " + node.up));
+  CHECK(agent.wait_log("msg=counting interface=" + node.up));
   CHECK(agent.wait_log("msg=\"also serving\" flag=--health-probe-bind-address"));
   CHECK(agent.wait_log("msg=\"also serving\" flag=--metrics-bind-address"));
   // The probes the DaemonSet declares, on the probe address; metrics on both ports.

@@ -130,7 +130,7 @@ TEST_CASE("agent e2e: Retina's forward_count is the node interface's counters, e
                .port = api});
   agent.wait_ready();
   INFO(agent.log_tail());
-  REQUIRE(agent.wait_log("msg=\"counting on " + up));
+  REQUIRE(agent.wait_log("msg=counting interface=" + up));
 
   const int ifindex = test::in_netns(node.name(), [&] { return test::ifindex_of(up); });
   const auto nic = [&] {

@@ -128,6 +128,7 @@ TEST_CASE("hubble: the agent's Observer API serves the node's flows", "[priv][ag
   agent.start({.config = fmt::format(
                    "apiServer: {{host: 127.0.0.1, port: {}}}\n"
                    "enabledPlugin: [packetparser, dns]\n"
+                   "podForwardMetrics: true\n"  // forward_* count the pod veths below
                    "dataAggregationLevel: low\n"
                    "endpointsFile: {}\n"
                    "flowLogPath: {}\n"

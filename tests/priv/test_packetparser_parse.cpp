@@ -673,10 +673,12 @@ TEST_CASE("packetparser exports its kernel statistics as metrics", "[priv][packe
   metrics::Registry plain;
   Config off = high_config();
   off.host_interfaces.clear();
+  PluginServices services;
   PacketParserPlugin pp;
   PluginContext ctx;
   ctx.config = &off;
   ctx.registry = &plain;
+  REQUIRE(services.provide(PacketParserPlugin::kNeeds, ctx));
   REQUIRE(pp.init(ctx));
   auto p = test::parse_prom_text(plain.expose());
   CHECK(p.family("networkobservability_conntrack_total_connections") == nullptr);

@@ -99,7 +99,8 @@ TEST_CASE("registries: advanced metrics come from one table", "[registry][advanc
   CHECK(names == std::vector<std::string_view>{"forward", "forward_count", "forward_bytes", "drop", "drop_count",
                                                "drop_bytes", "tcpflags", "tcp_flag_gauges", "tcpretrans",
                                                "tcp_retransmission_count", "dns", "dns_request_count",
-                                               "dns_response_count"});
+                                               "dns_response_count", "node_apiserver_latency",
+                                               "node_apiserver_tcp_handshake_latency", "node_apiserver_no_response"});
   // Paths below the configuration, for config.yaml and the CRD alike.
   MetricsContextOption bad;
   bad.metric_name = "forwrd";
