@@ -18,7 +18,10 @@ if [ "$(id -u)" -eq 0 ]; then
   export RETINA_REQUIRE_PRIVILEGED=${RETINA_REQUIRE_PRIVILEGED:-1}
 fi
 
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+# ccache (from install-deps.sh) makes a rebuild of unchanged sources cheap.
+LAUNCHER=()
+command -v ccache >/dev/null && LAUNCHER=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "${LAUNCHER[@]}" \
   -DRETINA_BUILD_TESTS=ON -DRETINA_BUILD_BENCH=ON -DRETINA_BUILD_PYTHON=ON \
   -DPython3_EXECUTABLE=/usr/bin/python3
 cmake --build build -j"$JOBS"
