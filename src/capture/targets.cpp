@@ -35,16 +35,10 @@ struct Link {
 };
 
 Result<std::vector<Link>> dump_links(loader::NetlinkSocket& nl) {
-  struct {
-    nlmsghdr h;
-    ifinfomsg i;
-  } req{};
-  req.h.nlmsg_len = NLMSG_LENGTH(sizeof(ifinfomsg));
-  req.h.nlmsg_type = RTM_GETLINK;
-  req.h.nlmsg_flags = NLM_F_DUMP;
-  req.i.ifi_family = AF_UNSPEC;
+  ifinfomsg req{};
+  req.ifi_family = AF_UNSPEC;
   std::vector<Link> out;
-  auto st = nl.request(&req.h, "RTM_GETLINK", [&](const nlmsghdr& h) -> retina::Status {
+  auto st = nl.dump(RTM_GETLINK, req, "RTM_GETLINK", [&](const nlmsghdr& h) -> retina::Status {
     auto m = loader::parse_link_message(h);
     if (!m || m->family != AF_UNSPEC) return ok();
     const auto* ifi = static_cast<const ifinfomsg*>(NLMSG_DATA(&h));
@@ -66,16 +60,10 @@ Result<std::vector<Link>> dump_links(loader::NetlinkSocket& nl) {
 
 // (ifindex, address) of every address in the socket's namespace.
 Result<std::vector<std::pair<int, IpAddr>>> dump_addresses(loader::NetlinkSocket& nl) {
-  struct {
-    nlmsghdr h;
-    ifaddrmsg a;
-  } req{};
-  req.h.nlmsg_len = NLMSG_LENGTH(sizeof(ifaddrmsg));
-  req.h.nlmsg_type = RTM_GETADDR;
-  req.h.nlmsg_flags = NLM_F_DUMP;
-  req.a.ifa_family = AF_UNSPEC;
+  ifaddrmsg req{};
+  req.ifa_family = AF_UNSPEC;
   std::vector<std::pair<int, IpAddr>> out;
-  auto st = nl.request(&req.h, "RTM_GETADDR", [&](const nlmsghdr& h) -> retina::Status {
+  auto st = nl.dump(RTM_GETADDR, req, "RTM_GETADDR", [&](const nlmsghdr& h) -> retina::Status {
     if (h.nlmsg_type != RTM_NEWADDR || h.nlmsg_len < NLMSG_LENGTH(sizeof(ifaddrmsg))) return ok();
     const auto* ifa = static_cast<const ifaddrmsg*>(NLMSG_DATA(&h));
     const rtattr* tb[IFA_MAX + 1];

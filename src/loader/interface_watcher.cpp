@@ -238,26 +238,15 @@ class RtnlInterfaceWatcher final : public InterfaceWatcher {
         on_message(h);
         return ok();
       };
-      struct {
-        nlmsghdr h;
-        ifinfomsg i;
-      } lreq{};
-      lreq.h.nlmsg_len = NLMSG_LENGTH(sizeof(ifinfomsg));
-      lreq.h.nlmsg_type = RTM_GETLINK;
-      lreq.h.nlmsg_flags = NLM_F_DUMP;
-      lreq.i.ifi_family = AF_UNSPEC;
-      Status st = sock->request(&lreq.h, "RTM_GETLINK dump", handler);
+      ifinfomsg links_req{};
+      links_req.ifi_family = AF_UNSPEC;
+      Status st = sock->dump(RTM_GETLINK, links_req, "RTM_GETLINK dump", handler);
       for (int family : {AF_INET, AF_INET6}) {
         if (!st) break;
-        struct {
-          nlmsghdr h;
-          rtmsg r;
-        } rreq{};
-        rreq.h.nlmsg_len = NLMSG_LENGTH(sizeof(rtmsg));
-        rreq.h.nlmsg_type = RTM_GETROUTE;
-        rreq.h.nlmsg_flags = NLM_F_DUMP;
-        rreq.r.rtm_family = static_cast<unsigned char>(family);
-        st = sock->request(&rreq.h, family == AF_INET ? "RTM_GETROUTE dump (IPv4)" : "RTM_GETROUTE dump (IPv6)", handler);
+        rtmsg routes_req{};
+        routes_req.rtm_family = static_cast<unsigned char>(family);
+        st = sock->dump(RTM_GETROUTE, routes_req,
+                        family == AF_INET ? "RTM_GETROUTE dump (IPv4)" : "RTM_GETROUTE dump (IPv6)", handler);
       }
       if (!st) {
         std::swap(links, links_);  // keep the previous state

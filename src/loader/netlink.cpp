@@ -213,19 +213,13 @@ Result<std::vector<TcFilterInfo>> list_tc_filters(int ifindex, TcDirection dir) 
   auto sock = NetlinkSocket::open();
   if (!sock) return unexpected(sock.error());
 
-  struct {
-    nlmsghdr h;
-    tcmsg t;
-  } req{};
-  req.h.nlmsg_len = NLMSG_LENGTH(sizeof(tcmsg));
-  req.h.nlmsg_type = RTM_GETTFILTER;
-  req.h.nlmsg_flags = NLM_F_DUMP;
-  req.t.tcm_family = AF_UNSPEC;
-  req.t.tcm_ifindex = ifindex;
-  req.t.tcm_parent = TC_H_MAKE(TC_H_CLSACT, dir == TcDirection::kIngress ? TC_H_MIN_INGRESS : TC_H_MIN_EGRESS);
+  tcmsg req{};
+  req.tcm_family = AF_UNSPEC;
+  req.tcm_ifindex = ifindex;
+  req.tcm_parent = TC_H_MAKE(TC_H_CLSACT, dir == TcDirection::kIngress ? TC_H_MIN_INGRESS : TC_H_MIN_EGRESS);
 
   std::vector<TcFilterInfo> out;
-  auto st = sock->request(&req.h, fmt::format("RTM_GETTFILTER(ifindex {}, {})", ifindex, to_string(dir)),
+  auto st = sock->dump(RTM_GETTFILTER, req, fmt::format("RTM_GETTFILTER(ifindex {}, {})", ifindex, to_string(dir)),
                           [&](const nlmsghdr& h) -> Status {
                             int idx = 0;
                             auto f = parse_tc_filter_message(h, &idx);

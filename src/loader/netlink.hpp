@@ -36,6 +36,23 @@ class NetlinkSocket {
   // acknowledged. A negative acknowledgement becomes Error::system(what).
   Status request(nlmsghdr* req, std::string_view what, const MessageFn& fn = {});
 
+  // Dumps every object of `type` (RTM_GETLINK, RTM_GETADDR, ...). `body` is
+  // the family header that follows nlmsghdr (ifinfomsg, ifaddrmsg, rtmsg,
+  // tcmsg), already holding its selectors.
+  template <class Body>
+  Status dump(uint16_t type, const Body& body, std::string_view what, const MessageFn& fn) {
+    struct {
+      nlmsghdr h;
+      Body b;
+    } req{};
+    static_assert(sizeof(req) == NLMSG_LENGTH(sizeof(Body)), "no padding between header and body");
+    req.h.nlmsg_len = NLMSG_LENGTH(sizeof(Body));
+    req.h.nlmsg_type = type;
+    req.h.nlmsg_flags = NLM_F_DUMP;
+    req.b = body;
+    return request(&req.h, what, fn);
+  }
+
   // Reads one datagram and hands its messages to fn. Returns false when
   // nothing was waiting (non-blocking socket). ENOBUFS (the kernel dropped
   // notifications) is returned as an error with code ENOBUFS.
