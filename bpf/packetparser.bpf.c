@@ -21,8 +21,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* The same layout as user space sees (see the C++ static_asserts). */
 _Static_assert(sizeof(struct retina_packet_event) == 128, "retina_packet_event layout");
 _Static_assert(sizeof(struct retina_ct_key) == 44, "retina_ct_key layout");
-_Static_assert(sizeof(struct retina_ct_side) == 64, "retina_ct_side layout");
-_Static_assert(sizeof(struct retina_ct_entry) == 192, "retina_ct_entry layout");
+_Static_assert(sizeof(struct retina_ct_side) == 80, "retina_ct_side layout");
+_Static_assert(sizeof(struct retina_ct_entry) == 208, "retina_ct_entry layout");
 _Static_assert(sizeof(struct retina_ct_gauges) == 48, "retina_ct_gauges layout");
 _Static_assert(sizeof(struct retina_lpm_key) == 20, "retina_lpm_key layout");
 
@@ -192,34 +192,99 @@ static __always_inline void pp_emit_packet(struct pp_ctx *c, __u8 flags, __u8 re
 
 /* ----------------------------------------------------------- conntrack */
 
-static __always_inline void ct_add_pending(struct retina_ct_side *s, __u32 bytes, __u16 tcp_flags)
+/* A spill of the packed words starts once a field passes half its range:
+ * every CPU that adds after that spills too, so neither field can wrap
+ * before the spill took it (packets below 16 MiB go to the packed word). */
+#define CT_PEND_MAX_PACKET (1U << 24)
+#define CT_PEND_SPILL_BYTES (1ULL << (RETINA_CT_PEND_BYTES_BITS - 1))
+#define CT_PEND_FLAG_MASK (RETINA_TCP_ACK | RETINA_TCP_PSH)
+
+static __always_inline void ct_add_flags(struct retina_ct_side *s, __u16 f)
 {
-	__sync_fetch_and_add(&s->pending_packets, 1);
-	__sync_fetch_and_add(&s->pending_bytes, bytes);
-	if (!tcp_flags)
-		return;
 #pragma unroll
 	for (int i = 0; i < RETINA_FLAG_IDX_MAX; i++)
-		if (tcp_flags & (1 << i))
+		if (f & (1 << i))
 			__sync_fetch_and_add(&s->pending_flags[i], 1);
 }
 
-/* Moves the pending counts into the record with atomic exchanges: a packet
- * another CPU adds concurrently lands either here or in the next report. */
-static __always_inline void ct_take_pending(struct retina_ct_side *s, struct retina_packet_event *ev)
+/* Moves the packed words into the wide counters. */
+static __noinline void ct_spill(struct retina_ct_side *s)
 {
-	ev->prev_packets = __sync_lock_test_and_set(&s->pending_packets, 0);
-	ev->prev_bytes = __sync_lock_test_and_set(&s->pending_bytes, 0);
-#pragma unroll
-	for (int i = 0; i < RETINA_FLAG_IDX_MAX; i++) {
-		if (s->pending_flags[i])
-			ev->prev_flag_counts[i] = __sync_lock_test_and_set(&s->pending_flags[i], 0);
+	if (!s)
+		return;
+	__u64 v = __sync_lock_test_and_set(&s->pending, 0);
+	__u64 a = __sync_lock_test_and_set(&s->pending_ack_psh, 0);
+	__sync_fetch_and_add(&s->pending_packets, (__u32)(v >> RETINA_CT_PEND_BYTES_BITS));
+	__sync_fetch_and_add(&s->pending_bytes, v & RETINA_CT_PEND_BYTES_MASK);
+	__sync_fetch_and_add(&s->pending_flags[RETINA_FLAG_IDX_ACK], (__u32)a);
+	__sync_fetch_and_add(&s->pending_flags[RETINA_FLAG_IDX_PSH], (__u32)(a >> 32));
+}
+
+/* The per-packet path of an established connection: one atomic add (two
+ * with ACK or PSH), never a record. */
+static __always_inline void ct_add_pending(struct retina_ct_side *s, __u32 bytes, __u16 tcp_flags)
+{
+	if (bytes >= CT_PEND_MAX_PACKET) {
+		__sync_fetch_and_add(&s->pending_packets, 1);
+		__sync_fetch_and_add(&s->pending_bytes, bytes);
+		ct_add_flags(s, tcp_flags);
+		return;
 	}
+	__u64 old = __sync_fetch_and_add(&s->pending, RETINA_CT_PEND_ONE_PACKET | bytes);
+	if (tcp_flags & CT_PEND_FLAG_MASK)
+		__sync_fetch_and_add(&s->pending_ack_psh, ((tcp_flags & RETINA_TCP_ACK) ? 1ULL : 0) |
+								  ((tcp_flags & RETINA_TCP_PSH) ? 1ULL << 32 : 0));
+	if (tcp_flags & ~CT_PEND_FLAG_MASK)
+		ct_add_flags(s, tcp_flags & ~CT_PEND_FLAG_MASK);
+	/* The packet count's top bit, or the byte count's. */
+	if ((__s64)old < 0 || (old & RETINA_CT_PEND_BYTES_MASK) >= CT_PEND_SPILL_BYTES)
+		ct_spill(s);
+}
+
+static __always_inline __u32 ct_take32(__u32 *v)
+{
+	return *v ? __sync_lock_test_and_set(v, 0) : 0;
+}
+
+/* Moves the pending counts into the record with atomic exchanges: a packet
+ * another CPU adds concurrently lands either here or in the next report.
+ * Returns the packets taken. */
+static __always_inline __u32 ct_take_pending(struct retina_ct_side *s, struct retina_packet_event *ev)
+{
+	__u64 v = s->pending ? __sync_lock_test_and_set(&s->pending, 0) : 0;
+	__u64 a = s->pending_ack_psh ? __sync_lock_test_and_set(&s->pending_ack_psh, 0) : 0;
+	__u64 wide_bytes = s->pending_bytes ? __sync_lock_test_and_set(&s->pending_bytes, 0) : 0;
+
+	ev->prev_packets = (__u32)(v >> RETINA_CT_PEND_BYTES_BITS) + ct_take32(&s->pending_packets);
+	ev->prev_bytes = (v & RETINA_CT_PEND_BYTES_MASK) + wide_bytes;
+#pragma unroll
+	for (int i = 0; i < RETINA_FLAG_IDX_MAX; i++)
+		ev->prev_flag_counts[i] = ct_take32(&s->pending_flags[i]);
+	ev->prev_flag_counts[RETINA_FLAG_IDX_ACK] += (__u32)a;
+	ev->prev_flag_counts[RETINA_FLAG_IDX_PSH] += (__u32)(a >> 32);
+	return ev->prev_packets;
 }
 
 static __always_inline bool ct_has_pending(const struct retina_ct_side *s)
 {
-	return s->pending_packets || s->pending_bytes;
+	return s->pending || s->pending_packets || s->pending_bytes;
+}
+
+/* Pending packets and bytes of a side, left in place (for the gauges). */
+static __always_inline void ct_peek_pending(const struct retina_ct_side *s, __u64 *packets, __u64 *bytes)
+{
+	__u64 v = s->pending;
+	*packets = (v >> RETINA_CT_PEND_BYTES_BITS) + s->pending_packets;
+	*bytes = (v & RETINA_CT_PEND_BYTES_MASK) + s->pending_bytes;
+}
+
+/* Adds what a record reports to the entry's totals (the gauges). */
+static __always_inline void ct_count_reported(struct retina_ct_entry *e, bool reply,
+					      const struct retina_packet_event *ev, bool with_packet)
+{
+	__u32 d = reply ? 1 : 0;
+	__sync_fetch_and_add(&e->packets[d], (__u64)ev->prev_packets + (with_packet ? 1 : 0));
+	__sync_fetch_and_add(&e->bytes[d], ev->prev_bytes + (with_packet ? ev->bytes : 0));
 }
 
 /* Normalised key: lower address (then port) first. Returns whether the
@@ -307,8 +372,6 @@ static __always_inline void ct_init_fields(struct retina_ct_entry *e, const stru
 		state |= RETINA_CT_DIR_UNKNOWN;
 	state |= ct_packet_bits(c->pkt.tuple.proto, f, src_lo);
 
-	e->created_ns = c->now;
-	e->last_seen_ns = c->now;
 	e->expires_ns = ct_expiry(c->pkt.tuple.proto, 0, state, f, c->now);
 	e->state = state;
 	e->packets[0] = 0;
@@ -342,8 +405,6 @@ static __always_inline void ct_first_packet(const struct pp_ctx *c, struct retin
 	struct retina_ct_side *side = &e->side[c->side & 1];
 	__u16 f = c->pkt.tcp_flags;
 
-	__sync_fetch_and_add(&e->packets[reply ? 1 : 0], 1);
-	__sync_fetch_and_add(&e->bytes[reply ? 1 : 0], c->bytes);
 	side->last_reply = reply;
 	side->last_report_ns = c->now;
 
@@ -354,6 +415,7 @@ static __always_inline void ct_first_packet(const struct pp_ctx *c, struct retin
 				pp_obs_of(state & RETINA_CT_HOST_IF, c->side), ct_report_flags(state, reply), f,
 				RETINA_REPORT_NEW, c->pkt.tcp_tsval);
 			ct_take_pending(side, ev); /* counts a reset entry carried over */
+			ct_count_reported(e, reply, ev, true);
 			side->flags_seen = f;
 			pp_submit(ev);
 			return;
@@ -377,10 +439,8 @@ static __always_inline void ct_packet(struct pp_ctx *c, struct retina_ct_entry *
 	__u8 reason;
 
 	e->expires_ns = ct_expiry(proto, prev, state, f, c->now);
-	e->last_seen_ns = c->now;
-	__sync_fetch_and_add(&e->packets[reply ? 1 : 0], 1);
-	__sync_fetch_and_add(&e->bytes[reply ? 1 : 0], c->bytes);
-	side->last_reply = reply;
+	if (side->last_reply != reply)
+		side->last_reply = reply;
 
 	if ((f & ~side->flags_seen) || (f & CT_ALWAYS_REPORT_FLAGS))
 		reason = RETINA_REPORT_FLAGS;
@@ -400,6 +460,7 @@ static __always_inline void ct_packet(struct pp_ctx *c, struct retina_ct_entry *
 	pp_fill(ev, &c->pkt.tuple, c->ifindex, c->bytes, pp_obs_of(state & RETINA_CT_HOST_IF, c->side),
 		ct_report_flags(state, reply), f, reason, c->pkt.tcp_tsval);
 	ct_take_pending(side, ev);
+	ct_count_reported(e, reply, ev, true);
 	side->last_report_ns = c->now;
 	side->flags_seen |= f;
 	pp_submit(ev);
@@ -434,6 +495,7 @@ static __always_inline void ct_fill_flush(struct retina_packet_event *ev, const 
 	pp_fill(ev, &t, k->ifindex, 0, pp_obs_of(state & RETINA_CT_HOST_IF, s & 1),
 		ct_report_flags(state, reply) | RETINA_PKT_F_NO_PACKET, 0, reason, 0);
 	ct_take_pending(side, ev);
+	ct_count_reported(e, reply, ev, false);
 	side->last_report_ns = now;
 }
 
@@ -676,6 +738,18 @@ static long sweep_one(struct bpf_map *map, struct retina_ct_key *key, struct ret
 	sc->g.packets_rx += e->packets[1];
 	sc->g.bytes_tx += e->bytes[0];
 	sc->g.bytes_rx += e->bytes[1];
+#pragma unroll
+	for (__u32 s = 0; s < 2; s++) {
+		__u64 p, b;
+		ct_peek_pending(&e->side[s], &p, &b);
+		if (e->side[s].last_reply) {
+			sc->g.packets_rx += p;
+			sc->g.bytes_rx += b;
+		} else {
+			sc->g.packets_tx += p;
+			sc->g.bytes_tx += b;
+		}
+	}
 
 #pragma unroll
 	for (__u32 s = 0; s < 2; s++) {

@@ -749,3 +749,32 @@ TEST_CASE("conntrack counts every packet once with concurrent CPUs and sweeps", 
   CHECK(h.stat(RETINA_STAT_RINGBUF_FULL) == 0);
   CHECK(evs.size() > 2);  // the sweeper really interleaved
 }
+
+TEST_CASE("conntrack stays exact when the packed pending counts spill", "[priv][packetparser][conntrack]") {
+  RETINA_REQUIRE_PRIVILEGED();
+  Harness h(high_config());
+  // More packets than the packed word's spill point (2^23) without a
+  // report in between: the wide counters take them, and the flush carries
+  // both. TCP ACK|PSH, so the packed flag counts spill too.
+  const Bytes syn = ipv4("10.3.0.1", "10.3.0.2", IPPROTO_TCP, tcp(7000, 80, RETINA_TCP_SYN, 1u, 0));
+  const Bytes data = ipv4("10.3.0.1", "10.3.0.2", IPPROTO_TCP, tcp(7000, 80, RETINA_TCP_ACK | RETINA_TCP_PSH, 1u, 10));
+  const int kPackets = (1 << 23) + 123457;
+  h.run(syn);
+  h.run(data);  // FLAGS: ACK and PSH are new
+  h.run(data, false, kPackets);
+  REQUIRE(h.pp.sweep(false));
+  auto g = h.pp.conntrack_gauges();
+  REQUIRE(g);
+  CHECK(g->packets_tx == 2u + kPackets);
+  CHECK(g->bytes_tx == syn.size() + (1ull + kPackets) * data.size());
+  REQUIRE(h.pp.sweep(true));
+  auto evs = h.drain();
+  REQUIRE(evs.size() == 3);
+  CHECK(evs[2].prev_packets == static_cast<uint32_t>(kPackets));
+  CHECK(evs[2].prev_flag_counts[RETINA_FLAG_IDX_ACK] == static_cast<uint32_t>(kPackets));
+  CHECK(evs[2].prev_flag_counts[RETINA_FLAG_IDX_PSH] == static_cast<uint32_t>(kPackets));
+  auto [packets, bytes] = totals(evs);
+  CHECK(packets == 2u + kPackets);
+  CHECK(bytes == syn.size() + (1ull + kPackets) * data.size());
+  CHECK(h.stat(RETINA_STAT_REPORTS) == 3);
+}

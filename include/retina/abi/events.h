@@ -262,17 +262,28 @@ struct retina_ct_key {
 
 /* What one TC hook direction of an entry has seen since its last report.
  * Pending counts are only ever added to atomically and taken with an atomic
- * exchange, so concurrent CPUs never lose or double count a packet. */
+ * exchange, so concurrent CPUs never lose or double count a packet. A
+ * packet of an established connection costs one atomic add to `pending`
+ * (plus one to `pending_ack_psh` for TCP): its packet and byte counts share
+ * a word. Before either field of that word can overflow, its contents move
+ * ("spill") into the wide counters below, which also take what the packed
+ * words cannot (packets of 16 MiB or more, other TCP flags). A report takes
+ * the sum of both. */
+#define RETINA_CT_PEND_BYTES_BITS 40
+#define RETINA_CT_PEND_BYTES_MASK ((1ULL << RETINA_CT_PEND_BYTES_BITS) - 1)
+#define RETINA_CT_PEND_ONE_PACKET (1ULL << RETINA_CT_PEND_BYTES_BITS)
 struct retina_ct_side {
-	__u64 pending_bytes;          /*  0 */
-	__u32 pending_packets;        /*  8 */
-	__u32 pending_flags[RETINA_FLAG_IDX_MAX]; /* 12 per-flag counts of the pending packets */
-	__u64 last_report_ns;         /* 48 */
-	__u16 flags_seen;             /* 56 OR of flags already reported in this direction */
-	__u8 last_reply;              /* 58 1: the last packet here travelled responder -> initiator */
-	__u8 _pad0;                   /* 59 */
-	__u32 _pad1;                  /* 60 */
-};                                /* 64 */
+	__u64 pending;                /*  0 packets << 40 | bytes */
+	__u64 pending_ack_psh;        /*  8 PSH count << 32 | ACK count */
+	__u64 pending_bytes;          /* 16 wide counters: spills and the rest */
+	__u32 pending_packets;        /* 24 */
+	__u32 pending_flags[RETINA_FLAG_IDX_MAX]; /* 28 per-flag counts of the pending packets */
+	__u64 last_report_ns;         /* 64 */
+	__u16 flags_seen;             /* 72 OR of flags already reported in this direction */
+	__u8 last_reply;              /* 74 1: the last packet here travelled responder -> initiator */
+	__u8 _pad0;                   /* 75 */
+	__u32 _pad1;                  /* 76 */
+};                                /* 80 */
 
 #define RETINA_CT_INIT_IS_LO 0x01   /* the initiator is addr_lo:port_lo */
 #define RETINA_CT_DIR_UNKNOWN 0x02  /* first packet was not a SYN */
@@ -289,19 +300,19 @@ struct retina_ct_side {
  * count now, whether or not its report interval has passed (on stop). */
 #define RETINA_SWEEP_FLUSH_ALL 1
 
-/* Conntrack times (created_ns, last_seen_ns, expires_ns, last_report_ns)
- * follow the jiffies clock in nanoseconds where the kernel's CONFIG_HZ is
- * known, and CLOCK_BOOTTIME otherwise; records carry CLOCK_BOOTTIME. */
+/* Conntrack times (expires_ns, last_report_ns) follow the jiffies clock in
+ * nanoseconds where the kernel's CONFIG_HZ is known, and CLOCK_BOOTTIME
+ * otherwise; records carry CLOCK_BOOTTIME. packets and bytes count what
+ * was reported (records and flushes); the sweeper adds what is pending for
+ * the conntrack_* gauges, so the per-packet path never touches them. */
 struct retina_ct_entry {
-	__u64 created_ns;             /*   0 */
-	__u64 last_seen_ns;           /*   8 */
-	__u64 expires_ns;             /*  16 the entry is expired once now > expires_ns */
-	__u32 state;                  /*  24 RETINA_CT_* bits */
-	__u32 _pad;                   /*  28 */
-	__u64 packets[2];             /*  32 [0] initiator -> responder (tx), [1] reply (rx) */
-	__u64 bytes[2];               /*  48 every packet since creation, for conntrack_* gauges */
-	struct retina_ct_side side[2]; /* 64 [0] tc ingress, [1] tc egress */
-};                                /* 192 */
+	__u64 expires_ns;             /*   0 the entry is expired once now > expires_ns */
+	__u32 state;                  /*   8 RETINA_CT_* bits */
+	__u32 _pad;                   /*  12 */
+	__u64 packets[2];             /*  16 [0] initiator -> responder (tx), [1] reply (rx) */
+	__u64 bytes[2];               /*  32 */
+	struct retina_ct_side side[2]; /* 48 [0] tc ingress, [1] tc egress */
+};                                /* 208 */
 
 /* Sums over live conntrack entries, written by the sweeper (array map,
  * one element) and exported as the conntrack_* gauges. */
