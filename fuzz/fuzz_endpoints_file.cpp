@@ -1,4 +1,5 @@
-// Fuzzes the endpoints file parser (YAML and JSON through yaml-cpp) and
+// Fuzzes the endpoints file parser (YAML through yaml-cpp, JSON through
+// simdjson, malformed JSON through yaml-cpp again) and
 // feeds whatever parses into an IpCache, which must accept it.
 #include <cstddef>
 #include <cstdint>

@@ -101,6 +101,55 @@ TEST_CASE("Endpoints file: JSON is accepted", "[endpoints_file]") {
   CHECK((*r)[1]->zone.empty());
 }
 
+TEST_CASE("Endpoints file: JSON validates like YAML, naming entry and field", "[endpoints_file]") {
+  struct Case {
+    const char* text;
+    const char* expect;
+  };
+  const Case cases[] = {
+      {R"({"endpoints": [{"name": "a", "ips": ["nope"]}]})",
+       "endpoints[0].ips[0]: \"nope\" is not an IPv4 or IPv6 address"},
+      {R"({"endpoints": [{"name": "a", "ips": [7]}]})", "endpoints[0].ips[0]: \"7\" is not an IPv4"},
+      {R"({"endpoints": [{"name": "a", "ips": ["10.0.0.1"], "observe": 1}]})",
+       "endpoints[0].observe: expected true or false, got \"1\""},
+      {R"({"endpoints": [{"name": "a", "ips": ["10.0.0.1"], "labels": {"k": []}}]})",
+       "endpoints[0].labels.k: expected a string value, got a list"},
+      {R"({"endpoints": [{"name": "a", "ips": ["10.0.0.1"]}, {"name": "a", "ips": ["10.0.0.2"]}]})",
+       "endpoints[1]: pod default/a is already listed as endpoints[0]"},
+      {R"({"endpoints": [{"name": "a", "ips": "10.0.0.1"}]})",
+       "endpoints[0].ips: expected a list of addresses, got a scalar"},
+      {R"({"endpoints": {"name": "a"}})", "endpoints: expected a list, got a mapping"},
+      {R"({"other": []})", "unknown top-level field \"other\""},
+  };
+  for (const auto& c : cases) {
+    INFO("input: " << c.text);
+    auto r = parse_endpoints(c.text);
+    REQUIRE_FALSE(r);
+    INFO("error: " << r.error().message);
+    CHECK(r.error().message.find(c.expect) == 0);
+  }
+  // The same entries in both formats give the same endpoints.
+  auto j = parse_endpoints(R"( {"endpoints": [{"kind": "Service", "namespace": "n", "name": "s", "ips": ["10.2.0.1"],
+      "labels": ["b=2", "a=1"], "workloads": [{"kind": "ReplicaSet", "name": "r"}, {"kind": "Deployment", "name": "d"}],
+      "observe": "yes"}]})");
+  auto y = parse_endpoints(
+      "endpoints:\n  - {kind: Service, namespace: n, name: s, ips: [10.2.0.1], labels: [b=2, a=1],\n"
+      "     workloads: [{kind: ReplicaSet, name: r}, {kind: Deployment, name: d}], observe: yes}\n");
+  REQUIRE(j);
+  REQUIRE(y);
+  REQUIRE(j->size() == 1);
+  REQUIRE(y->size() == 1);
+  const Endpoint& a = *(*j)[0];
+  const Endpoint& b = *(*y)[0];
+  CHECK(a.key() == b.key());
+  CHECK(a.ips == b.ips);
+  CHECK(a.labels == b.labels);
+  CHECK(a.observe == b.observe);
+  REQUIRE(a.workloads.size() == 2);
+  CHECK(a.workloads[1].kind == "Deployment");
+  CHECK(a.workloads == b.workloads);
+}
+
 TEST_CASE("Endpoints file: an empty list is valid", "[endpoints_file]") {
   for (const char* text : {"endpoints: []", "endpoints:", "{\"endpoints\": []}", "endpoints: []\n# trailing\n"}) {
     INFO(text);
