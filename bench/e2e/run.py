@@ -23,6 +23,14 @@ Needs root, iperf3 and a built agent (scripts/test.sh or
   sudo bench/e2e/run.py                           # every case, 4 pairs of 5 s runs per test
   sudo bench/e2e/run.py --duration 3 --cases high,low --tests udp
   sudo bench/e2e/run.py --json results.json --compare previous.json
+  sudo bench/e2e/run.py --pin 0,1,1 --cases off,tc-nop,high,low --paths pod-pod
+
+--pin CLIENT,SERVER,AGENT pins the iperf3 client, the iperf3 server and the
+agent (all its threads) to those CPUs and runs at least 8 pairs: on a
+2-vCPU machine the scheduler moving the three around is most of the noise.
+Every row shows the median ratio with a 95 % bootstrap confidence interval
+of that median (resampling the pairs), so a 2 % difference can be told from
+noise: it is real when the intervals of two cases do not overlap.
 """
 
 import argparse
@@ -32,6 +40,7 @@ import ipaddress
 import json
 import os
 import platform
+import random
 import re
 import shutil
 import signal
@@ -197,27 +206,38 @@ class NopFilters:
 
 # ---------------------------------------------------------------------- agent
 
-def endpoints_file(path, count):
-    """count pods (plus the real ones) so the cache holds what a busy node's would."""
-    lines = ["endpoints:"]
-    for i, (pod, ip) in enumerate(zip(PODS, POD_IPS)):
-        lines += [f"  - kind: pod", f"    namespace: bench", f"    name: {pod}-0", f"    ips: [{ip}]",
-                  f"    labels: {{app: {pod}}}", f"    workload: {{kind: Deployment, name: {pod}}}",
-                  f"    node: {NODE}", "    zone: zone-a"]
-    lines += ["  - kind: external", "    name: remote", f"    ips: [{UPLINK_REMOTE_IP}]"]
+def endpoints_file(path, count, as_json=False):
+    """count pods (plus the real ones) so the cache holds what a busy node's would;
+    YAML, or JSON (which the agent parses without yaml-cpp's node tree)."""
+    eps = [{"kind": "pod", "namespace": "bench", "name": f"{pod}-0", "ips": [ip], "labels": {"app": pod},
+            "workload": {"kind": "Deployment", "name": pod}, "node": NODE, "zone": "zone-a"}
+           for pod, ip in zip(PODS, POD_IPS)]
+    eps.append({"kind": "external", "name": "remote", "ips": [UPLINK_REMOTE_IP]})
     base = int(ipaddress.ip_address("10.64.0.0"))
     for i in range(count):
-        ip = ipaddress.ip_address(base + i)
-        lines += [f"  - kind: pod", f"    namespace: ns-{i % 100}", f"    name: pod-{i}", f"    ips: [{ip}]",
-                  f"    labels: {{app: app-{i % 500}}}", f"    workload: {{kind: Deployment, name: app-{i % 500}}}",
-                  f"    node: node-{i % 50}"]
+        eps.append({"kind": "pod", "namespace": f"ns-{i % 100}", "name": f"pod-{i}",
+                    "ips": [str(ipaddress.ip_address(base + i))], "labels": {"app": f"app-{i % 500}"},
+                    "workload": {"kind": "Deployment", "name": f"app-{i % 500}"}, "node": f"node-{i % 50}"})
     with open(path, "w") as f:
-        f.write("\n".join(lines) + "\n")
+        if as_json:
+            json.dump({"endpoints": eps}, f)
+            return
+        f.write("endpoints:\n")
+        for e in eps:  # block style, one field a line, as people write it
+            f.write("  - " + "\n    ".join(f"{k}: {yaml_flow(v)}" for k, v in e.items()) + "\n")
+
+
+def yaml_flow(v):
+    if isinstance(v, list):
+        return "[" + ", ".join(v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}: {x}" for k, x in v.items()) + "}"
+    return v
 
 
 class Agent:
-    def __init__(self, binary, case, cfg, workdir, endpoints):
-        self.binary, self.case, self.workdir = binary, case, workdir
+    def __init__(self, binary, case, cfg, workdir, endpoints, cpu=None):
+        self.binary, self.case, self.workdir, self.cpu = binary, case, workdir, cpu
         self.cfg = dict(cfg)
         self.cfg.update({"apiServer": {"host": "127.0.0.1", "port": AGENT_PORT}, "logLevel": "info",
                          "endpointsFile": endpoints,
@@ -232,7 +252,8 @@ class Agent:
         self.log_file = open(self.log_path, "w")
         # `ip netns exec` mounts a fresh /sys, which hides the cgroup2 tree
         # the dns plugin attaches to: mount it again in that mount namespace.
-        self.proc = subprocess.Popen(["ip", "netns", "exec", NODE, "sh", "-c",
+        pin = [] if self.cpu is None else ["taskset", "-c", str(self.cpu)]
+        self.proc = subprocess.Popen([*pin, "ip", "netns", "exec", NODE, "sh", "-c",
                                       'mountpoint -q /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup; '
                                       'exec "$0" --config "$1"', self.binary, cfg_path],
                                      stdout=self.log_file, stderr=subprocess.STDOUT)
@@ -252,7 +273,7 @@ class Agent:
             time.sleep(0.2)
         else:
             raise RuntimeError(f"agent not ready within 60 s; see {self.log_path}")
-        # The agent binary is exec'd by `ip netns exec`: same pid.
+        # The agent binary is exec'd by `ip netns exec` (and taskset): same pid.
         self.pid = self.proc.pid
         not_running = {n: s for n, s in self.states.items() if s != "running"}
         if not_running:
@@ -348,10 +369,16 @@ def veth_packets():
     return total
 
 
-def iperf(test, path, duration, streams):
+def pinned(cpu, cmd):
+    """cmd run on one CPU (and every thread it starts), or as is."""
+    return cmd if cpu is None else f"taskset -c {cpu} {cmd}"
+
+
+def iperf(test, path, duration, streams, pin=None):
     server_ns = PODS[1] if path == "pod-pod" else REMOTE
     server_ip = POD_IPS[1] if path == "pod-pod" else UPLINK_REMOTE_IP
-    srv = subprocess.Popen(in_ns(server_ns, f"iperf3 -s -1 -p {IPERF_PORT}"), shell=True,
+    client_cpu, server_cpu = (pin[0], pin[1]) if pin else (None, None)
+    srv = subprocess.Popen(pinned(server_cpu, in_ns(server_ns, f"iperf3 -s -1 -p {IPERF_PORT}")), shell=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(50):
@@ -362,7 +389,7 @@ def iperf(test, path, duration, streams):
             args = f"-P {streams}"
         else:  # 64-byte datagrams as fast as one sender can go
             args = "-u -l 64 -b 0"
-        out = sh(in_ns(PODS[0], f"iperf3 -c {server_ip} -p {IPERF_PORT} -J -t {duration} {args}"),
+        out = sh(pinned(client_cpu, in_ns(PODS[0], f"iperf3 -c {server_ip} -p {IPERF_PORT} -J -t {duration} {args}")),
                  capture=True, timeout=duration + 60)
     finally:
         srv.wait(timeout=30) if srv.poll() is None else None
@@ -391,7 +418,7 @@ def measure(test, path, args, agent=None, profile=False):
     if profile:
         set_bpf_stats(True)
     try:
-        res = iperf(test, path, args.duration, args.streams)
+        res = iperf(test, path, args.duration, args.streams, args.pin)
     finally:
         if profile:
             set_bpf_stats(False)
@@ -406,6 +433,11 @@ def measure(test, path, args, agent=None, profile=False):
     res["agent_cpu_seconds"] = cpu_s
     res["agent_cpu_ms_per_mpkt"] = cpu_s * 1e3 / (packets / 1e6) if packets else None
     res["events"] = {k: after["ctr"][k] - before["ctr"][k] for k in after["ctr"]}
+    # Whether the reader keeps up: records the kernel submitted per second of
+    # traffic against packetparser records user space decoded (the agent
+    # drained for 1.2 s more, so "read" counts what it caught up on).
+    res["records_per_s"] = {"produced": res["events"]["reports"] / res["seconds"],
+                            "read": res["events"]["parsed"] / res["seconds"]}
     bpf = {}
     for name, (t, n) in after["bpf"].items():
         t0, n0 = before["bpf"].get(name, (0, 0))
@@ -432,6 +464,18 @@ def median(xs):
     return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
 
 
+def bootstrap_ci(xs, rounds=2000, level=0.95):
+    """Confidence interval of the median of xs, by resampling xs with
+    replacement (seeded: the same runs give the same interval)."""
+    if len(xs) < 2:
+        return (xs[0], xs[0]) if xs else (None, None)
+    rng = random.Random(12)
+    meds = sorted(median(rng.choices(xs, k=len(xs))) for _ in range(rounds))
+    lo = meds[int((1 - level) / 2 * rounds)]
+    hi = meds[min(rounds - 1, int((1 + level) / 2 * rounds))]
+    return lo, hi
+
+
 def summarize(path, test, pairs, profile, target):
     """One table row from the repetitions of one test: medians, the
     agent-side counters summed over the repetitions, and the BPF run times
@@ -442,6 +486,7 @@ def summarize(path, test, pairs, profile, target):
            "baseline": median([x["baseline"]["value"] for x in pairs]),
            "agent": median([a["value"] for a in agents]),
            "ratio": median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios), "target_ratio": target,
+           "ratio_ci95": bootstrap_ci(ratios),
            "agent_cpu_ms_per_mpkt": None, "agent_rss_bytes": None, "agent_peak_rss_bytes": None,
            "events": None, "bpf": {}, "runs": pairs, "profile_run": profile}
     if "events" not in agents[0]:  # cases without an agent: nothing more to report
@@ -451,6 +496,7 @@ def summarize(path, test, pairs, profile, target):
                 "agent_rss_bytes": max(a["agent_rss_bytes"] for a in agents),
                 "agent_peak_rss_bytes": max(a["agent_peak_rss_bytes"] for a in agents),
                 "events": {k: sum(a["events"][k] for a in agents) for k in agents[0]["events"]},
+                "records_per_s": {k: median([a["records_per_s"][k] for a in agents]) for k in ("read", "produced")},
                 "bpf": profile["bpf"]})
     return row
 
@@ -459,17 +505,22 @@ def fmt_value(v, unit):
     return fmt_rate({"value": v, "unit": unit})
 
 
+def fmt_ci(ci):
+    lo, hi = ci
+    return f"{lo * 100:5.1f}-{hi * 100:4.1f}%" if lo is not None else f"{'-':>11}"
+
+
 def print_case(name, desc, rows, idle_rss):
     rss = f"  (idle RSS {idle_rss / 2**20:.1f} MiB)" if idle_rss else ""
     print(f"\n== {name}: {desc}{rss}")
-    hdr = (f"{'path':10} {'test':5} {'baseline':>14} {'agent':>14} {'ratio':>7} {'min-max':>11} {'target':>6} "
-           f"{'cpu ms/Mpkt':>11} {'RSS':>8} {'peak':>8} {'records':>9} {'lost':>5}  bpf ns/run")
+    hdr = (f"{'path':10} {'test':5} {'baseline':>14} {'agent':>14} {'ratio':>7} {'95% CI':>11} {'min-max':>11} {'target':>6} "
+           f"{'cpu ms/Mpkt':>11} {'RSS':>8} {'peak':>8} {'records':>9} {'lost':>5} {'read/produced k/s':>17}  bpf ns/run")
     print(hdr)
     print("-" * len(hdr))
     for r in rows:
         if r["events"] is None:
             print(f"{r['path']:10} {r['test']:5} {fmt_value(r['baseline'], r['unit']):>14} "
-                  f"{fmt_value(r['agent'], r['unit']):>14} {r['ratio'] * 100:6.1f}% "
+                  f"{fmt_value(r['agent'], r['unit']):>14} {r['ratio'] * 100:6.1f}% {fmt_ci(r['ratio_ci95'])} "
                   f"{r['ratio_min'] * 100:5.1f}-{r['ratio_max'] * 100:4.1f}%")
             continue
         ev = r["events"]
@@ -477,10 +528,11 @@ def print_case(name, desc, rows, idle_rss):
         t = r["target_ratio"]
         cpu = r["agent_cpu_ms_per_mpkt"]
         print(f"{r['path']:10} {r['test']:5} {fmt_value(r['baseline'], r['unit']):>14} "
-              f"{fmt_value(r['agent'], r['unit']):>14} {r['ratio'] * 100:6.1f}% "
+              f"{fmt_value(r['agent'], r['unit']):>14} {r['ratio'] * 100:6.1f}% {fmt_ci(r['ratio_ci95'])} "
               f"{r['ratio_min'] * 100:5.1f}-{r['ratio_max'] * 100:4.1f}% {(f'{t * 100:.0f}%' if t else '-'):>6} "
               f"{(f'{cpu:.1f}' if cpu is not None else '-'):>11} {r['agent_rss_bytes'] / 2**20:6.1f}Mi "
-              f"{r['agent_peak_rss_bytes'] / 2**20:6.1f}Mi {ev['reports']:>9.0f} {ev['lost']:>5.0f}  {bpf}")
+              f"{r['agent_peak_rss_bytes'] / 2**20:6.1f}Mi {ev['reports']:>9.0f} {ev['lost']:>5.0f} "
+              f"{r['records_per_s']['read'] / 1e3:>8.1f}/{r['records_per_s']['produced'] / 1e3:<8.1f}  {bpf}")
 
 
 def compare(prev_path, result):
@@ -495,6 +547,30 @@ def compare(prev_path, result):
                 print(f"{k[0]:9} {k[1]:8} {k[2]:5} {old[k] * 100:6.1f}% -> {r['ratio'] * 100:6.1f}%")
 
 
+def memory(args, work):
+    """Idle and start-up peak RSS of the agent with every plugin and the
+    endpoints file in each format, the median of --repeat starts."""
+    cfg = dict(CASES["all-high"][0])
+    rows = []
+    for fmt in ("yaml", "json"):
+        eps = os.path.join(work, f"endpoints.{fmt}")
+        endpoints_file(eps, args.endpoints, as_json=fmt == "json")
+        idle, peak = [], []
+        for rep in range(args.repeat):
+            with Agent(args.agent, f"memory-{fmt}", cfg, work, eps, args.pin[2] if args.pin else None) as agent:
+                time.sleep(3)  # past start-up: the first scrapes and sweeps ran
+                st = agent.status()
+            idle.append(st["VmRSS"])
+            peak.append(st["VmHWM"])
+            log(f"memory {fmt} #{rep + 1}: idle {st['VmRSS'] / 2**20:.1f} MiB, peak {st['VmHWM'] / 2**20:.1f} MiB")
+        rows.append({"format": fmt, "idle_rss_bytes": median(idle), "peak_rss_bytes": median(peak),
+                     "idle_runs": idle, "peak_runs": peak})
+        print(f"memory, every plugin, {args.endpoints} endpoints ({fmt}): idle RSS {median(idle) / 2**20:.1f} MiB "
+              f"({min(idle) / 2**20:.1f}-{max(idle) / 2**20:.1f}), start-up peak {median(peak) / 2**20:.1f} MiB "
+              f"({min(peak) / 2**20:.1f}-{max(peak) / 2**20:.1f}), {args.repeat} starts")
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--agent", default=os.path.join(ROOT, "build/tools/retina-agent/retina-agent"))
@@ -506,13 +582,26 @@ def main():
                     "(medians are shown)")
     ap.add_argument("--streams", type=int, default=4, help="parallel TCP streams")
     ap.add_argument("--endpoints", type=int, default=10000, help="endpoints cached by the agent")
+    ap.add_argument("--pin", help="CLIENT,SERVER,AGENT: pin the iperf3 client, server and the agent to these CPUs "
+                    "(and run at least 8 pairs)")
+    ap.add_argument("--memory", action="store_true", help="only measure the agent's idle and start-up peak RSS "
+                    "with every plugin, for a YAML and a JSON endpoints file")
     ap.add_argument("--json", help="write the results here (default: build/bench-e2e-<time>.json)")
     ap.add_argument("--compare", help="an earlier JSON result to compare ratios with")
     args = ap.parse_args()
 
+    if args.pin:
+        try:
+            args.pin = [int(x) for x in args.pin.split(",")]
+        except ValueError:
+            args.pin = []
+        ncpu = os.cpu_count() or 1
+        if len(args.pin) != 3 or not all(0 <= c < ncpu for c in args.pin):
+            sys.exit(f"bench/e2e/run.py: --pin takes CLIENT,SERVER,AGENT CPU numbers below {ncpu}")
+        args.repeat = max(args.repeat, 8)
     if os.geteuid() != 0:
         sys.exit("bench/e2e/run.py: needs root (network namespaces, BPF)")
-    for tool in ("iperf3", "bpftool", "curl", "ip"):
+    for tool in ("iperf3", "bpftool", "curl", "ip", "taskset"):
         if not shutil.which(tool):
             sys.exit(f"bench/e2e/run.py: {tool} not found (scripts/install-deps.sh installs it)")
     if not os.access(args.agent, os.X_OK):
@@ -540,6 +629,9 @@ def main():
     keys = [(p, t) for p in paths for t in tests]
     try:
         with tempfile.TemporaryDirectory(prefix="retina-e2e-") as work, Topology():
+            if args.memory:
+                result["memory"] = memory(args, work)
+                cases = []
             eps = os.path.join(work, "endpoints.yaml")
             endpoints_file(eps, args.endpoints)
             for c in cases:
@@ -568,7 +660,7 @@ def main():
                     if cfg == "tc-nop":
                         under_test = NopFilters(work)
                     elif cfg:
-                        under_test = Agent(args.agent, c, cfg, work, eps)
+                        under_test = Agent(args.agent, c, cfg, work, eps, args.pin[2] if args.pin else None)
                     else:
                         under_test = contextlib.nullcontext()
                     with under_test as agent:
@@ -594,8 +686,9 @@ def main():
                 print_case(c, desc, rows, idle.get("VmRSS", 0))
                 result["cases"].append({"case": c, "description": desc, "config": cfg, "plugin_states": states,
                                         "idle_rss_bytes": idle.get("VmRSS"), "rows": rows})
-            print(f"\nBPF targets: packetparser <= {BPF_TARGET_NS['high']} ns per run at high, "
-                  f"<= {BPF_TARGET_NS['low']} ns at low (pp_ing / pp_egr above)")
+            if cases:
+                print(f"\nBPF targets: packetparser <= {BPF_TARGET_NS['high']} ns per run at high, "
+                      f"<= {BPF_TARGET_NS['low']} ns at low (pp_ing / pp_egr above)")
     finally:
         sh(f"sysctl -qw kernel.bpf_stats_enabled={stats_before}", check=False)
 
