@@ -1,5 +1,5 @@
 // The endpoints file: a static list of pods, services, nodes and external
-// endpoints, in YAML or JSON (yaml-cpp reads both), for clusters without an
+// endpoints, in YAML (yaml-cpp) or JSON (simdjson), for clusters without an
 // API server connection or for addresses Kubernetes does not know.
 //
 //   endpoints:
