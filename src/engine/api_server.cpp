@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -147,8 +148,14 @@ class GatedStream final : public httplib::Stream {
 // a thread from the moment it is accepted).
 class GatedServer final : public httplib::Server {
  public:
-  // The socket bind_to_port() bound; the gate accepts on it from now on.
-  int take_listen_socket() { return svr_sock_.exchange(INVALID_SOCKET); }
+  // A duplicate of the socket bind_to_port() bound; the gate accepts on it.
+  // svr_sock_ itself stays set: httplib's content providers (/flows
+  // streams) stop once it is invalid, which close_listen_socket() does.
+  int take_listen_socket() { return ::fcntl(svr_sock_, F_DUPFD_CLOEXEC, 0); }
+  void close_listen_socket() {
+    const int fd = svr_sock_.exchange(INVALID_SOCKET);
+    if (fd != INVALID_SOCKET) ::close(fd);
+  }
   void serve_one(httplib::Stream& strm) {
     bool closed = false;
     process_request(strm, /*close_connection=*/true, closed, nullptr);
@@ -536,6 +543,7 @@ void ApiServer::stop() noexcept {
   std::call_once(s.stopped, [&s] {
     s.stopping.store(true);
     if (s.gate) s.gate->stop();
+    s.server.close_listen_socket();
     if (s.pool) s.pool->shutdown();  // open flow streams see `stopping` and end
   });
 }

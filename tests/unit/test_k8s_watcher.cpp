@@ -587,10 +587,17 @@ TEST_CASE("k8s watcher: hostile watch streams cost a relist, never the cache", "
     REQUIRE(wait_until([&] { return lists() == 3; }, kWait));
     CHECK(h.metric(R"(controlplane_networkobservability_k8s_watch_errors_total{resource="pods",reason="decode"})") >= 1.0);
   }
-  SECTION("a stream that ends inside a line") {
+  SECTION("a stream that ends inside a line: the partial line is dropped, the watch resumes") {
     h.server.send_raw("pods", R"({"type":"ADDED","object":{"metadata":{"name":"cut")");
+    REQUIRE(h.server.wait_drained("pods", kWait));
     h.server.drop_watches("pods");
-    REQUIRE(wait_until([&] { return lists() == 2; }, kWait));
+    REQUIRE(wait_until(
+        [&] {
+          return h.metric(R"(controlplane_networkobservability_k8s_watch_errors_total{resource="pods",reason="stream"})")
+                     .value_or(0) >= 1.0;
+        },
+        kWait));
+    CHECK(lists() == 1);  // resumed from the last resourceVersion, no relist
   }
   SECTION("a line longer than the limit (64 MiB) is refused without holding it") {
     h.server.send_raw("pods", "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"" + std::string((64u << 20) + 1, 'g'));
