@@ -70,6 +70,7 @@ Result<bool> ensure_clsact(int ifindex) {
     auto filters = list_tc_filters(ifindex, d);
     if (!filters) return unexpected(filters.error());
     for (const auto& f : *filters) {
+      if (f.handle == 0) continue;  // a priority's header entry, not a filter
       if (f.kind != "bpf" || f.bpf_prog_id == 0) return false;
       auto name = bpf_prog_name(f.bpf_prog_id);
       if (!name) {
