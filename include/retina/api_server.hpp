@@ -13,9 +13,13 @@
 //   /captures...   the packet capture API, when the backend serves routes
 //
 // Unknown paths answer 404, other methods on known paths 405, bad query
-// parameters 400 with the reason. Requests are bounded in size and time,
-// and served by a pool of `threads` threads that grows by one thread per
-// concurrent follower, so followers never hold up /metrics.
+// parameters 400 with the reason. A connection costs no thread until its
+// whole request has arrived (within request_timeout, max_header_bytes and
+// max_body_bytes; else 408, 431/414, 413 or 411), at most max_connections
+// are open (more answer 503), and each serves one request. Requests are
+// served by a pool of `threads` threads that grows by one thread per
+// concurrent follower, so neither idle clients nor followers hold up
+// /metrics. Refusals count in retina_api_rejected_connections_total.
 #pragma once
 
 #include <chrono>
@@ -42,6 +46,8 @@ struct ApiServerOptions {
   size_t threads = 2;
   size_t max_body_bytes = 4096;           // larger bodies answer 413
   size_t max_header_bytes = 16 * 1024;    // all header lines together; larger answer 431
+  size_t max_connections = 1024;          // open at once; more are answered 503 and closed
+  std::chrono::milliseconds request_timeout{10000};  // the whole request must arrive within it (408)
   std::chrono::seconds read_timeout{5};
   std::chrono::seconds write_timeout{5};
   // Concurrent /flows?follow=1 streams; each holds a thread of its own,

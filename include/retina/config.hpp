@@ -90,8 +90,13 @@ struct Config {
   bool tcp_flags_separate_syn_ack = false;          // a SYN-ACK counts as SYN and ACK, not SYNACK
   bool adv_metrics_without_configuration = false;   // adv_* with default labels before any MetricsConfiguration
 
-  // Flow log (Hubble JSON lines); empty disables it.
+  // Flow log (Hubble JSON lines); empty disables it. Past flowLogMaxSize
+  // megabytes the file is renamed to <path>.1 (older ones shift to .2 ...)
+  // and a new one begins; flowLogMaxFiles rotated files are kept. 0 MB
+  // never rotates.
   std::string flow_log_path;
+  uint32_t flow_log_max_size_mb = 100;
+  uint32_t flow_log_max_files = 5;
 
   // Packet capture (the /captures API and Capture objects). Captures only
   // write under captureOutputRoot.

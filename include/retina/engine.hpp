@@ -50,6 +50,16 @@ struct AdvancedMetricsHealth {
   std::string last_error;     // the last rejected MetricsConfiguration, if any
 };
 
+// The flow log (flowLogPath) as /healthz shows it. A full or failing disk
+// never fails the agent's health: flows it cannot write count as lost.
+struct FlowLogHealth {
+  std::string state = "disabled";  // "disabled", "writing", "failing" (writes fail), "failed" (cannot open)
+  std::string path;
+  std::string last_error;
+  uint64_t written = 0;    // flows
+  uint64_t rotations = 0;
+};
+
 struct EngineOptions {
   // Replace the kernel feature detector (tests).
   std::unique_ptr<FeatureDetector> features;
@@ -91,6 +101,7 @@ class Engine {
   metrics::AdvancedAggregator* advanced_metrics();
   KubernetesHealth kubernetes_health() const;
   AdvancedMetricsHealth advanced_metrics_health() const;
+  FlowLogHealth flow_log_health() const;
 
  private:
   Engine();

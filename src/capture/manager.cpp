@@ -158,6 +158,29 @@ Manager::~Manager() {
   }
 }
 
+namespace {
+
+// What a run killed mid-capture leaves: its staging directory and bundles
+// not yet renamed into place. No capture runs before create() returns.
+void remove_interrupted(const fs::path& root) {
+  std::error_code ec;
+  const auto removed = fs::remove_all(root / ".staging", ec);
+  size_t partial = 0;
+  for (auto it = fs::recursive_directory_iterator(root, fs::directory_options::skip_permission_denied, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_regular_file(ec) && it->path().filename().string().ends_with(".tar.gz.partial") &&
+        fs::remove(it->path(), ec)) {
+      ++partial;
+    }
+  }
+  if ((removed != static_cast<std::uintmax_t>(-1) && removed > 0) || partial > 0) {
+    log::info("capture", "removed what an interrupted run left",
+              {{"root", root.string()}, {"staging_entries", removed}, {"partial_bundles", partial}});
+  }
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Manager>> Manager::create(ManagerOptions options) {
   if (options.node_name.empty()) return unexpected(Error::invalid("capture: node name is required"));
   if (options.output_root.empty() || options.output_root.front() != '/') {
@@ -166,6 +189,7 @@ Result<std::unique_ptr<Manager>> Manager::create(ManagerOptions options) {
   std::error_code ec;
   fs::create_directories(options.output_root, ec);
   if (ec) return unexpected(Error::invalid(fmt::format("captureOutputRoot {}: {}", options.output_root, ec.message())));
+  remove_interrupted(options.output_root);
   std::unique_ptr<Manager> m(new Manager());
   m->impl_->options = std::move(options);
   if (auto* reg = m->impl_->options.registry) {

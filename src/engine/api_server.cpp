@@ -2,8 +2,13 @@
 // are thin, the work is in the backend (registry, engine, pipeline).
 #include "retina/api_server.hpp"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -24,6 +29,7 @@
 #include <httplib.h>
 
 #include "core/log.hpp"
+#include "engine/http_gate.hpp"
 #include "engine/http_query.hpp"
 #include "core/flow_json.hpp"
 #include "retina/flow_json.hpp"
@@ -66,6 +72,96 @@ std::string_view query_of(const httplib::Request& req) {
   return t.substr(0, frag);
 }
 
+// A connection the gate handed over: its request bytes first, then the
+// socket, each wait bounded by the read or write timeout.
+class GatedStream final : public httplib::Stream {
+ public:
+  GatedStream(int fd, std::string prefix, std::chrono::seconds read_timeout, std::chrono::seconds write_timeout)
+      : fd_(fd), prefix_(std::move(prefix)), read_ms_(ms(read_timeout)), write_ms_(ms(write_timeout)) {}
+
+  bool is_readable() const override { return pos_ < prefix_.size() || wait(POLLIN, read_ms_); }
+  bool is_writable() const override { return wait(POLLOUT, write_ms_); }
+
+  ssize_t read(char* ptr, size_t size) override {
+    if (pos_ < prefix_.size()) {
+      const size_t n = std::min(size, prefix_.size() - pos_);
+      std::memcpy(ptr, prefix_.data() + pos_, n);
+      pos_ += n;
+      return static_cast<ssize_t>(n);
+    }
+    for (;;) {
+      if (!wait(POLLIN, read_ms_)) return -1;
+      const ssize_t n = ::recv(fd_, ptr, size, 0);
+      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      return n;
+    }
+  }
+  using httplib::Stream::write;
+  ssize_t write(const char* ptr, size_t size) override {
+    for (;;) {
+      if (!wait(POLLOUT, write_ms_)) return -1;
+      const ssize_t n = ::send(fd_, ptr, size, MSG_NOSIGNAL);
+      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      return n;
+    }
+  }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override { address(::getpeername, ip, port); }
+  void get_local_ip_and_port(std::string& ip, int& port) const override { address(::getsockname, ip, port); }
+  int socket() const override { return fd_; }
+
+ private:
+  static int ms(std::chrono::seconds s) { return static_cast<int>(std::chrono::milliseconds(s).count()); }
+  bool wait(short events, int timeout_ms) const {
+    pollfd p{fd_, events, 0};
+    for (;;) {
+      const int r = ::poll(&p, 1, timeout_ms);
+      if (r < 0 && errno == EINTR) continue;
+      return r > 0 && (p.revents & (events | POLLHUP | POLLERR)) != 0;
+    }
+  }
+  void address(int (*get)(int, sockaddr*, socklen_t*), std::string& ip, int& port) const {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (get(fd_, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return;
+    char buf[INET6_ADDRSTRLEN] = {};
+    if (ss.ss_family == AF_INET) {
+      const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+      ::inet_ntop(AF_INET, &a->sin_addr, buf, sizeof buf);
+      port = ntohs(a->sin_port);
+    } else if (ss.ss_family == AF_INET6) {
+      const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+      ::inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof buf);
+      port = ntohs(a->sin6_port);
+    }
+    ip = buf;
+  }
+
+  int fd_;
+  std::string prefix_;
+  size_t pos_ = 0;
+  int read_ms_;
+  int write_ms_;
+};
+
+// httplib's router and response writer, fed one request at a time by the
+// gate instead of httplib's own accept loop (which gives every connection
+// a thread from the moment it is accepted).
+class GatedServer final : public httplib::Server {
+ public:
+  // A duplicate of the socket bind_to_port() bound; the gate accepts on it.
+  // svr_sock_ itself stays set: httplib's content providers (/flows
+  // streams) stop once it is invalid, which close_listen_socket() does.
+  int take_listen_socket() { return ::fcntl(svr_sock_, F_DUPFD_CLOEXEC, 0); }
+  void close_listen_socket() {
+    const int fd = svr_sock_.exchange(INVALID_SOCKET);
+    if (fd != INVALID_SOCKET) ::close(fd);
+  }
+  void serve_one(httplib::Stream& strm) {
+    bool closed = false;
+    process_request(strm, /*close_connection=*/true, closed, nullptr);
+  }
+};
+
 }  // namespace
 
 // httplib's task queue, elastic: `base` threads always, and one more for
@@ -95,7 +191,7 @@ class ElasticPool final : public httplib::TaskQueue {
       shutdown_ = true;
     }
     cv_.notify_all();
-    for (auto& t : threads_) t.join();  // no enqueue() after shutdown(): httplib stops accepting first
+    for (auto& t : threads_) t.join();  // no enqueue() after shutdown(): the gate stops first
   }
 
  private:
@@ -135,15 +231,17 @@ ApiServerOptions ApiServerOptions::from(const Config& config) {
 struct ApiServer::Impl {
   ApiServerBackend backend;
   ApiServerOptions options;
-  httplib::Server server;
-  std::thread thread;
+  GatedServer server;
+  std::unique_ptr<ElasticPool> pool;
+  std::unique_ptr<http::Gate> gate;
   uint16_t port = 0;
   std::atomic<bool> stopping{false};
-  std::atomic<bool> listen_returned{false};
   std::atomic<size_t> flow_streams{0};
   std::once_flag stopped;
 
   void routes();
+  void serve(http::ReadyConnection conn);
+  void gate_metrics(std::string& out) const;
   void handle_get(const httplib::Request& req, httplib::Response& res);
   void handle_other(const httplib::Request& req, httplib::Response& res);
   void metrics(httplib::Response& res);
@@ -223,10 +321,37 @@ void ApiServer::Impl::handle_other(const httplib::Request& req, httplib::Respons
   text(res, 405, fmt::format("method {} not allowed; use GET", req.method));
 }
 
+void ApiServer::Impl::serve(http::ReadyConnection conn) {
+  try {
+    GatedStream strm(conn.fd, std::move(conn.prefix), options.read_timeout, options.write_timeout);
+    server.serve_one(strm);
+  } catch (const std::exception& e) {
+    log::error("api", "request failed", {{"error", std::string(e.what())}});
+  } catch (...) {
+    log::error("api", "request failed", {{"error", "unknown exception"}});
+  }
+  ::shutdown(conn.fd, SHUT_RDWR);
+  ::close(conn.fd);
+  gate->release();
+}
+
+void ApiServer::Impl::gate_metrics(std::string& out) const {
+  out += "# HELP retina_api_rejected_connections_total HTTP API connections closed unserved, by the bound they crossed\n";
+  out += "# TYPE retina_api_rejected_connections_total counter\n";
+  for (size_t i = 0; i < static_cast<size_t>(http::GateReject::kCount); ++i) {
+    const auto r = static_cast<http::GateReject>(i);
+    out += fmt::format("retina_api_rejected_connections_total{{reason=\"{}\"}} {}\n", http::to_string(r), gate->rejected(r));
+  }
+  out += "# HELP retina_api_open_connections HTTP API connections open, waiting for their request or in service\n";
+  out += "# TYPE retina_api_open_connections gauge\n";
+  out += fmt::format("retina_api_open_connections {}\n", gate->open_connections());
+}
+
 void ApiServer::Impl::metrics(httplib::Response& res) {
   std::string body;
   body.reserve(64 * 1024);
   backend.metrics(body);
+  gate_metrics(body);
   res.status = 200;
   res.set_content(body, kPrometheusContentType);
 }
@@ -371,12 +496,6 @@ Result<std::unique_ptr<ApiServer>> ApiServer::start(ApiServerBackend backend, Ap
   Impl& s = *self->impl_;
   s.backend = std::move(backend);
   s.options = std::move(options);
-  const size_t threads = s.options.threads;
-  const size_t max_threads = threads + s.options.max_flow_streams;
-  s.server.new_task_queue = [threads, max_threads] { return new ElasticPool(threads, max_threads); };
-  s.server.set_read_timeout(s.options.read_timeout);
-  s.server.set_write_timeout(s.options.write_timeout);
-  s.server.set_keep_alive_timeout(s.options.read_timeout.count());
   s.server.set_payload_max_length(s.options.max_body_bytes);
   // httplib's default also sets SO_REUSEPORT, which would let a second agent
   // share the port silently; a port in use must be an error.
@@ -400,20 +519,18 @@ Result<std::unique_ptr<ApiServer>> ApiServer::start(ApiServerBackend backend, Ap
     return unexpected(Error::invalid(call + ": cannot resolve or bind the address"));
   }
   s.port = static_cast<uint16_t>(port);
-  s.thread = std::thread([&s] {
-    if (!s.server.listen_after_bind() && !s.stopping.load()) {
-      log::error("api", "http server stopped unexpectedly", {{"port", s.port}});
-    }
-    s.listen_returned.store(true);
+  // followers hold a thread each; the pool grows for them beyond `threads`
+  s.pool = std::make_unique<ElasticPool>(s.options.threads, s.options.threads + s.options.max_flow_streams);
+  http::GateLimits limits;
+  limits.max_connections = s.options.max_connections;
+  limits.max_header_bytes = s.options.max_header_bytes;
+  limits.max_body_bytes = s.options.max_body_bytes;
+  limits.request_timeout = s.options.request_timeout;
+  auto gate = http::Gate::start(s.server.take_listen_socket(), limits, [&s](http::ReadyConnection c) {
+    s.pool->enqueue([&s, c = std::move(c)]() mutable { s.serve(std::move(c)); });
   });
-  // httplib's stop() only takes effect once listening began: wait for it, so
-  // a stop() right after start() cannot miss.
-  while (!s.server.is_running() && !s.listen_returned.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  if (s.listen_returned.load()) {
-    s.thread.join();
-    return unexpected(Error::internal(fmt::format("api server on {}:{} stopped right after it started",
-                                                  s.options.host, s.port)));
-  }
+  if (!gate) return unexpected(gate.error());
+  s.gate = std::move(*gate);
   log::info("api", "listening", {{"host", s.options.host}, {"port", s.port}});
   return self;
 }
@@ -425,8 +542,9 @@ void ApiServer::stop() noexcept {
   Impl& s = *impl_;
   std::call_once(s.stopped, [&s] {
     s.stopping.store(true);
-    s.server.stop();
-    if (s.thread.joinable()) s.thread.join();
+    if (s.gate) s.gate->stop();
+    s.server.close_listen_socket();
+    if (s.pool) s.pool->shutdown();  // open flow streams see `stopping` and end
   });
 }
 

@@ -52,6 +52,8 @@ constexpr uint64_t kMaxRingBufferSize = 1ull << 30;
 constexpr uint32_t kMaxMapEntries = 1u << 24;
 constexpr auto kMinMetricsInterval = std::chrono::milliseconds(100);
 constexpr size_t kMaxConfigBytes = 4u << 20;
+constexpr uint32_t kMaxFlowLogSizeMb = 1u << 20;  // a terabyte
+constexpr uint32_t kMaxFlowLogFiles = 1000;
 
 using text::lower;
 std::string trim(std::string_view s) { return std::string(text::trim(s)); }
@@ -538,6 +540,8 @@ Result<Config> parse_document(const YAML::Node& root) {
       {"enableKubernetes", flag(cfg.enable_kubernetes)},
       {"nodeName", text(cfg.node_name)},
       {"flowLogPath", text(cfg.flow_log_path)},
+      {"flowLogMaxSize", u32(cfg.flow_log_max_size_mb)},
+      {"flowLogMaxFiles", u32(cfg.flow_log_max_files)},
       {"enableCapture", flag(cfg.enable_capture)},
       {"captureOutputRoot", text(cfg.capture_output_root)},
       {"captureMaxDuration",
@@ -676,6 +680,13 @@ Status Config::validate() const {
   std::vector<std::string> p;
 
   if (trim(api_server_host).empty()) p.push_back("apiServer.host: must not be empty");
+  if (flow_log_max_size_mb > kMaxFlowLogSizeMb) {
+    p.push_back(fmt::format("flowLogMaxSize: must be at most {} (megabytes; 0 never rotates), got {}", kMaxFlowLogSizeMb,
+                            flow_log_max_size_mb));
+  }
+  if (flow_log_max_files < 1 || flow_log_max_files > kMaxFlowLogFiles) {
+    p.push_back(fmt::format("flowLogMaxFiles: must be from 1 to {}, got {}", kMaxFlowLogFiles, flow_log_max_files));
+  }
   for (unsigned char c : api_server_host) {
     if (std::isspace(c) || c < 0x20) {
       p.push_back(fmt::format("apiServer.host: \"{}\" is not a host name or address", api_server_host));

@@ -90,7 +90,8 @@ struct Engine::Impl {
   std::unique_ptr<k8s::Watcher> watcher;
 
   std::unique_ptr<EndpointsFileWatcher> endpoints_file;
-  std::unique_ptr<FlowLog> flow_log;
+  std::unique_ptr<FlowLog> flow_log;  // set under k8s_mu
+  std::string flow_log_error;         // why it could not open, under k8s_mu
 
   struct Slot {
     std::unique_ptr<Plugin> plugin;  // null: known but not built
@@ -361,10 +362,17 @@ void Engine::Impl::start_endpoints_file() {
 
 void Engine::Impl::start_flow_log() {
   if (config.flow_log_path.empty()) return;
-  auto fl = FlowLog::open(config.flow_log_path, *pipeline, registry.get(), config.node_name);
+  FlowLogOptions opts;
+  opts.path = config.flow_log_path;
+  opts.max_bytes = uint64_t{config.flow_log_max_size_mb} << 20;
+  opts.max_files = config.flow_log_max_files;
+  opts.node_name = config.node_name;
+  auto fl = FlowLog::open(std::move(opts), *pipeline, registry.get());
+  std::lock_guard l(k8s_mu);
   if (!fl) {
     log::error("engine", "cannot open the flow log; running without it",
                {{"path", config.flow_log_path}, {"error", fl.error().message}});
+    flow_log_error = fl.error().message;
     return;
   }
   flow_log = std::move(*fl);
@@ -643,6 +651,25 @@ KubernetesHealth Engine::kubernetes_health() const {
     h.state = healthy ? "synced" : "degraded";
   }
   if (healthy) h.reason.clear();
+  return h;
+}
+
+FlowLogHealth Engine::flow_log_health() const {
+  const Impl& m = *impl_;
+  FlowLogHealth h;
+  if (m.config.flow_log_path.empty()) return h;
+  h.path = m.config.flow_log_path;
+  std::lock_guard l(m.k8s_mu);
+  if (!m.flow_log) {
+    h.state = m.flow_log_error.empty() ? "disabled" : "failed";
+    h.last_error = m.flow_log_error;
+    return h;
+  }
+  const auto st = m.flow_log->status();
+  h.state = st.failing ? "failing" : "writing";
+  h.last_error = st.last_error;
+  h.written = st.written;
+  h.rotations = st.rotations;
   return h;
 }
 

@@ -1,5 +1,5 @@
 // The API server backed by an Engine: its registry, plugins and pipeline,
-// and in /healthz its Kubernetes watcher and advanced metrics.
+// and in /healthz its Kubernetes watcher, advanced metrics and flow log.
 #include <chrono>
 #include <string>
 #include <utility>
@@ -74,6 +74,18 @@ void append_advanced(std::string& out, const AdvancedMetricsHealth& h) {
   out.push_back('}');
 }
 
+// ,"flow_log":{...}: reported, never failing the agent's health.
+void append_flow_log(std::string& out, const FlowLogHealth& h) {
+  out += ",\"flow_log\":{\"state\":";
+  json::append_string(out, h.state);
+  if (h.state != "disabled") {
+    append_text(out, "path", h.path);
+    append_text(out, "last_error", h.last_error);
+    out += fmt::format(",\"written\":{},\"rotations\":{}", h.written, h.rotations);
+  }
+  out.push_back('}');
+}
+
 }  // namespace
 
 ApiServerBackend engine_backend(Engine& engine) {
@@ -87,6 +99,7 @@ ApiServerBackend engine_backend(Engine& engine) {
   b.health_details = [&engine](std::string& out) {
     const bool k8s_ok = append_kubernetes(out, engine.kubernetes_health());
     append_advanced(out, engine.advanced_metrics_health());
+    append_flow_log(out, engine.flow_log_health());
     return k8s_ok;
   };
   return b;

@@ -25,6 +25,7 @@ struct Transfer {
   HttpResponse* resp = nullptr;
   bool headers_done = false;
   std::string exception;  // what a callback threw
+  bool too_large = false;  // a collected body passed req->max_body
 
   bool success_status() const { return resp->status >= 200 && resp->status < 300; }
   void note_status() {
@@ -70,6 +71,10 @@ size_t on_write(char* data, size_t size, size_t n, void* user) noexcept {
     }
     std::string& body = t->resp->body;
     if (t->success_status()) {
+      if (t->req->max_body != 0 && body.size() + len > t->req->max_body) {
+        t->too_large = true;
+        return CURL_WRITEFUNC_ERROR;
+      }
       if (body.capacity() < body.size() + len + kBodySlack) {
         body.reserve(std::max(body.capacity() * 2, body.size() + len + kBodySlack));
       }
@@ -275,6 +280,8 @@ HttpResponse HttpStream::get(const HttpRequest& req) {
   if (resp.stopped || !resp.error.empty()) return resp;
   if (!t.exception.empty()) {
     resp.error = fmt::format("exception in a transfer callback: {}", t.exception);
+  } else if (t.too_large) {
+    resp.error = fmt::format("response body larger than {} bytes; refused", req.max_body);
   } else if (resp.sink_aborted) {
     // The sink chose to end the stream: not a transport error.
   } else if (!finished) {

@@ -53,8 +53,10 @@ struct HttpRequest {
   // Called once the status line and headers arrived.
   std::function<void(long status)> on_headers;
   // Receives 2xx body bytes as they arrive; false aborts the transfer. Without
-  // it the body is collected in HttpResponse::body.
+  // it the body is collected in HttpResponse::body, up to max_body bytes
+  // (0: no limit); a longer one ends the transfer with an error.
   std::function<bool(std::string_view)> on_body;
+  size_t max_body = 0;
 };
 
 class HttpStream {

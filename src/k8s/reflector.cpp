@@ -14,6 +14,8 @@ namespace {
 // One watch event (a whole object) is far below this; anything longer is a
 // broken stream.
 constexpr size_t kMaxLine = 64u << 20;
+// One LIST page (opts_.page_size objects) is far below this.
+constexpr size_t kMaxListPage = 256u << 20;
 // A watch that has not ended by itself this long after timeoutSeconds is cut.
 constexpr std::chrono::seconds kWatchSlack{30};
 // A watch ending normally sooner than this without a single event is suspect.
@@ -175,7 +177,8 @@ Reflector::Outcome Reflector::list() {
     std::string path = fmt::format("{}?limit={}", path_, opts_.page_size);
     if (!cont.empty()) path += "&continue=" + url_encode(cont);
     if (!field_selector_.empty()) path += "&fieldSelector=" + field_selector_;
-    HttpResponse r = http_->get(HttpRequest{.path = path, .timeout = opts_.list_timeout, .gzip = true});
+    HttpResponse r =
+        http_->get(HttpRequest{.path = path, .timeout = opts_.list_timeout, .gzip = true, .max_body = kMaxListPage});
     if (r.stopped) return Outcome::kStopped;
     if (!r.ok()) {
       if (r.status == 410 && !cont.empty() && restarts < kMaxListRestarts) {

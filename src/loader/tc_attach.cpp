@@ -63,8 +63,24 @@ Result<bool> ensure_clsact(int ifindex) {
   auto st = clsact_request(ifindex, RTM_NEWQDISC, NLM_F_CREATE | NLM_F_EXCL,
                            fmt::format("RTM_NEWQDISC(ifindex {}, clsact)", ifindex));
   if (st) return true;
-  if (st.error().code == EEXIST) return false;
-  return unexpected(st.error());
+  if (st.error().code != EEXIST) return unexpected(st.error());
+  // An earlier run killed before its cleanup leaves its clsact behind,
+  // empty or holding only its own filters: that one is retina's to remove.
+  for (TcDirection d : {TcDirection::kIngress, TcDirection::kEgress}) {
+    auto filters = list_tc_filters(ifindex, d);
+    if (!filters) return unexpected(filters.error());
+    for (const auto& f : *filters) {
+      if (f.handle == 0) continue;  // a priority's header entry, not a filter
+      if (f.kind != "bpf" || f.bpf_prog_id == 0) return false;
+      auto name = bpf_prog_name(f.bpf_prog_id);
+      if (!name) {
+        if (name.error().code == ENOENT) continue;  // went away meanwhile
+        return unexpected(name.error());
+      }
+      if (!is_retina_prog_name(*name)) return false;
+    }
+  }
+  return true;
 }
 
 Result<bool> remove_clsact_if_empty(int ifindex) {

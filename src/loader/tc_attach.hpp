@@ -21,7 +21,10 @@ struct TcSlot {
 // packetparser's slot on both hooks ("RTNA", "RT").
 inline constexpr TcSlot kPacketParserTcSlot{0x52544e41u, 0x5254};
 
-// Creates clsact on the interface if missing; true when this call created it.
+// Creates clsact on the interface if missing. True when retina owns it
+// (removes it once empty): this call created it, or it already held
+// nothing but retina filters (an earlier run killed before its cleanup). An
+// empty clsact of someone else's is adopted too; removing it changes nothing.
 Result<bool> ensure_clsact(int ifindex);
 
 // Deletes clsact when neither hook has any filter left; true when deleted.

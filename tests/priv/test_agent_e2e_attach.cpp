@@ -2,7 +2,9 @@
 // SIGINT) no tc filter or TCX program of retina is left on any interface,
 // the BPF programs and maps the agent loaded are gone, and nothing is
 // pinned; after a SIGKILL a restart replaces retina's stale filters and
-// never duplicates them, with legacy tc, with TCX, and from one to the other.
+// never duplicates them, with legacy tc, with TCX, and from one to the other;
+// SIGKILLs at random points of start-up, a watch and a capture leave no
+// duplicate filter, stale pin, clsact or half-written file for the next run.
 #include <catch2/catch.hpp>
 
 #include <net/if.h>
@@ -11,6 +13,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <random>
 #include <set>
 #include <string>
 #include <thread>
@@ -21,6 +26,7 @@
 #include "loader/tcx_link.hpp"
 #include "retina/features.hpp"
 #include "support/agent_process.hpp"
+#include "support/fake_apiserver.hpp"
 #include "support/netns.hpp"
 #include "support/privileged.hpp"
 
@@ -272,17 +278,9 @@ TEST_CASE("agent e2e: after SIGKILL a restart replaces retina's programs and nev
   check_nothing_attached();
   check_unloaded(merge(first, second));
   CHECK(test::list_tree("/sys/fs/bpf") == pinned_before);
-  if (!modes.first_tcx) {
-    // The killed run created clsact; the restart cannot tell it from one
-    // another program made, so it leaves the (empty) qdisc in place.
-    for (const auto& p : node.pods()) {
-      const std::string q = test::sh("tc qdisc show dev " + p.host_if);
-      if (q.find("clsact") != std::string::npos) {
-        WARN("empty clsact left on " << p.host_if << " after SIGKILL and restart");
-        break;
-      }
-    }
-  }
+  // The killed run's clsact was empty once its filters went: the restart
+  // took it over and removed it with its own.
+  check_no_clsact(node);
 }
 
 TEST_CASE("agent e2e: a clean exit in the middle of bulk traffic detaches without disturbing it",
@@ -326,4 +324,116 @@ TEST_CASE("agent e2e: a clean exit in the middle of bulk traffic detaches withou
   CHECK(server->wait_exit(5s) == 0);
   check_nothing_attached();
   check_unloaded(held);
+}
+
+TEST_CASE("agent e2e: SIGKILL at random points of start-up, a watch and a capture leaves nothing for the next run",
+          "[priv][agent][e2e][attach][restart]") {
+  RETINA_REQUIRE_PRIVILEGED();
+  namespace kj = test::k8sjson;
+  namespace fs = std::filesystem;
+  const auto pinned_before = test::list_tree("/sys/fs/bpf");
+  test::Node node({.pods = 3, .isolated = true});
+  test::FakeApiServer server(test::FakeApiServer::Options{.tls = false});
+  const std::string node_name = "node-" + test::unique_tag();
+  server.upsert("namespaces", kj::namespace_("shop", false));
+  for (size_t i = 0; i < node.pods().size(); ++i) {
+    kj::Pod p;
+    p.ns = "shop";
+    p.name = fmt::format("web-{}", i);
+    p.node = node_name;
+    p.ips = {node.pod(i).ipv4};
+    p.labels = {{"app", "web"}};
+    server.upsert("pods", kj::pod(p));
+  }
+  test::AgentProcess agent;
+  agent.write_file("kubeconfig.yaml",
+                   fmt::format("apiVersion: v1\nkind: Config\ncurrent-context: fake\nclusters:\n- name: fake\n  cluster: "
+                               "{{server: \"{}\"}}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: nobody}}\n"
+                               "users:\n- name: nobody\n  user: {{}}\n",
+                               server.url()));
+  const std::string out = agent.path("out");
+  const std::string flows = agent.path("flows.jsonl");
+  const uint16_t port = test::free_port(node.node_ns());
+  const test::AgentOptions opts{
+      .config = fmt::format("apiServer:\n  host: 127.0.0.1\n  port: {}\nenabledPlugin: [packetparser]\nenableTCX: off\n"
+                            "dataAggregationLevel: low\nkubeconfig: {}\nnodeName: {}\npodInterfacePrefixes: [{}]\n"
+                            "flowLogPath: {}\nflowLogMaxSize: 1\nflowLogMaxFiles: 2\nenableCapture: true\n"
+                            "captureOutputRoot: {}\n",
+                            port, agent.path("kubeconfig.yaml"), node_name, node.host_prefix(), flows, out),
+      .netns = node.node_ns(),
+      .port = port};
+
+  const auto seed = std::random_device{}();
+  INFO("seed " << seed);
+  std::mt19937 rng(seed);
+  // Traffic for the flow log while the agent starts, runs and dies.
+  const auto traffic_for = [&](std::chrono::milliseconds d) {
+    const auto end = std::chrono::steady_clock::now() + d;
+    while (std::chrono::steady_clock::now() < end) {
+      test::udp_send(node.pod(0), node.pod(1), false, 9100, 20, 200);
+      std::this_thread::sleep_for(10ms);
+    }
+  };
+  constexpr int kKills = 8;  // captures at kills 2 and 5
+  bool killed_in_capture = false;
+  for (int i = 0; i < kKills; ++i) {
+    INFO("kill " << i);
+    agent.start(opts);
+    if (i % 3 == 2) {
+      // Mid-capture: the kill lands while packets are being written.
+      agent.wait_ready(30s);
+      REQUIRE(agent.wait_log("attached to " + node.pod(0).host_if + " "));
+      const std::string body =
+          R"({"name":"k)" + std::to_string(i) +
+          R"(","spec":{"captureConfiguration":{"captureTarget":{"podSelector":{"matchLabels":{"app":"web"}}},"captureOption":{"duration":"60s"}}}})";
+      // Until the watch has listed the pods the selector matches none (400).
+      test::HttpResponse r;
+      const bool created = wait_for(
+          [&] {
+            r = test::http_raw("127.0.0.1", agent.port(),
+                               "POST /captures HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                               "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body,
+                               30s);
+            return r.status == 201;
+          },
+          15s);
+      CHECK(created);
+      INFO(r.body << "\n" << agent.log_tail());
+      REQUIRE(r.status == 201);
+      traffic_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(100, 800)(rng)));
+      agent.kill_hard();
+      if (fs::exists(out + "/.staging") && !fs::is_empty(out + "/.staging")) killed_in_capture = true;
+    } else {
+      // Anywhere in start-up: loading, attaching, the first LIST and watch.
+      traffic_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 2500)(rng)));
+      agent.kill_hard();
+    }
+    if (i == kKills - 1) {
+      // What a kill inside write() leaves: a line cut short.
+      std::ofstream(flows, std::ios::app) << R"({"flow":{"time":"2026-01-01T00:00:00Z","verdict":"FORW)";
+    }
+  }
+  CHECK(killed_in_capture);  // the cleanup below had something to clean
+
+  agent.start(opts);
+  agent.wait_ready(30s);
+  for (const auto& p : node.pods()) REQUIRE(agent.wait_log("attached to " + p.host_if + " "));
+  // The kills left no second filter and the restart owns every hook.
+  check_attached_once(node, agent, false);
+  INFO(agent.log_tail());
+  CHECK_FALSE(fs::exists(out + "/.staging"));
+  for (const auto& path : test::list_tree(out)) CHECK_THAT(path, !Catch::EndsWith(".partial"));
+  REQUIRE(agent.stop() == 0);
+  check_nothing_attached();
+  check_no_clsact(node);
+  CHECK(test::list_tree("/sys/fs/bpf") == pinned_before);
+  // Every flow log file holds whole lines only (parse_flow_lines throws on
+  // a broken one), the repaired one included.
+  for (const auto& name : {"flows.jsonl", "flows.jsonl.1", "flows.jsonl.2"}) {
+    if (!fs::exists(agent.path(name))) continue;
+    INFO(name);
+    const std::string text = agent.read_file(name);
+    CHECK((text.empty() || text.back() == '\n'));
+    CHECK_NOTHROW(test::parse_flow_lines(text));
+  }
 }

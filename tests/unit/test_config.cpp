@@ -513,3 +513,38 @@ TEST_CASE("config: the config map shipped in deploy/ loads", "[config]") {
   REQUIRE(r.has_value());
   CHECK(r->api_server_port == 10093);
 }
+
+TEST_CASE("config: huge and binary files are clear errors", "[config][hostile]") {
+  char path[] = "/tmp/retina-config-hostile-XXXXXX";
+  const int fd = mkstemp(path);
+  REQUIRE(fd >= 0);
+  close(fd);
+  {
+    std::ofstream out(path);
+    out << "logLevel: warn\n# " << std::string(5u << 20, 'x') << "\n";
+  }
+  auto r = retina::load_config_file(path);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().message == std::string(path) + ": larger than the 4 MiB limit");
+  {
+    std::ofstream out(path, std::ios::binary);
+    const unsigned char junk[] = {0x7f, 'E', 'L', 'F', 2, 1, 1, 0, 0, 0, 0xff, 0xfe, '\n', 0x00, 0x01, 0x9c};
+    out.write(reinterpret_cast<const char*>(junk), sizeof junk);
+  }
+  r = retina::load_config_file(path);
+  REQUIRE_FALSE(r);
+  CHECK(r.error().message.rfind(std::string(path) + ": ", 0) == 0);
+  unlink(path);
+}
+
+TEST_CASE("config: flow log rotation keys", "[config][flowlog]") {
+  auto r = load_config_yaml("flowLogPath: /var/log/retina/flows.jsonl\nflowLogMaxSize: 20\nflowLogMaxFiles: 3\n");
+  REQUIRE(r);
+  CHECK(r->flow_log_max_size_mb == 20);
+  CHECK(r->flow_log_max_files == 3);
+  r = load_config_yaml("flowLogMaxFiles: 0\nflowLogMaxSize: 2000000\n");
+  REQUIRE_FALSE(r);
+  CHECK(r.error().message.find("flowLogMaxFiles: must be from 1 to 1000, got 0") != std::string::npos);
+  CHECK(r.error().message.find("flowLogMaxSize: must be at most 1048576 (megabytes; 0 never rotates), got 2000000") !=
+        std::string::npos);
+}

@@ -1,7 +1,10 @@
 // The engine behind the API server: GET /flows streams what plugins feed.
 #include <catch2/catch.hpp>
 
+#include <sys/mount.h>
 #include <unistd.h>
+
+#include <filesystem>
 
 #include <atomic>
 #include <chrono>
@@ -18,8 +21,10 @@
 #include "retina/api_server.hpp"
 #include "retina/engine.hpp"
 #include "retina/metrics/registry.hpp"
+#include "support/fake_apiserver.hpp"  // wait_until
 #include "support/fake_plugin.hpp"
 #include "support/http_client.hpp"
+#include "support/privileged.hpp"
 #include "support/prom_text.hpp"
 #include "test_decoder_records.hpp"
 
@@ -177,11 +182,13 @@ struct FlowLogRun {
 };
 
 // Runs an engine with flowLogPath = `path`, feeds `n` records, stops it.
-FlowLogRun run_flow_log(const std::string& path, int n) {
+FlowLogRun run_flow_log(const std::string& path, int n, uint32_t max_size_mb = 0, uint32_t max_files = 5) {
   retina::Config cfg;
   cfg.enabled_plugins.clear();
   cfg.node_name = "node-b";
   cfg.flow_log_path = path;
+  cfg.flow_log_max_size_mb = max_size_mb;
+  cfg.flow_log_max_files = max_files;
   retina::EngineOptions opts;
   opts.features = std::make_unique<retina::test::AllFeatures>();
   auto* feeder = make_feeder();
@@ -229,4 +236,136 @@ TEST_CASE("engine api: flows the flow log cannot write are counted as lost", "[e
   REQUIRE(prom.error.empty());
   CHECK(prom.value("controlplane_networkobservability_lost_events_counter",
                    {{"type", "external_channel"}, {"reason", "flowlog"}}) == 300);
+}
+
+namespace {
+
+// Whole JSON lines in a file: their count, or -1 when one does not parse.
+long json_lines(const std::string& path) {
+  std::ifstream in(path);
+  std::string line;
+  long n = 0;
+  simdjson::dom::parser parser;
+  while (std::getline(in, line)) {
+    simdjson::dom::element doc;
+    if (parser.parse(line).get(doc) != simdjson::SUCCESS) return -1;
+    ++n;
+  }
+  return n;
+}
+
+std::string scratch_dir() {
+  char tmpl[] = "/tmp/retina-flowlog-dir-XXXXXX";
+  REQUIRE(::mkdtemp(tmpl) != nullptr);
+  return tmpl;
+}
+
+}  // namespace
+
+TEST_CASE("engine api: the flow log rotates by size and keeps flowLogMaxFiles files", "[engine][flowlog]") {
+  const std::string dir = scratch_dir();
+  const std::string path = dir + "/flows.jsonl";
+  // About 2.4 MB of lines against a 1 MB limit: two rotations.
+  auto run = run_flow_log(path, 6000, 1, 10);
+  CHECK(run.pipeline_records == 6000);
+  long total = 0;
+  size_t files = 0;
+  for (const auto& name : {path, path + ".1", path + ".2", path + ".3"}) {
+    if (!std::filesystem::exists(name)) continue;
+    ++files;
+    CHECK(std::filesystem::file_size(name) <= (1u << 20));
+    const long n = json_lines(name);
+    REQUIRE(n > 0);
+    total += n;
+  }
+  CHECK(total == 6000);
+  const auto prom = retina::test::parse_prom_text(run.metrics);
+  REQUIRE(prom.error.empty());
+  const auto rotations = prom.value("retina_flow_log_rotations_total");
+  REQUIRE(rotations.has_value());
+  CHECK(*rotations == static_cast<double>(files - 1));
+  CHECK(files >= 3);
+
+  // With one rotated file kept, the oldest lines go and no .2 appears.
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directory(dir);
+  run = run_flow_log(path, 6000, 1, 1);
+  CHECK(std::filesystem::exists(path + ".1"));
+  CHECK_FALSE(std::filesystem::exists(path + ".2"));
+  CHECK(json_lines(path) > 0);
+  CHECK(json_lines(path + ".1") > 0);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("engine api: a flow log cut inside a line is repaired when opened", "[engine][flowlog]") {
+  const std::string dir = scratch_dir();
+  const std::string path = dir + "/flows.jsonl";
+  {
+    std::ofstream out(path);
+    out << "{\"flow\":{}}\n{\"flow\":{\"verdict\":\"FORW";  // a write cut short by a kill
+  }
+  run_flow_log(path, 10);
+  CHECK(json_lines(path) == 11);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("engine api: a full disk is reported, not fatal, and writing resumes", "[engine][flowlog][privileged]") {
+  RETINA_REQUIRE_PRIVILEGED();
+  const std::string dir = scratch_dir();
+  REQUIRE(::mount("tmpfs", dir.c_str(), "tmpfs", 0, "size=256k") == 0);
+  struct Unmount {
+    std::string dir;
+    ~Unmount() {
+      ::umount2(dir.c_str(), MNT_DETACH);
+      ::rmdir(dir.c_str());
+    }
+  } unmount{dir};
+  const std::string path = dir + "/flows.jsonl";
+  {
+    // Fill the file system to the last byte.
+    std::ofstream filler(dir + "/filler", std::ios::binary);
+    const std::string block(4096, 'f');
+    while (filler.write(block.data(), block.size())) {
+    }
+  }
+  retina::Config cfg;
+  cfg.enabled_plugins.clear();
+  cfg.flow_log_path = path;
+  retina::EngineOptions opts;
+  opts.features = std::make_unique<retina::test::AllFeatures>();
+  auto* feeder = make_feeder();
+  opts.extra_plugins.emplace_back(feeder);
+  auto e = retina::Engine::create(cfg, std::move(opts));
+  REQUIRE(e);
+  auto& engine = *e;
+  REQUIRE(engine->start());
+  const auto lost = [&] {
+    const auto prom = retina::test::parse_prom_text(engine->metrics().expose());
+    return prom.value("controlplane_networkobservability_lost_events_counter",
+                      {{"type", "external_channel"}, {"reason", "flowlog"}})
+        .value_or(0);
+  };
+  const auto failing = [&] {
+    return retina::test::parse_prom_text(engine->metrics().expose()).value("retina_flow_log_failing").value_or(-1);
+  };
+
+  for (int i = 0; i < 300; ++i) feeder->source().push(packet(1));
+  REQUIRE(retina::test::wait_until([&] { return lost() == 300; }, 10s));
+  auto h = engine->flow_log_health();
+  CHECK(h.state == "failing");
+  CHECK(h.last_error.find("No space left on device") != std::string::npos);
+  CHECK(h.written == 0);
+  CHECK(failing() == 1);
+  CHECK(engine->ready());  // the engine runs on
+  CHECK(json_lines(path) == 0);
+
+  std::filesystem::remove(dir + "/filler");
+  for (int i = 0; i < 300; ++i) feeder->source().push(packet(2));
+  REQUIRE(retina::test::wait_until([&] { return engine->flow_log_health().written == 300; }, 10s));
+  h = engine->flow_log_health();
+  CHECK(h.state == "writing");
+  CHECK(failing() == 0);
+  CHECK(lost() == 300);
+  engine->stop();
+  CHECK(json_lines(path) == 300);
 }

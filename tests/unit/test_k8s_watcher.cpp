@@ -569,3 +569,44 @@ TEST_CASE("k8s watcher: invalid options are rejected with every problem", "[k8s]
   REQUIRE_FALSE(w);
   CHECK(w.error().message.find("/nonexistent/token") != std::string::npos);
 }
+
+TEST_CASE("k8s watcher: hostile watch streams cost a relist, never the cache", "[k8s][watcher][hostile]") {
+  Harness h;
+  h.server.upsert("pods", kj::pod(web_pod("base", "10.1.0.1")));
+  h.start();
+  h.wait_watching();
+  const auto lists = [&] { return h.server.list_requests("pods"); };
+
+  SECTION("an unknown event type and an object of an unknown kind") {
+    h.server.send_raw("pods", R"({"type":"EXPLODED","object":{"kind":"Pod","metadata":{"name":"x","namespace":"shop"}}})" "\n");
+    REQUIRE(wait_until([&] { return lists() == 2; }, kWait));
+    h.wait_watching();
+    // A Pod-shaped object whose kind is unknown is read by its fields; a
+    // kind that is not an object at all is a decode error.
+    h.server.send_raw("pods", R"({"type":"ADDED","object":{"kind":["Gadget"],"metadata":7}})" "\n");
+    REQUIRE(wait_until([&] { return lists() == 3; }, kWait));
+    CHECK(h.metric(R"(controlplane_networkobservability_k8s_watch_errors_total{resource="pods",reason="decode"})") >= 1.0);
+  }
+  SECTION("a stream that ends inside a line: the partial line is dropped, the watch resumes") {
+    h.server.send_raw("pods", R"({"type":"ADDED","object":{"metadata":{"name":"cut")");
+    REQUIRE(h.server.wait_drained("pods", kWait));
+    h.server.drop_watches("pods");
+    REQUIRE(wait_until(
+        [&] {
+          return h.metric(R"(controlplane_networkobservability_k8s_watch_errors_total{resource="pods",reason="stream"})")
+                     .value_or(0) >= 1.0;
+        },
+        kWait));
+    CHECK(lists() == 1);  // resumed from the last resourceVersion, no relist
+  }
+  SECTION("a line longer than the limit (64 MiB) is refused without holding it") {
+    h.server.send_raw("pods", "{\"type\":\"ADDED\",\"object\":{\"metadata\":{\"name\":\"" + std::string((64u << 20) + 1, 'g'));
+    REQUIRE(wait_until([&] { return lists() == 2; }, 30s));
+    CHECK(h.metric(R"(controlplane_networkobservability_k8s_watch_errors_total{resource="pods",reason="decode"})") == 1.0);
+  }
+  // Whatever came, the cache still holds the listed pod and follows new events.
+  CHECK(h.resolves("10.1.0.1", "base"));
+  h.wait_watching();
+  h.server.upsert("pods", kj::pod(web_pod("after", "10.1.0.2")));
+  REQUIRE(wait_until([&] { return h.resolves("10.1.0.2", "after"); }, kWait));
+}

@@ -240,6 +240,8 @@ const std::vector<Field>& fields() {
       RETINA_BOOL(enable_kubernetes),
       RETINA_STR(node_name),
       RETINA_STR(flow_log_path),
+      RETINA_UINT(flow_log_max_size_mb, 0, UINT32_MAX),
+      RETINA_UINT(flow_log_max_files, 0, UINT32_MAX),
       RETINA_BOOL(pod_forward_metrics),
       RETINA_BOOL(kernel_drop_reasons),
       RETINA_BOOL(interface_stats_per_interface),

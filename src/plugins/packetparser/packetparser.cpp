@@ -211,8 +211,10 @@ struct PacketParserPlugin::Impl {
         auto removed = loader::detach_stale_retina_filters(info.ifindex, loader::kPacketParserTcSlot);
         if (!removed)
           log::warn("packetparser", "stale filter check failed", {{"interface", info.name}, {"error", removed.error().message}});
-        else if (*removed)
+        else if (*removed) {
           log::info("packetparser", fmt::format("removed {} stale retina filter(s) from {}", *removed, info.name));
+          (void)loader::remove_clsact_if_empty(info.ifindex);  // the earlier run's clsact, if nothing else uses it
+        }
       }
     }
     if (!role) {
