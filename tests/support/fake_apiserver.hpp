@@ -127,6 +127,8 @@ std::string node(const std::string& name, const std::vector<std::string>& intern
 std::string namespace_(const std::string& name, bool observe, const Pairs& labels = {});
 std::string replicaset(const std::string& ns, const std::string& name, const std::string& owner_kind,
                        const std::string& owner_name);
+// A Secret with `data` base64-encoded from the given plain values.
+std::string secret(const std::string& ns, const std::string& name, const Pairs& data);
 std::string metrics_configuration(const std::string& name, const std::string& creation_timestamp,
                                   const std::string& spec_json);
 
