@@ -73,7 +73,10 @@ struct Fixture {
     auto m = capture::Manager::create(std::move(o));
     REQUIRE(m);
     manager = std::move(*m);
-    node.wait_quiet(500ms);
+    // New pod addresses send an MLD report and repeat it up to 1 s later
+    // (mldv2_unsolicited_report_interval): a shorter quiet window can end
+    // between the two and let the repeat into a capture.
+    node.wait_quiet(1500ms);
   }
 
   capture::CaptureStatus start(const std::string& name, const std::string& configuration,
