@@ -248,6 +248,7 @@ struct FakeApiServer::State {
   std::map<std::string, Collection> collections;
   uint64_t rv = 1000;
   size_t unauthorized = 0;
+  std::vector<std::string> proxied;  // "node:port/path" of node-proxy requests
   bool stopping = false;
   int port = 0;
   std::unique_ptr<httplib::Server> server;
@@ -453,9 +454,29 @@ void FakeApiServer::start() {
            [get_one](const httplib::Request& req, httplib::Response& res) {
              get_one(req.matches[2], req.matches[1], req.matches[3], req, res);
            });
+  // The node proxy to an agent port: every node is this host.
+  svr->Get("/api/v1/nodes/([^/:]+):([0-9]+)/proxy(/.*)", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!s_->authorized(req)) return void(res.status = 401);
+    httplib::Client agent("127.0.0.1", std::stoi(req.matches[2].str()));
+    auto r = agent.Get(req.matches[3].str());
+    if (!r) {
+      res.status = 503;
+      res.set_content(status_json(503, "ServiceUnavailable", "error trying to reach the node"), "application/json");
+      return;
+    }
+    res.status = r->status;
+    res.set_content(r->body, r->get_header_value("Content-Type"));
+    {
+      std::lock_guard l(s_->mu);
+      s_->proxied.push_back(req.matches[1].str() + ":" + req.matches[2].str() + req.matches[3].str());
+    }
+  });
   // Capture objects: created (the CLI), deleted, and status merge patches
   // (the agents), recorded as sent.
   const std::string captures_ns = "/apis/retina\\.sh/v1alpha1/namespaces/([^/]+)/captures";
+  svr->Get(captures_ns + "/([^/]+)", [get_one](const httplib::Request& req, httplib::Response& res) {
+    get_one("captures", req.matches[1], req.matches[2], req, res);
+  });
   svr->Post(captures_ns, [this](const httplib::Request& req, httplib::Response& res) {
     if (!s_->authorized(req)) return void(res.status = 401);
     upsert("captures", req.body);
@@ -638,6 +659,11 @@ std::string FakeApiServer::object(const std::string& resource, const std::string
   if (it == s_->collections.end()) return {};
   auto o = it->second.objects.find(fmt::format("{}/{}", ns, name));
   return o == it->second.objects.end() ? std::string() : o->second.body;
+}
+
+std::vector<std::string> FakeApiServer::proxied() const {
+  std::lock_guard l(s_->mu);
+  return s_->proxied;
 }
 
 uint64_t FakeApiServer::resource_version() const {

@@ -87,6 +87,9 @@ class FakeApiServer {
   size_t watch_requests(const std::string& resource) const;
   size_t open_watches(const std::string& resource) const;
   size_t unauthorized_requests() const;
+  // GET /api/v1/nodes/NODE:PORT/proxy/PATH goes to 127.0.0.1:PORT/PATH; the
+  // requests, as "NODE:PORT/PATH".
+  std::vector<std::string> proxied() const;
   // A query parameter of the last LIST (watch=false) or WATCH request.
   std::string last_param(const std::string& resource, bool watch, const std::string& key) const;
   // True once everything queued for the resource's open watches was written out.

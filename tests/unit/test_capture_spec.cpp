@@ -5,8 +5,13 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include <fmt/format.h>
+#ifndef CPPHTTPLIB_OPENSSL_SUPPORT
+#define CPPHTTPLIB_OPENSSL_SUPPORT
+#endif
+#include <httplib.h>
 
 #include "capture/cli_flags.hpp"
 #include "capture/secret.hpp"
@@ -479,6 +484,34 @@ TEST_CASE("retina capture CLI: creates, lists and deletes Capture objects throug
   CHECK(test::sh_status(cli + " create --name y --s3-bucket b --s3-access-key-id k --s3-secret-access-key s --no-wait" + kc,
                         &out) == 1);
   CHECK(api.object("captures", "default", "y").empty());
+
+  // download: each reporting node's bundle through the API server's node proxy to its agent.
+  httplib::Server agent;
+  agent.Get("/captures/web", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(R"({"name":"web","state":"Completed","bundle":"web-node-a-20260101000000UTC.tar.gz"})", "application/json");
+  });
+  agent.Get("/captures/web/download", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(std::string("\x1f\x8b bundle bytes", 15), "application/gzip");
+  });
+  const int port = agent.bind_to_any_port("127.0.0.1");
+  REQUIRE(port > 0);
+  std::thread serving([&] { agent.listen_after_bind(); });
+  test::TempDir into;
+  const int rc = test::sh_status(
+      fmt::format("{} download --name web --namespace shop --agent-port {} --output {}{}", cli, port, into.path(), kc), &out);
+  agent.stop();
+  serving.join();
+  INFO(out);
+  REQUIRE(rc == 0);
+  CHECK(api.proxied() == std::vector<std::string>{fmt::format("node-a:{}/captures/web", port),
+                                                 fmt::format("node-a:{}/captures/web/download", port)});
+  std::ifstream got(into.path() + "/web-node-a-20260101000000UTC.tar.gz", std::ios::binary);
+  std::string body((std::istreambuf_iterator<char>(got)), std::istreambuf_iterator<char>());
+  CHECK(body == std::string("\x1f\x8b bundle bytes", 15));
+  // A node whose agent is not reachable fails the download.
+  CHECK(test::sh_status(fmt::format("{} download --name web --namespace shop --node-names node-b --agent-port {} --output {}{}",
+                                    cli, port, into.path(), kc),
+                        &out) == 1);
 
   REQUIRE(test::sh_status(cli + " delete --name web --namespace shop" + kc, &out) == 0);
   CHECK(api.object("captures", "shop", "web").empty());
