@@ -68,6 +68,10 @@ struct Spec {
   LabelSelector pod_selector;
   LabelSelector node_selector;
   std::vector<std::string> node_names;  // Retina's --node-names
+  // captureTarget.podNames: "name" (in the spec's namespace, or any when it
+  // has none) or "namespace/name"; pods named here are captured besides
+  // those the selectors match.
+  std::vector<std::string> pod_names;
   std::vector<std::string> interfaces;  // node capture on these only; empty: every host interface
 
   // captureConfiguration
@@ -78,6 +82,10 @@ struct Spec {
   uint64_t max_capture_bytes = 100ull << 20;  // maxCaptureSize (MB)
   uint64_t max_packets = 0;                   // 0: no limit
   uint32_t packet_size = 0;                   // snap length; 0: 262144
+  // fileCount: above 1, each interface writes a ring of this many files
+  // sharing maxCaptureSize; the oldest file is dropped when a new one starts,
+  // and the size no longer stops the capture.
+  uint32_t file_count = 1;
   FileFormat format = FileFormat::kPcap;
   bool include_metadata = true;               // node state files in the bundle
 
@@ -86,8 +94,9 @@ struct Spec {
   std::string pvc;        // claim name, mounted at <root>/pvc/<claim>
   S3Upload s3;
   std::string blob_sas_url;  // one PUT of the bundle
+  std::string blob_secret_name;  // CRD: Secret whose blob-upload-url is the SAS URL (Retina's blobUpload)
 
-  bool selects_pods() const { return pod_selector.present || namespace_selector.present; }
+  bool selects_pods() const { return pod_selector.present || namespace_selector.present || !pod_names.empty(); }
 };
 
 // Parses a spec object: Retina's Capture spec
@@ -101,6 +110,10 @@ Result<Spec> parse_spec_json(std::string_view json, std::string name);
 Result<Spec> parse_request_json(std::string_view json);
 // The inverse of parse_spec_json (what the CLI sends and the bundle records).
 std::string spec_to_json(const Spec& spec);
+
+// The spec without S3 keys or the blob SAS token, for files and statuses
+// others can read (metadata.json).
+Spec without_credentials(Spec spec);
 
 // The filter a spec compiles to: include/exclude shortcuts combined as
 // "(inc...) and not (exc...)" and-ed with the tcpdump filter.
@@ -117,7 +130,9 @@ const char* to_string(State s);
 
 struct InterfaceStats {
   std::string name;
-  std::string file;          // inside the bundle
+  std::string file;          // inside the bundle (the last one, with fileCount)
+  std::vector<std::string> files;  // every packet file kept, oldest first
+  uint64_t overwritten_packets = 0;  // in ring files dropped for newer ones (fileCount)
   uint64_t packets = 0;      // written
   uint64_t bytes = 0;        // original lengths of the written packets
   uint64_t kernel_dropped = 0;    // pcap_stats ps_drop (socket buffer full)

@@ -103,8 +103,6 @@ struct Config {
   bool enable_capture = false;
   std::string capture_output_root = "/var/log/retina";
   std::chrono::seconds capture_max_duration{3600};
-  // How often Capture objects are listed (with Kubernetes).
-  std::chrono::milliseconds capture_poll_interval{std::chrono::seconds(5)};
 
   // Hubble mode (docs/hubble.md): flows over Hubble's gRPC Observer and
   // Peer APIs, hubble_* metrics on a port of their own.

@@ -39,10 +39,14 @@ void add_create_flags(CLI::App& app, CliFlags& f) {
                  "Label selector of the pods' namespaces, e.g. kubernetes.io/metadata.name=default");
   app.add_option("--node-selectors", f.node_selectors, "Label selector of the nodes to capture");
   app.add_option("--node-names", f.node_names, "Comma-separated node names to capture");
+  app.add_option("--pod-names", f.pod_names,
+                 "Comma-separated pods to capture: names in --namespace, or namespace/name");
   app.add_option("--duration", f.duration, "How long to capture (e.g. 30s, 2m)");
   app.add_option("--max-size", f.max_size_mb, "Stop at this many MB of packet files per node");
   app.add_option("--packet-size", f.packet_size, "Bytes kept of each packet (snap length)");
   app.add_option("--max-packets", f.max_packets, "Stop after this many packets per node");
+  app.add_option("--file-count", f.file_count,
+                 "Rotate each interface through this many files sharing --max-size, keeping the newest");
   app.add_option("--tcpdump-filter", f.tcpdump_filter, "A filter in tcpdump syntax");
   app.add_option("--include-filter", f.include_filter, "Comma-separated IP, IP:port or * to include");
   app.add_option("--exclude-filter", f.exclude_filter, "Comma-separated IP, IP:port or * to exclude");
@@ -80,6 +84,8 @@ Result<Spec> spec_from_flags(const CliFlags& f) {
   }
   s.packet_size = f.packet_size;
   s.max_packets = f.max_packets;
+  if (f.file_count < 1 || f.file_count > 1000) return unexpected(Error::invalid("--file-count: must be 1..1000"));
+  s.file_count = f.file_count;
   if (!f.pod_selectors.empty()) {
     auto sel = selector_flag(f.pod_selectors, "--pod-selectors");
     if (!sel) return unexpected(sel.error());
@@ -96,6 +102,8 @@ Result<Spec> spec_from_flags(const CliFlags& f) {
     s.node_selector = std::move(*sel);
   }
   s.node_names = split_list(f.node_names);
+  // Qualified here: the agent API body carries no namespace.
+  for (auto& n : split_list(f.pod_names)) s.pod_names.push_back(n.find('/') == std::string::npos ? f.namespace_ + "/" + n : n);
   s.interfaces = split_list(f.interfaces);
   s.tcpdump_filter = f.tcpdump_filter;
   s.include_filter = split_list(f.include_filter);

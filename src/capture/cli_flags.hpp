@@ -14,11 +14,12 @@ namespace retina::capture {
 struct CliFlags {
   std::string name;
   std::string namespace_ = "default";
-  std::string pod_selectors, namespace_selectors, node_selectors, node_names;
+  std::string pod_selectors, namespace_selectors, node_selectors, node_names, pod_names;
   std::string duration = "1m";
   uint64_t max_size_mb = 100;
   uint32_t packet_size = 0;
   uint64_t max_packets = 0;
+  uint32_t file_count = 1;
   std::string tcpdump_filter, include_filter, exclude_filter, interfaces;
   std::string format = "pcap";
   bool include_metadata = true;

@@ -4,6 +4,7 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -12,63 +13,36 @@
 
 #include "core/flow_json.hpp"
 #include "core/log.hpp"
+#include "capture/secret.hpp"
 #include "k8s/http_client.hpp"
+#include "k8s/reflector.hpp"
 
 namespace retina::capture {
 namespace {
 
 namespace dom = simdjson::dom;
 
-struct Object {
-  std::string ns, name, uid;
-  std::string json;  // the whole object
-};
-
-// The items of a Capture list.
-Result<std::vector<Object>> parse_list(const std::string& body) {
+// The node's labels, "key=value", from GET /api/v1/nodes/<node>.
+Result<std::vector<std::string>> node_labels_of(const std::string& body) {
   dom::parser parser;
   dom::element doc;
-  if (parser.parse(simdjson::padded_string(body)).get(doc)) return unexpected(Error::parse("Capture list: invalid JSON"));
-  dom::array items;
-  if (doc["items"].get_array().get(items)) return std::vector<Object>{};
-  std::vector<Object> out;
-  for (dom::element item : items) {
-    Object o;
-    std::string_view v;
-    if (!item["metadata"]["namespace"].get_string().get(v)) o.ns = v;
-    if (!item["metadata"]["name"].get_string().get(v)) o.name = v;
-    if (!item["metadata"]["uid"].get_string().get(v)) o.uid = v;
-    o.json = simdjson::minify(item);
-    if (!o.name.empty()) out.push_back(std::move(o));
+  if (parser.parse(simdjson::padded_string(body)).get(doc)) return unexpected(Error::parse("Node: invalid JSON"));
+  std::vector<std::string> out;
+  dom::object labels;
+  if (doc["metadata"]["labels"].get_object().get(labels)) return out;
+  for (auto [k, v] : labels) {
+    std::string_view value;
+    if (!v.get_string().get(value)) out.push_back(fmt::format("{}={}", k, value));
   }
+  std::sort(out.begin(), out.end());
   return out;
 }
 
-// The node's labels, "key=value".
-std::vector<std::string> node_labels_of(const std::string& body, const std::string& node) {
-  std::vector<std::string> out = {"kubernetes.io/hostname=" + node};
-  dom::parser parser;
-  dom::element doc;
-  if (parser.parse(simdjson::padded_string(body)).get(doc)) return out;
-  dom::array items;
-  if (doc["items"].get_array().get(items)) return out;
-  for (dom::element item : items) {
-    std::string_view name;
-    if (item["metadata"]["name"].get_string().get(name) || name != node) continue;
-    dom::object labels;
-    if (item["metadata"]["labels"].get_object().get(labels)) break;
-    out.clear();
-    for (auto [k, v] : labels) {
-      std::string_view value;
-      if (!v.get_string().get(value)) out.push_back(fmt::format("{}={}", k, value));
-    }
-    std::sort(out.begin(), out.end());
-    break;
-  }
-  return out;
-}
+std::string key_of(const k8s::RawObject& o) { return o.namespace_ + "/" + o.name; }
+std::string id_of(const k8s::RawObject& o) { return o.uid.empty() ? key_of(o) : o.uid; }
 
-std::string key_of(const Object& o) { return o.ns + "/" + o.name; }
+// Node labels not known yet (the Node GET failed): asked again this often.
+constexpr std::chrono::seconds kNodeRetry{5};
 
 }  // namespace
 
@@ -81,25 +55,69 @@ std::string node_status_patch(const std::string& node, const CaptureStatus& s) {
   return out;
 }
 
-struct CrdRunner::Impl {
+// The reflector (src/k8s) lists and watches Capture objects and hands them
+// to this sink on its thread; the worker thread starts and cancels
+// captures and writes statuses, so the watch stream never waits on them.
+struct CrdRunner::Impl final : k8s::RawObjectSink {
   Manager* manager = nullptr;
   CrdOptions options;
-  std::unique_ptr<k8s::HttpStream> http;
-  std::mutex mu;
+  k8s::WatcherOptions watch_options;
+  std::shared_ptr<k8s::Credentials> credentials;
+  std::unique_ptr<k8s::HttpStream> http;  // the worker's: Node, Secrets, status patches
+  k8s::ResourceMetrics watch_metrics;
+  k8s::SyncSignal sync;
+  std::unique_ptr<k8s::Reflector> reflector;
+  std::thread worker;
+
+  mutable std::mutex mu;  // guards the fields down to the next comment
   std::condition_variable cv;
   bool stopping = false;
-  std::thread thread;
-  std::vector<std::string> node_labels;
-  // Objects this node has handled (by uid): never started twice.
-  std::set<std::string> handled;
-  // Running captures started from objects: key -> capture name.
-  std::map<std::string, std::string> running;
-  // Status changes to write, by object key.
-  std::map<std::string, std::string> pending;
-  std::map<std::string, std::string> name_to_key;
+  bool dirty = false;
+  std::map<std::string, k8s::RawObject> objects;  // as the API server has them, by "ns/name"
+  std::map<std::string, std::string> pending;     // status patches to write, by key
+  std::map<std::string, std::string> name_to_key; // capture name -> object key
+
+  // The worker's own.
+  std::optional<std::vector<std::string>> node_labels;
+  std::set<std::string> handled;  // ids (uids) acted on: never started twice
+  struct Running {
+    std::string id, capture;
+  };
+  std::map<std::string, Running> running;  // by key
+
+  // RawObjectSink, on the reflector's thread.
+  void replace(std::vector<k8s::RawObject> items) override {
+    std::lock_guard lock(mu);
+    objects.clear();
+    for (auto& o : items) {
+      std::string key = key_of(o);
+      objects.insert_or_assign(std::move(key), std::move(o));
+    }
+    dirty = true;
+    cv.notify_all();
+  }
+  void apply(k8s::EventType type, k8s::RawObject o) override {
+    std::lock_guard lock(mu);
+    if (type == k8s::EventType::kDeleted) {
+      objects.erase(key_of(o));
+    } else {
+      std::string key = key_of(o);
+      objects.insert_or_assign(std::move(key), std::move(o));
+    }
+    dirty = true;
+    cv.notify_all();
+  }
+  size_t count() const override {
+    std::lock_guard lock(mu);
+    return objects.size();
+  }
 
   void run();
-  void poll_once();
+  void reconcile();
+  void handle(const std::string& key, const k8s::RawObject& o);
+  void fail(const std::string& key, const std::string& name, const std::string& message);
+  void fetch_node_labels();
+  Result<std::string> read_secret(const std::string& ns, const std::string& name);
   void patch(const std::string& key, const std::string& body);
   void flush();
 };
@@ -128,97 +146,130 @@ void CrdRunner::Impl::flush() {
   for (const auto& [key, body] : todo) patch(key, body);
 }
 
-void CrdRunner::Impl::poll_once() {
-  if (node_labels.empty()) {
-    k8s::HttpRequest req;
-    // Once, for nodeSelector: the node's labels.
-    req.path = "/api/v1/nodes";
-    req.timeout = std::chrono::seconds(10);
-    const auto r = http->get(req);
-    if (r.ok()) node_labels = node_labels_of(r.body, options.node_name);
-  }
+void CrdRunner::Impl::fail(const std::string& key, const std::string& name, const std::string& message) {
+  CaptureStatus st;
+  st.name = name;
+  st.node = options.node_name;
+  st.state = State::kFailed;
+  st.message = message;
+  patch(key, node_status_patch(options.node_name, st));
+}
+
+void CrdRunner::Impl::fetch_node_labels() {
   k8s::HttpRequest req;
-  req.path = fmt::format("{}/captures", kCaptureGroupPath);
-  req.timeout = std::chrono::seconds(20);
+  req.path = "/api/v1/nodes/" + k8s::url_encode(options.node_name);
+  req.timeout = std::chrono::seconds(10);
   const auto r = http->get(req);
   if (!r.ok()) {
-    log::debug("capture", "cannot list Capture objects", {{"status", r.status}, {"error", r.error}});
+    log::warn("capture", "cannot read this node's labels for nodeSelector; retrying",
+              {{"node", options.node_name}, {"status", r.status}, {"error", r.error}});
     return;
   }
-  auto objects = parse_list(r.body);
-  if (!objects) return;
-  std::set<std::string> present;
-  for (const auto& o : *objects) {
-    const std::string key = key_of(o);
-    present.insert(key);
-    const std::string id = o.uid.empty() ? key : o.uid;
-    if (handled.contains(id)) continue;
-    auto spec = parse_request_json(o.json);
-    if (!spec) {
-      handled.insert(id);
-      CaptureStatus st;
-      st.name = o.name;
-      st.node = options.node_name;
-      st.state = State::kFailed;
-      st.message = spec.error().message;
-      patch(key, node_status_patch(options.node_name, st));
-      continue;
-    }
-    // An object that does not select this node is left alone: no status.
-    if (!manager->selects_node(*spec, node_labels.empty() ? std::vector<std::string>{"kubernetes.io/hostname=" + options.node_name} : node_labels)) {
-      handled.insert(id);
-      continue;
-    }
-    handled.insert(id);
-    {
-      std::lock_guard lock(mu);
-      name_to_key[spec->name] = key;
-    }
-    auto started = manager->start(std::move(*spec));
-    if (!started) {
-      CaptureStatus st;
-      st.name = o.name;
-      st.node = options.node_name;
-      st.state = State::kFailed;
-      st.message = started.error().message;
-      patch(key, node_status_patch(options.node_name, st));
-      continue;
-    }
-    running[key] = o.name;
-    log::info("capture", "Capture object started", {{"object", key}});
+  auto labels = node_labels_of(r.body);
+  if (!labels) {
+    log::warn("capture", "cannot read this node's labels for nodeSelector; retrying", {{"error", labels.error().message}});
+    return;
   }
-  // A deleted object cancels its capture (the bundle is still written).
+  node_labels = std::move(*labels);
+}
+
+Result<std::string> CrdRunner::Impl::read_secret(const std::string& ns, const std::string& name) {
+  k8s::HttpRequest req;
+  req.path = fmt::format("/api/v1/namespaces/{}/secrets/{}", k8s::url_encode(ns), k8s::url_encode(name));
+  req.timeout = std::chrono::seconds(10);
+  auto r = http->get(req);
+  if (r.ok()) return std::move(r.body);
+  if (r.status == 404) return unexpected(Error::invalid(fmt::format("Secret {}/{} not found", ns, name)));
+  if (r.status == 403) {
+    return unexpected(Error::invalid(fmt::format("Secret {}/{}: the agent may not read it (RBAC)", ns, name)));
+  }
+  return unexpected(Error::invalid(fmt::format("Secret {}/{}: {}", ns, name,
+                                               r.error.empty() ? fmt::format("HTTP {}", r.status) : r.error)));
+}
+
+void CrdRunner::Impl::handle(const std::string& key, const k8s::RawObject& o) {
+  auto spec = parse_request_json(o.json);
+  if (!spec) return fail(key, o.name, spec.error().message);
+  // An object that does not select this node is left alone: no status.
+  if (!manager->selects_node(*spec, *node_labels)) return;
+  if (auto st = resolve_secrets(*spec, [&](const std::string& name) { return read_secret(o.namespace_, name); });
+      !st) {
+    return fail(key, o.name, st.error().message);
+  }
+  {
+    std::lock_guard lock(mu);
+    name_to_key[spec->name] = key;
+  }
+  auto started = manager->start(std::move(*spec));
+  if (!started) return fail(key, o.name, started.error().message);
+  running[key] = Running{id_of(o), o.name};
+  log::info("capture", "Capture object started", {{"object", key}});
+}
+
+void CrdRunner::Impl::reconcile() {
+  std::map<std::string, k8s::RawObject> now;
+  {
+    std::lock_guard lock(mu);
+    now = objects;
+    dirty = false;
+  }
+  // A deleted (or replaced) object cancels its capture; the bundle is still written.
   for (auto it = running.begin(); it != running.end();) {
-    if (!present.contains(it->first)) {
-      (void)manager->cancel(it->second);
+    auto o = now.find(it->first);
+    if (o == now.end() || id_of(o->second) != it->second.id) {
+      (void)manager->cancel(it->second.capture);
+      log::info("capture", "Capture object deleted: capture cancelled", {{"object", it->first}});
       it = running.erase(it);
     } else {
       ++it;
     }
   }
+  std::set<std::string> present;
+  for (const auto& [key, o] : now) {
+    const std::string id = id_of(o);
+    present.insert(id);
+    if (handled.insert(id).second) handle(key, o);
+  }
+  std::erase_if(handled, [&](const std::string& id) { return !present.contains(id); });
 }
 
 void CrdRunner::Impl::run() {
   for (;;) {
-    poll_once();
+    if (!node_labels) fetch_node_labels();
+    if (node_labels) reconcile();
     flush();
     std::unique_lock lock(mu);
-    cv.wait_for(lock, options.poll_interval, [&] { return stopping || !pending.empty(); });
+    const auto ready = [&] { return stopping || !pending.empty() || (dirty && node_labels); };
+    if (node_labels) {
+      cv.wait(lock, ready);
+    } else {
+      cv.wait_for(lock, kNodeRetry, ready);
+    }
     if (stopping) break;
   }
   flush();
 }
 
 Result<std::unique_ptr<CrdRunner>> CrdRunner::start(Manager& manager, CrdOptions options) {
-  auto creds = std::make_shared<k8s::Credentials>(options.client);
-  auto http = k8s::HttpStream::create(options.client, creds, std::chrono::seconds(10));
-  if (!http) return unexpected(http.error());
   std::unique_ptr<CrdRunner> r(new CrdRunner());
   r->impl_ = std::make_shared<Impl>();
   Impl& s = *r->impl_;
   s.manager = &manager;
   s.options = std::move(options);
+  s.watch_options.client = s.options.client;
+  s.watch_options.node_name = s.options.node_name;
+  s.watch_options.watch_timeout = s.options.watch_timeout;
+  s.credentials = std::make_shared<k8s::Credentials>(s.options.client);
+  if (auto st = s.credentials->reload(); !st) return unexpected(st.error().wrap("Capture objects"));
+  auto http = k8s::HttpStream::create(s.options.client, s.credentials, s.watch_options.connect_timeout);
+  if (!http) return unexpected(http.error());
   s.http = std::move(*http);
+  auto watch_http = k8s::HttpStream::create(s.options.client, s.credentials, s.watch_options.connect_timeout);
+  if (!watch_http) return unexpected(watch_http.error());
+  s.reflector = std::make_unique<k8s::Reflector>(
+      k8s::Resource::kCaptures, k8s::api_path(k8s::Resource::kCaptures), std::string(), s.watch_options,
+      std::move(*watch_http), s.credentials, k8s::make_raw_handler(k8s::Resource::kCaptures, s), s.watch_metrics,
+      s.sync);
   manager.on_change([impl = r->impl_](const CaptureStatus& st) {
     Impl& s = *impl;
     std::lock_guard lock(s.mu);
@@ -227,20 +278,22 @@ Result<std::unique_ptr<CrdRunner>> CrdRunner::start(Manager& manager, CrdOptions
     s.pending[it->second] = node_status_patch(s.options.node_name, st);
     s.cv.notify_all();
   });
-  s.thread = std::thread([&s] { s.run(); });
+  s.worker = std::thread([&s] { s.run(); });
+  s.reflector->start();
   return r;
 }
 
 CrdRunner::~CrdRunner() {
   if (!impl_) return;
   impl_->manager->on_change({});
+  impl_->reflector->stop();
   {
     std::lock_guard lock(impl_->mu);
     impl_->stopping = true;
   }
   impl_->cv.notify_all();
   impl_->http->interrupt();
-  if (impl_->thread.joinable()) impl_->thread.join();
+  if (impl_->worker.joinable()) impl_->worker.join();
 }
 
 }  // namespace retina::capture
@@ -255,7 +308,6 @@ Result<std::unique_ptr<CrdRunner, CrdRunnerDeleter>> start_crd_runner(Manager& m
   CrdOptions o;
   o.client = std::move(*client);
   o.node_name = config.node_name;
-  o.poll_interval = config.capture_poll_interval;
   auto r = CrdRunner::start(manager, std::move(o));
   if (!r) return unexpected(r.error());
   return std::unique_ptr<CrdRunner, CrdRunnerDeleter>(r->release());

@@ -1,6 +1,6 @@
 // The Capture custom resource (retina.sh/v1alpha1) on every agent: each
-// agent lists Capture objects, runs those whose captureTarget selects its
-// node, and merge-patches its own entry under status.nodes.<node>. Merge
+// agent watches Capture objects (list+watch by resourceVersion, through the
+// watcher's Reflector), runs those whose captureTarget selects its node, and merge-patches its own entry under status.nodes.<node>. Merge
 // patches of disjoint keys never conflict, so no operator has to collect
 // the nodes' results.
 #pragma once
@@ -19,13 +19,14 @@ constexpr const char* kCaptureGroupPath = "/apis/retina.sh/v1alpha1";
 struct CrdOptions {
   k8s::ClientConfig client;
   std::string node_name;
-  std::chrono::milliseconds poll_interval{std::chrono::seconds(5)};
+  // timeoutSeconds of each watch request is drawn from [watch_timeout, 2*watch_timeout).
+  std::chrono::seconds watch_timeout{300};
 };
 
 class CrdRunner {
  public:
   static Result<std::unique_ptr<CrdRunner>> start(Manager& manager, CrdOptions options);
-  ~CrdRunner();  // stops polling; running captures keep running in the manager
+  ~CrdRunner();  // stops watching; running captures keep running in the manager
   CrdRunner(const CrdRunner&) = delete;
   CrdRunner& operator=(const CrdRunner&) = delete;
 

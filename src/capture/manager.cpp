@@ -100,6 +100,14 @@ std::string status_to_json(const CaptureStatus& s) {
     json::append_string(out, f.name);
     out += ",\"file\":";
     json::append_string(out, f.file);
+    if (f.files.size() > 1) {
+      out += ",\"files\":[";
+      for (size_t j = 0; j < f.files.size(); ++j) {
+        if (j) out.push_back(',');
+        json::append_string(out, f.files[j]);
+      }
+      out += fmt::format("],\"overwrittenPackets\":{}", f.overwritten_packets);
+    }
     out += fmt::format(",\"packets\":{},\"bytes\":{},\"kernelDropped\":{},\"interfaceDropped\":{},\"error\":", f.packets,
                        f.bytes, f.kernel_dropped, f.interface_dropped);
     json::append_string(out, f.error);
@@ -257,6 +265,18 @@ Result<CaptureStatus> Manager::start(Spec spec) {
     return unexpected(Error::invalid(fmt::format("captureOption.maxCaptureSize {} MB is above the maximum of {} MB",
                                                  spec.max_capture_bytes >> 20, lim.max_capture_bytes >> 20)));
   }
+  // Secrets are read only for Capture objects (crd.cpp); here they must be resolved.
+  if (!spec.blob_secret_name.empty() && spec.blob_sas_url.empty()) {
+    return unexpected(Error::invalid(fmt::format(
+        "outputConfiguration.blobUpload: Secret {} is read only for Capture objects; give the SAS URL", spec.blob_secret_name)));
+  }
+  if (spec.s3.enabled() && (spec.s3.access_key_id.empty() || spec.s3.secret_access_key.empty())) {
+    return unexpected(Error::invalid(
+        spec.s3.secret_name.empty()
+            ? std::string("s3Upload: no credentials (secretName, or the keys with the spec)")
+            : fmt::format("s3Upload: Secret {} is read only for Capture objects; give the keys with the spec",
+                          spec.s3.secret_name)));
+  }
   auto filter = build_filter(spec);
   if (!filter) return unexpected(filter.error());
   if (!filter->empty()) {
@@ -330,7 +350,9 @@ Result<CaptureStatus> Manager::start(Spec spec) {
       return unexpected(Error::invalid(fmt::format("output directory {}: {}", d.string(), ec.message())));
     }
   }
-  auto limits = CaptureLimits::create(spec.max_packets, spec.max_capture_bytes);
+  // A ring (fileCount) keeps the newest packets instead of stopping at the size.
+  const bool ring = spec.file_count > 1;
+  auto limits = CaptureLimits::create(spec.max_packets, ring ? UINT64_MAX : spec.max_capture_bytes);
   if (!limits) {
     fs::remove_all(run->staging, ec);
     forget();
@@ -339,8 +361,13 @@ Result<CaptureStatus> Manager::start(Spec spec) {
   run->limits = std::move(*limits);
   for (const auto& t : run->targets.interfaces) {
     const std::string file = file_for(t.name, spec.format);
-    auto ic = InterfaceCapture::open(t, run->filter, spec.packet_size, spec.format, (run->staging / file).string(), file,
-                                     *run->limits);
+    FileRing file_ring;
+    if (ring) {
+      file_ring.count = spec.file_count;
+      file_ring.file_bytes = spec.max_capture_bytes / spec.file_count / run->targets.interfaces.size();
+    }
+    auto ic = InterfaceCapture::open(t, run->filter, spec.packet_size, spec.format, run->staging.string(), file,
+                                     *run->limits, file_ring);
     if (!ic) {
       run->interfaces.clear();
       fs::remove_all(run->staging, ec);
@@ -394,16 +421,21 @@ void Manager::Impl::finish(Run& run) {
   const StopReason reason = run.limits->reason();
   std::vector<std::string> notes = run.targets.notes;
   std::vector<InterfaceStats> stats;
-  uint64_t packets = 0, drops = 0;
+  uint64_t packets = 0, drops = 0, overwritten = 0;
   for (const auto& ic : run.interfaces) {
     stats.push_back(ic->stats());
-    packets += ic->stats().packets;
+    packets += ic->stats().packets + ic->stats().overwritten_packets;
+    overwritten += ic->stats().overwritten_packets;
     drops += ic->stats().kernel_dropped;
     if (!ic->stats().error.empty()) notes.push_back(fmt::format("{}: {}", ic->stats().name, ic->stats().error));
   }
   if (packets_written) packets_written->add(packets);
   if (kernel_dropped) kernel_dropped->add(drops);
   if (drops) notes.push_back(fmt::format("the kernel dropped {} packets the capture could not read in time", drops));
+  if (overwritten) {
+    notes.push_back(fmt::format("fileCount {}: the {} oldest packets were in files dropped for newer ones", run.spec.file_count,
+                                overwritten));
+  }
   {
     std::lock_guard lock(run.mu);
     run.status.interfaces = stats;
@@ -426,7 +458,7 @@ void Manager::Impl::finish(Run& run) {
   }
   std::string meta = "{\"capture\":";
   meta += status_to_json(meta_status);
-  meta += ",\"spec\":" + spec_to_json(run.spec);
+  meta += ",\"spec\":" + spec_to_json(without_credentials(run.spec));
   meta += ",\"filter\":";
   json::append_string(meta, run.filter);
   meta += ",\"pods\":[";
@@ -454,7 +486,9 @@ void Manager::Impl::finish(Run& run) {
   meta += "}}\n";
 
   std::vector<BundleEntry> entries;
-  for (const auto& s : stats) entries.push_back({s.file, (run.staging / s.file).string(), {}});
+  for (const auto& s : stats) {
+    for (const auto& f : s.files) entries.push_back({f, (run.staging / f).string(), {}});
+  }
   entries.push_back({"metadata.json", {}, meta});
   std::string log_text;
   for (const auto& n : notes) log_text += n + "\n";

@@ -95,12 +95,17 @@ retina::Status check_filter(const std::string& filter, uint32_t snaplen) {
 
 Result<std::unique_ptr<InterfaceCapture>> InterfaceCapture::open(const CaptureInterface& target,
                                                                  const std::string& filter, uint32_t snaplen,
-                                                                 FileFormat format, const std::string& path,
-                                                                 std::string file_name, CaptureLimits& limits) {
+                                                                 FileFormat format, const std::string& dir,
+                                                                 std::string file_name, CaptureLimits& limits,
+                                                                 FileRing ring) {
   std::unique_ptr<InterfaceCapture> c(new InterfaceCapture());
   c->limits_ = &limits;
   c->stats_.name = target.name;
-  c->stats_.file = std::move(file_name);
+  c->dir_ = dir;
+  c->base_name_ = std::move(file_name);
+  c->format_ = format;
+  c->ring_ = ring;
+  c->stats_.file = c->ring_.count > 1 ? c->ring_name(0) : c->base_name_;
   char errbuf[PCAP_ERRBUF_SIZE] = {};
   c->pcap_ = pcap_create(target.name.c_str(), errbuf);
   if (!c->pcap_) return unexpected(Error::internal(fmt::format("pcap_create({}): {}", target.name, errbuf)));
@@ -129,11 +134,47 @@ Result<std::unique_ptr<InterfaceCapture>> InterfaceCapture::open(const CaptureIn
   if (pcap_setnonblock(c->pcap_, 1, errbuf) != 0) {
     return unexpected(Error::internal(fmt::format("pcap_setnonblock({}): {}", target.name, errbuf)));
   }
-  auto w = PacketWriter::open(format, path, c->pcap_, target.name);
+  auto w = PacketWriter::open(format, dir + "/" + c->stats_.file, c->pcap_, target.name);
   if (!w) return unexpected(w.error());
   c->writer_ = std::move(*w);
   limits.add_header(c->writer_->header_size());
+  c->file_bytes_ = c->writer_->header_size();
+  if (c->ring_.count > 1) c->ring_files_.push_back({c->stats_.file, 0, 0});
   return c;
+}
+
+std::string InterfaceCapture::ring_name(uint64_t seq) const {
+  // "eth0.pcap" -> "eth0.000003.pcap": names sort in capture order.
+  const size_t dot = base_name_.rfind('.');
+  return fmt::format("{}.{:06}{}", base_name_.substr(0, dot), seq, base_name_.substr(dot));
+}
+
+bool InterfaceCapture::rotate() {
+  if (auto st = writer_->close(); !st) {
+    stats_.error = st.error().message + " (disk full?)";
+    limits_->stop(StopReason::kError);
+    return false;
+  }
+  const std::string next = ring_name(++seq_);
+  auto w = PacketWriter::open(format_, dir_ + "/" + next, pcap_, stats_.name);
+  if (!w) {
+    stats_.error = w.error().message;
+    limits_->stop(StopReason::kError);
+    return false;
+  }
+  writer_ = std::move(*w);
+  file_bytes_ = writer_->header_size();
+  stats_.file = next;
+  ring_files_.push_back({next, 0, 0});
+  if (ring_files_.size() > ring_.count) {
+    const RingFile& old = ring_files_.front();
+    (void)::unlink((dir_ + "/" + old.name).c_str());
+    stats_.packets -= old.packets;
+    stats_.bytes -= old.bytes;
+    stats_.overwritten_packets += old.packets;
+    ring_files_.erase(ring_files_.begin());
+  }
+  return true;
 }
 
 InterfaceCapture::~InterfaceCapture() {
@@ -147,10 +188,20 @@ void InterfaceCapture::on_packet(u_char* user, const pcap_pkthdr* h, const u_cha
     if (!self->draining_) self->cutoff_ = self->limits_->stop_time();
     if (after(h->ts, self->cutoff_)) return;
   }
-  if (!self->limits_->reserve(self->writer_->record_size(*h))) return;
+  const size_t record = self->writer_->record_size(*h);
+  if (self->ring_.count > 1 && self->file_bytes_ > self->writer_->header_size() &&
+      self->file_bytes_ + record > self->ring_.file_bytes && !self->rotate()) {
+    return;
+  }
+  if (!self->limits_->reserve(record)) return;
   self->writer_->write(*h, data);
+  self->file_bytes_ += record;
   ++self->stats_.packets;
   self->stats_.bytes += h->len;
+  if (!self->ring_files_.empty()) {
+    ++self->ring_files_.back().packets;
+    self->ring_files_.back().bytes += h->len;
+  }
   // stdio buffers: an error shows within a few packets of the disk filling up.
   if ((self->stats_.packets & 63) == 0 && self->writer_->failed()) {
     self->stats_.error = "writing the packet file failed (disk full?)";
@@ -194,6 +245,12 @@ void InterfaceCapture::run() {
   if (auto st = writer_->close(); !st) {
     stats_.error = st.error().message + " (disk full?)";
     limits_->stop(StopReason::kError);
+  }
+  stats_.files.clear();
+  if (ring_files_.empty()) {
+    stats_.files.push_back(stats_.file);
+  } else {
+    for (const auto& f : ring_files_) stats_.files.push_back(f.name);
   }
 }
 

@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "capture/targets.hpp"
 #include "capture/writer.hpp"
@@ -52,13 +53,19 @@ class CaptureLimits {
 // Compiles `filter` for Ethernet; the libpcap message on failure.
 retina::Status check_filter(const std::string& filter, uint32_t snaplen);
 
+// fileCount: `count` files of at most `file_bytes` each per interface.
+struct FileRing {
+  uint32_t count = 1;
+  uint64_t file_bytes = 0;
+};
+
 class InterfaceCapture {
  public:
   // Opens, filters and starts buffering packets at once (the capture's
   // start time), writing to `path`.
   static Result<std::unique_ptr<InterfaceCapture>> open(const CaptureInterface& target, const std::string& filter,
-                                                        uint32_t snaplen, FileFormat format, const std::string& path,
-                                                        std::string file_name, CaptureLimits& limits);
+                                                        uint32_t snaplen, FileFormat format, const std::string& dir,
+                                                        std::string file_name, CaptureLimits& limits, FileRing ring = {});
   ~InterfaceCapture();
   InterfaceCapture(const InterfaceCapture&) = delete;
   InterfaceCapture& operator=(const InterfaceCapture&) = delete;
@@ -72,6 +79,14 @@ class InterfaceCapture {
   InterfaceCapture() = default;
   static void on_packet(u_char* user, const pcap_pkthdr* h, const u_char* data);
   int dispatch();
+  // Closes the current ring file, starts the next, drops the oldest beyond the count.
+  bool rotate();
+  std::string ring_name(uint64_t seq) const;
+
+  struct RingFile {
+    std::string name;
+    uint64_t packets = 0, bytes = 0;
+  };
 
   pcap_t* pcap_ = nullptr;
   std::unique_ptr<PacketWriter> writer_;
@@ -79,6 +94,12 @@ class InterfaceCapture {
   bool draining_ = false;
   timeval cutoff_{};
   InterfaceStats stats_;
+  std::string dir_, base_name_;
+  FileFormat format_ = FileFormat::kPcap;
+  FileRing ring_;
+  uint64_t seq_ = 0;
+  uint64_t file_bytes_ = 0;  // the current file's size
+  std::vector<RingFile> ring_files_;  // kept, oldest first (ring mode)
 };
 
 }  // namespace retina::capture

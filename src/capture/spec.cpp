@@ -138,6 +138,19 @@ Status parse_target(dom::element e, Spec& spec) {
     else if (k == "podSelector") TRY_ASSIGN(spec.pod_selector, get_selector(v, "captureTarget.podSelector"));
     else if (k == "nodeSelector") TRY_ASSIGN(spec.node_selector, get_selector(v, "captureTarget.nodeSelector"));
     else if (k == "nodeNames") TRY_ASSIGN(spec.node_names, get_strings(v, "captureTarget.nodeNames"));
+    else if (k == "podNames") {
+      TRY_ASSIGN(spec.pod_names, get_strings(v, "captureTarget.podNames"));
+      for (const auto& n : spec.pod_names) {
+        const size_t slash = n.find('/');
+        const bool ok_name = slash == std::string::npos
+                                 ? valid_name(n)
+                                 : valid_name(std::string_view(n).substr(0, slash)) &&
+                                       valid_name(std::string_view(n).substr(slash + 1));
+        if (!ok_name) {
+          return unexpected(bad("captureTarget.podNames", fmt::format("'{}': expected a pod name or namespace/name", n)));
+        }
+      }
+    }
     else return unexpected(bad("captureTarget", fmt::format("unknown field '{}'", k)));
   }
   return ok();
@@ -168,6 +181,11 @@ Status parse_option(dom::element e, Spec& spec) {
       TRY_ASSIGN(n, get_uint(v, "captureOption.packetSize"));
       if (n != 0 && (n < 64 || n > 262144)) return unexpected(bad("captureOption.packetSize", "must be 64..262144 bytes"));
       spec.packet_size = static_cast<uint32_t>(n);
+    } else if (k == "fileCount") {
+      uint64_t n = 0;
+      TRY_ASSIGN(n, get_uint(v, "captureOption.fileCount"));
+      if (n < 1 || n > 1000) return unexpected(bad("captureOption.fileCount", "must be 1..1000"));
+      spec.file_count = static_cast<uint32_t>(n);
     } else if (k == "maxPackets") {
       TRY_ASSIGN(spec.max_packets, get_uint(v, "captureOption.maxPackets"));
     } else if (k == "interfaces") {
@@ -220,7 +238,18 @@ Status parse_output(dom::element e, Spec& spec) {
   for (auto [k, v] : *o) {
     if (k == "hostPath") TRY_ASSIGN(spec.host_path, get_string(v, "outputConfiguration.hostPath"));
     else if (k == "persistentVolumeClaim") TRY_ASSIGN(spec.pvc, get_string(v, "outputConfiguration.persistentVolumeClaim"));
-    else if (k == "blobUpload") TRY_ASSIGN(spec.blob_sas_url, get_string(v, "outputConfiguration.blobUpload"));
+    else if (k == "blobUpload") {
+      // Retina names a Secret holding the SAS URL; a URL is taken as it is.
+      std::string text;
+      TRY_ASSIGN(text, get_string(v, "outputConfiguration.blobUpload"));
+      if (text.starts_with("https://") || text.starts_with("http://")) {
+        spec.blob_sas_url = std::move(text);
+      } else if (valid_name(text)) {
+        spec.blob_secret_name = std::move(text);
+      } else {
+        return unexpected(bad("outputConfiguration.blobUpload", "expected a Secret name or a container SAS URL"));
+      }
+    }
     else if (k == "s3Upload") {
       auto s = get_object(v, "outputConfiguration.s3Upload");
       if (!s) return unexpected(s.error());
@@ -422,6 +451,10 @@ std::string spec_to_json(const Spec& s) {
     append_field(out, first, "nodeNames");
     append_strings(out, s.node_names);
   }
+  if (!s.pod_names.empty()) {
+    append_field(out, first, "podNames");
+    append_strings(out, s.pod_names);
+  }
   out += "},\"captureOption\":{\"duration\":";
   json::append_string(out, fmt::format("{}ms", s.duration.count()));
   if (s.max_capture_bytes % (1ull << 20) == 0) {
@@ -431,6 +464,7 @@ std::string spec_to_json(const Spec& s) {
   }
   if (s.packet_size) out += fmt::format(",\"packetSize\":{}", s.packet_size);
   if (s.max_packets) out += fmt::format(",\"maxPackets\":{}", s.max_packets);
+  if (s.file_count > 1) out += fmt::format(",\"fileCount\":{}", s.file_count);
   if (!s.interfaces.empty()) {
     out += ",\"interfaces\":";
     append_strings(out, s.interfaces);
@@ -458,9 +492,9 @@ std::string spec_to_json(const Spec& s) {
     append_field(out, first, "persistentVolumeClaim");
     json::append_string(out, s.pvc);
   }
-  if (!s.blob_sas_url.empty()) {
+  if (!s.blob_sas_url.empty() || !s.blob_secret_name.empty()) {
     append_field(out, first, "blobUpload");
-    json::append_string(out, s.blob_sas_url);
+    json::append_string(out, s.blob_sas_url.empty() ? s.blob_secret_name : s.blob_sas_url);
   }
   if (s.s3.enabled()) {
     append_field(out, first, "s3Upload");
@@ -480,6 +514,15 @@ std::string spec_to_json(const Spec& s) {
   }
   out += "}}";
   return out;
+}
+
+Spec without_credentials(Spec s) {
+  s.s3.access_key_id.clear();
+  s.s3.secret_access_key.clear();
+  // The SAS token is the query string; the container URL alone is kept.
+  if (const size_t q = s.blob_sas_url.find('?'); q != std::string::npos) s.blob_sas_url.resize(q);
+  if (!s.blob_secret_name.empty()) s.blob_sas_url.clear();
+  return s;
 }
 
 Result<std::string> build_filter(const Spec& spec) {

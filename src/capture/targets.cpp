@@ -6,6 +6,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/if_addr.h>
+#include <linux/net_namespace.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <sched.h>
 #include <sys/stat.h>
@@ -29,6 +31,7 @@ struct Link {
   int ifindex = 0;
   int peer_ifindex = 0;  // IFLA_LINK
   bool veth_other_ns = false;
+  int link_netnsid = -1;  // IFLA_LINK_NETNSID: the peer's namespace, as this one numbers it
   bool up = false;
   bool loopback = false;
   std::string name;
@@ -51,6 +54,7 @@ Result<std::vector<Link>> dump_links(loader::NetlinkSocket& nl) {
     l.loopback = (ifi->ifi_flags & IFF_LOOPBACK) != 0;
     l.peer_ifindex = tb[IFLA_LINK] ? static_cast<int>(loader::rtattr_u32(tb[IFLA_LINK])) : 0;
     l.veth_other_ns = m->kind == "veth" && m->peer_in_other_netns;
+    if (tb[IFLA_LINK_NETNSID]) l.link_netnsid = static_cast<int>(loader::rtattr_u32(tb[IFLA_LINK_NETNSID]));
     out.push_back(std::move(l));
     return ok();
   });
@@ -80,6 +84,31 @@ Result<std::vector<std::pair<int, IpAddr>>> dump_addresses(loader::NetlinkSocket
   });
   if (!st) return unexpected(st.error());
   return out;
+}
+
+// The id this namespace gives the namespace open at `ns_fd` (RTM_GETNSID);
+// -1 when it has none, i.e. no veth of ours has its peer there.
+int nsid_of(loader::NetlinkSocket& nl, int ns_fd) {
+  struct {
+    nlmsghdr h;
+    rtgenmsg g;
+    char attrs[32];
+  } req{};
+  req.h.nlmsg_len = NLMSG_LENGTH(sizeof(rtgenmsg));
+  req.h.nlmsg_type = RTM_GETNSID;
+  req.g.rtgen_family = AF_UNSPEC;
+  const uint32_t fd = static_cast<uint32_t>(ns_fd);
+  if (!loader::append_rtattr(&req.h, sizeof req, NETNSA_FD, &fd, sizeof fd)) return -1;
+  int nsid = -1;
+  auto st = nl.request(&req.h, "RTM_GETNSID", [&](const nlmsghdr& h) -> retina::Status {
+    if (h.nlmsg_type != RTM_NEWNSID || h.nlmsg_len < NLMSG_LENGTH(sizeof(rtgenmsg))) return ok();
+    const rtattr* tb[NETNSA_MAX + 1];
+    const auto* attrs = reinterpret_cast<const rtattr*>(static_cast<const char*>(NLMSG_DATA(&h)) + NLMSG_ALIGN(sizeof(rtgenmsg)));
+    loader::parse_rtattrs(attrs, h.nlmsg_len - NLMSG_LENGTH(NLMSG_ALIGN(sizeof(rtgenmsg))), tb);
+    if (tb[NETNSA_NSID]) nsid = static_cast<int>(loader::rtattr_u32(tb[NETNSA_NSID]));
+    return ok();
+  });
+  return st ? nsid : -1;
 }
 
 // Network namespace files to look into, one per namespace (by inode),
@@ -151,16 +180,24 @@ std::vector<SelectedPod> select_pods(const Spec& spec, const IpCache& cache, con
   cache.for_each([&](const EndpointPtr& ep) {
     if (ep->kind != EndpointKind::kPod) return;
     if (!node_name.empty() && !ep->node_name.empty() && std::string_view(ep->node_name) != node_name) return;
+    const std::string_view ns = ep->namespace_, name = ep->name;
+    const bool named = std::any_of(spec.pod_names.begin(), spec.pod_names.end(), [&](const std::string& n) {
+      const size_t slash = n.find('/');
+      if (slash != std::string::npos) return std::string_view(n).substr(0, slash) == ns && std::string_view(n).substr(slash + 1) == name;
+      return n == name && (spec.namespace_.empty() || spec.namespace_ == ns);
+    });
+    bool selected = spec.pod_selector.present || spec.namespace_selector.present;
     if (spec.pod_selector.present) {
       const std::vector<std::string>& labels = ep->labels;
-      if (!spec.pod_selector.matches(labels)) return;
+      selected = selected && spec.pod_selector.matches(labels);
     }
     if (spec.namespace_selector.present) {
       // The label Kubernetes puts on every namespace; the cache keeps no
       // namespace labels.
-      const std::vector<std::string> ns_labels = {"kubernetes.io/metadata.name=" + std::string(ep->namespace_)};
-      if (!spec.namespace_selector.matches(ns_labels)) return;
+      const std::vector<std::string> ns_labels = {"kubernetes.io/metadata.name=" + std::string(ns)};
+      selected = selected && spec.namespace_selector.matches(ns_labels);
     }
+    if (!selected && !named) return;
     out.push_back({std::string(ep->namespace_), ep->name, ep->ips});
   });
   std::sort(out.begin(), out.end(), [](const SelectedPod& a, const SelectedPod& b) {
@@ -183,11 +220,17 @@ std::vector<std::pair<IpAddr, std::string>> find_pod_veths(const std::vector<IpA
   std::set<IpAddr> wanted(ips.begin(), ips.end());
   for (const auto& path : namespace_files()) {
     if (wanted.empty()) break;
+    // Only a namespace holding the peer of one of our veths; other nodes'
+    // pods (another test, another netns node) may have the same addresses
+    // and the same interface indexes.
+    loader::UniqueFd ns_fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (ns_fd.get() < 0) continue;
+    const int nsid = nsid_of(*nl, ns_fd.get());
+    if (nsid < 0) continue;
     for (const NsAddress& a : addresses_in(path, wanted)) {
-      // Both ends must point at each other: interface indexes repeat across
-      // namespaces, the pair does not.
+      // Both ends must point at each other, in this very namespace.
       auto it = veths.find(a.peer_ifindex);
-      if (it == veths.end() || it->second->peer_ifindex != a.ifindex) continue;
+      if (it == veths.end() || it->second->peer_ifindex != a.ifindex || it->second->link_netnsid != nsid) continue;
       out.emplace_back(a.ip, it->second->name);
       wanted.erase(a.ip);
     }

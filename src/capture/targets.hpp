@@ -28,7 +28,8 @@ struct Targets {
   std::vector<std::string> notes;  // e.g. a pod whose veth was not found
 };
 
-// Pods of this node matching the spec's selectors, through the IP cache.
+// Pods of this node matching the spec's selectors or named in podNames,
+// through the IP cache.
 std::vector<SelectedPod> select_pods(const Spec& spec, const IpCache& cache, const std::string& node_name);
 
 // Host-side veth of each pod IP: the veth whose peer, in another network

@@ -557,10 +557,6 @@ Result<Config> parse_document(const YAML::Node& root) {
       {"hubbleTLSCertFile", text(cfg.hubble_tls_cert_file)},
       {"hubbleTLSKeyFile", text(cfg.hubble_tls_key_file)},
       {"hubbleTLSClientCAFiles", list(cfg.hubble_tls_client_ca_files)},
-      {"capturePollInterval",
-       [&](const std::string& p, const YAML::Node& v) {
-         if (auto d = r.duration(p, v)) cfg.capture_poll_interval = std::chrono::duration_cast<std::chrono::milliseconds>(*d);
-       }},
       {"hostInterfaces", list(cfg.host_interfaces)},
       {"podInterfacePrefixes", list(cfg.pod_interface_prefixes)},
       {"dropIncludeExpected", flag(cfg.drop_include_expected)},
@@ -752,7 +748,6 @@ Status Config::validate() const {
     p.push_back(fmt::format("captureOutputRoot: \"{}\" must be an absolute path", capture_output_root));
   }
   if (capture_max_duration.count() <= 0) p.push_back("captureMaxDuration: must be above zero");
-  if (capture_poll_interval < std::chrono::milliseconds(100)) p.push_back("capturePollInterval: must be at least 100ms");
 
   check_hubble(p, *this);
 

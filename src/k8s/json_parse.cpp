@@ -148,6 +148,7 @@ struct MetaOut {
   bool* observe = nullptr;
   OwnerRef* owner = nullptr;
   std::string* creation_timestamp = nullptr;
+  std::string* uid = nullptr;
 };
 
 error_code read_meta(dom::element v, const MetaOut& m) {
@@ -158,6 +159,8 @@ error_code read_meta(dom::element v, const MetaOut& m) {
     const std::string_view key = kv.key;
     if (key == "name" && m.name) {
       K8S_TRY(read_string(kv.value, *m.name));
+    } else if (key == "uid" && m.uid) {
+      K8S_TRY(read_string(kv.value, *m.uid));
     } else if (key == "namespace" && m.namespace_) {
       K8S_TRY(read_string(kv.value, *m.namespace_));
     } else if (key == "resourceVersion" && m.resource_version) {
@@ -516,6 +519,20 @@ error_code parse_object(dom::element v, MetricsConfigurationInfo& mc, uint32_t&)
   return SUCCESS;
 }
 
+error_code parse_object(dom::element v, RawObject& o, uint32_t&) {
+  dom::object obj;
+  K8S_TRY(v.get_object().get(obj));
+  dom::element meta;
+  if (v.at_key("metadata").get(meta) == SUCCESS) {
+    K8S_TRY(read_meta(meta, {.name = &o.name,
+                             .namespace_ = &o.namespace_,
+                             .resource_version = &o.resource_version,
+                             .uid = &o.uid}));
+  }
+  o.json = simdjson::minify(v);
+  return SUCCESS;
+}
+
 error_code parse_status_object(dom::element v, ApiStatus& s) {
   dom::object obj;
   K8S_TRY(v.get_object().get(obj));
@@ -654,5 +671,6 @@ K8S_INSTANTIATE(NodeInfo)
 K8S_INSTANTIATE(NamespaceInfo)
 K8S_INSTANTIATE(ReplicaSetInfo)
 K8S_INSTANTIATE(MetricsConfigurationInfo)
+K8S_INSTANTIATE(RawObject)
 
 }  // namespace retina::k8s

@@ -89,6 +89,16 @@ struct MetricsConfigurationInfo {
   Result<MetricsConfigurationSpec> spec = unexpected(Error::invalid("spec: missing"));
 };
 
+// A whole object for a consumer that reads its own fields (the capture
+// runner's Capture objects): its identity and its minified JSON.
+struct RawObject {
+  std::string namespace_;
+  std::string name;
+  std::string uid;
+  std::string resource_version;
+  std::string json;
+};
+
 enum class EventType : uint8_t { kAdded, kModified, kDeleted, kBookmark, kError, kCount };
 inline constexpr size_t kEventTypeCount = static_cast<size_t>(EventType::kCount);
 const char* to_string(EventType t);  // "ADDED", ...

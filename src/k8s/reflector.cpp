@@ -23,6 +23,9 @@ constexpr std::chrono::seconds kMinQuietWatch{1};
 // Restarts of a paginated LIST whose continue token expired, before backing off.
 constexpr int kMaxListRestarts = 3;
 
+// CRDs that may not be installed: a 404 means "no objects", re-checked slowly.
+bool optional_crd(Resource r) { return r == Resource::kMetricsConfigurations || r == Resource::kCaptures; }
+
 std::string message_of(const ApiStatus& s, const HttpResponse& r) {
   if (!s.message.empty()) return s.message;
   std::string body = r.body.substr(0, 200);
@@ -154,12 +157,12 @@ Reflector::Outcome Reflector::http_failure(const HttpResponse& r, std::string_vi
     return Outcome::kError;
   }
   const ApiStatus st = handler_->parse_status(r.body);
-  if (r.status == 404 && resource_ == Resource::kMetricsConfigurations) return Outcome::kAbsent;
+  if (r.status == 404 && optional_crd(resource_)) return Outcome::kAbsent;
   const ErrorReason reason = reason_for_status(r.status);
   record_error(reason, fmt::format("{}: HTTP {}: {}", what, r.status, message_of(st, r)));
-  // The MetricsConfiguration stream is optional: without the RBAC rule for it
-  // the rest of the watcher must still count as synced. It keeps retrying.
-  if (r.status == 403 && resource_ == Resource::kMetricsConfigurations) set_synced();
+  // An optional CRD's stream: without the RBAC rule for it the rest of the
+  // watcher must still count as synced. It keeps retrying.
+  if (r.status == 403 && optional_crd(resource_)) set_synced();
   if (r.status == 401 && credentials_->from_file()) {
     // The token may have rotated since the last periodic reload.
     if (auto s = credentials_->reload(); !s) record_error(ErrorReason::kUnauthorized, s.error().message);
@@ -364,11 +367,12 @@ void Reflector::run() {
           std::lock_guard l(mu_);
           first = !absent_logged_;
           absent_logged_ = true;
-          last_error_ = "not_found: the MetricsConfiguration CRD (metricsconfigurations.retina.sh) is not installed";
+          last_error_ = fmt::format("not_found: the {}.retina.sh CRD is not installed", to_string(resource_));
         }
         if (first) {
-          log::info("k8s", "MetricsConfiguration CRD not installed; checking again later",
-                    {{"retry", fmt::format("{}s", opts_.crd_retry_interval.count() / 1000.0)}});
+          log::info("k8s", "CRD not installed; checking again later",
+                    {{"crd", fmt::format("{}.retina.sh", to_string(resource_))},
+                     {"retry", fmt::format("{}s", opts_.crd_retry_interval.count() / 1000.0)}});
         }
         // Known to be absent: no objects (the CRD may have been removed), nothing to wait for.
         handler_->begin_list();

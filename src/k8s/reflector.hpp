@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include "k8s/http_client.hpp"
 #include "k8s/objects.hpp"
@@ -49,6 +50,20 @@ class ResourceHandler {
   virtual size_t objects() const = 0;
   virtual ApiStatus parse_status(std::string_view body) = 0;
 };
+
+// Receives a stream of whole objects (see make_raw_handler), on the
+// reflector's thread.
+class RawObjectSink {
+ public:
+  virtual ~RawObjectSink() = default;
+  virtual void replace(std::vector<RawObject> items) = 0;  // a completed LIST
+  virtual void apply(EventType type, RawObject obj) = 0;   // ADDED, MODIFIED, DELETED
+  virtual size_t count() const = 0;
+};
+// A handler that keeps each object whole and hands it to `sink`.
+std::unique_ptr<ResourceHandler> make_raw_handler(Resource resource, RawObjectSink& sink);
+// The API path of a resource's collection ("/api/v1/pods", ...).
+const char* api_path(Resource resource);
 
 // Fires when a resource becomes synced; wait_synced() waits on it.
 struct SyncSignal {

@@ -23,6 +23,7 @@ const char* to_string(Resource r) {
     case Resource::kNamespaces: return "namespaces";
     case Resource::kReplicaSets: return "replicasets";
     case Resource::kMetricsConfigurations: return "metricsconfigurations";
+    case Resource::kCaptures: return "captures";
     case Resource::kCount: break;
   }
   return "unknown";

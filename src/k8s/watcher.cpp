@@ -22,6 +22,7 @@ namespace {
 
 size_t count_of(const ClusterState& s, Resource r) { return s.count(r); }
 size_t count_of(const MetricsConfigTracker& t, Resource) { return t.count(); }
+size_t count_of(const RawObjectSink& s, Resource) { return s.count(); }
 
 // JSON of one resource type -> its sink (ClusterState or MetricsConfigTracker).
 template <class T, class Sink>
@@ -83,6 +84,7 @@ constexpr std::array<ResourceSpec, kResourceCount> kResources = {{
     {Resource::kNamespaces, "/api/v1/namespaces"},
     {Resource::kReplicaSets, "/apis/apps/v1/replicasets"},
     {Resource::kMetricsConfigurations, "/apis/retina.sh/v1alpha1/metricsconfigurations"},
+    {Resource::kCaptures, "/apis/retina.sh/v1alpha1/captures"},
 }};
 
 Status validate(const WatcherOptions& o) {
@@ -110,6 +112,17 @@ Status validate(const WatcherOptions& o) {
 }
 
 }  // namespace
+
+std::unique_ptr<ResourceHandler> make_raw_handler(Resource resource, RawObjectSink& sink) {
+  return std::make_unique<TypedHandler<RawObject, RawObjectSink>>(resource, sink);
+}
+
+const char* api_path(Resource resource) {
+  for (const ResourceSpec& spec : kResources) {
+    if (spec.resource == resource) return spec.path;
+  }
+  return "";
+}
 
 struct Watcher::Impl {
   WatcherOptions opts;
@@ -166,6 +179,7 @@ Result<std::unique_ptr<Watcher>> Watcher::create(WatcherOptions options, IpCache
   for (const ResourceSpec& spec : kResources) {
     if (spec.resource == Resource::kReplicaSets && !o.watch_replicasets) continue;
     if (spec.resource == Resource::kMetricsConfigurations && !o.watch_metrics_configuration) continue;
+    if (spec.resource == Resource::kCaptures) continue;  // the capture runner's own reflector
     std::unique_ptr<ResourceHandler> handler;
     ClusterState& st = *impl->state;
     switch (spec.resource) {
@@ -184,6 +198,7 @@ Result<std::unique_ptr<Watcher>> Watcher::create(WatcherOptions options, IpCache
         handler = std::make_unique<TypedHandler<MetricsConfigurationInfo, MetricsConfigTracker>>(spec.resource,
                                                                                                   *impl->configs);
         break;
+      case Resource::kCaptures:
       case Resource::kCount: break;
     }
     auto http = HttpStream::create(o.client, impl->credentials, o.connect_timeout);

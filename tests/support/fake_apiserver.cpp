@@ -150,6 +150,7 @@ constexpr ResourceInfo kResources[] = {
     {"metricsconfigurations", "/apis/retina.sh/v1alpha1/metricsconfigurations", "MetricsConfiguration",
      "retina.sh/v1alpha1"},
     {"captures", "/apis/retina.sh/v1alpha1/captures", "Capture", "retina.sh/v1alpha1"},
+    {"secrets", "/api/v1/secrets", "Secret", "v1"},
 };
 
 const ResourceInfo& info_of(const std::string& resource) {
@@ -247,6 +248,7 @@ struct FakeApiServer::State {
   std::map<std::string, Collection> collections;
   uint64_t rv = 1000;
   size_t unauthorized = 0;
+  std::vector<std::string> proxied;  // "node:port/path" of node-proxy requests
   bool stopping = false;
   int port = 0;
   std::unique_ptr<httplib::Server> server;
@@ -431,9 +433,50 @@ void FakeApiServer::start() {
     const ResourceInfo* info = &r;
     svr->Get(r.path, [this, info](const httplib::Request& req, httplib::Response& res) { s_->handle(*info, req, res); });
   }
+  // One object: a node (cluster scoped) or a namespaced object such as a Secret.
+  auto get_one = [this](const std::string& resource, const std::string& ns, const std::string& name,
+                        const httplib::Request& req, httplib::Response& res) {
+    std::lock_guard l(s_->mu);
+    if (!s_->authorized(req)) return void(res.status = 401);
+    const Collection& c = s_->collections[resource];
+    auto it = c.objects.find(fmt::format("{}/{}", ns, name));
+    if (it == c.objects.end()) {
+      res.status = 404;
+      res.set_content(status_json(404, "NotFound", fmt::format("{} \"{}\" not found", resource, name)), "application/json");
+      return;
+    }
+    res.set_content(State::with_rv(it->second.body, it->second.rv), "application/json");
+  };
+  svr->Get("/api/v1/nodes/([^/]+)", [get_one](const httplib::Request& req, httplib::Response& res) {
+    get_one("nodes", "", req.matches[1], req, res);
+  });
+  svr->Get("/api/v1/namespaces/([^/]+)/(secrets|pods|services)/([^/]+)",
+           [get_one](const httplib::Request& req, httplib::Response& res) {
+             get_one(req.matches[2], req.matches[1], req.matches[3], req, res);
+           });
+  // The node proxy to an agent port: every node is this host.
+  svr->Get("/api/v1/nodes/([^/:]+):([0-9]+)/proxy(/.*)", [this](const httplib::Request& req, httplib::Response& res) {
+    if (!s_->authorized(req)) return void(res.status = 401);
+    httplib::Client agent("127.0.0.1", std::stoi(req.matches[2].str()));
+    auto r = agent.Get(req.matches[3].str());
+    if (!r) {
+      res.status = 503;
+      res.set_content(status_json(503, "ServiceUnavailable", "error trying to reach the node"), "application/json");
+      return;
+    }
+    res.status = r->status;
+    res.set_content(r->body, r->get_header_value("Content-Type"));
+    {
+      std::lock_guard l(s_->mu);
+      s_->proxied.push_back(req.matches[1].str() + ":" + req.matches[2].str() + req.matches[3].str());
+    }
+  });
   // Capture objects: created (the CLI), deleted, and status merge patches
   // (the agents), recorded as sent.
   const std::string captures_ns = "/apis/retina\\.sh/v1alpha1/namespaces/([^/]+)/captures";
+  svr->Get(captures_ns + "/([^/]+)", [get_one](const httplib::Request& req, httplib::Response& res) {
+    get_one("captures", req.matches[1], req.matches[2], req, res);
+  });
   svr->Post(captures_ns, [this](const httplib::Request& req, httplib::Response& res) {
     if (!s_->authorized(req)) return void(res.status = 401);
     upsert("captures", req.body);
@@ -618,6 +661,11 @@ std::string FakeApiServer::object(const std::string& resource, const std::string
   return o == it->second.objects.end() ? std::string() : o->second.body;
 }
 
+std::vector<std::string> FakeApiServer::proxied() const {
+  std::lock_guard l(s_->mu);
+  return s_->proxied;
+}
+
 uint64_t FakeApiServer::resource_version() const {
   std::lock_guard l(s_->mu);
   return s_->rv;
@@ -744,6 +792,19 @@ std::string replicaset(const std::string& ns, const std::string& name, const std
   return fmt::format(
       R"({{"kind":"ReplicaSet","apiVersion":"apps/v1","metadata":{{"name":{},"namespace":{}{}}},"spec":{{"replicas":2}},"status":{{"replicas":2}}}})",
       quote(name), quote(ns), owners);
+}
+
+std::string secret(const std::string& ns, const std::string& name, const Pairs& data) {
+  Pairs encoded;
+  for (const auto& [k, v] : data) {
+    std::string b64(4 * ((v.size() + 2) / 3) + 1, '\0');
+    const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b64.data()),
+                                  reinterpret_cast<const unsigned char*>(v.data()), static_cast<int>(v.size()));
+    b64.resize(static_cast<size_t>(n));
+    encoded.emplace_back(k, b64);
+  }
+  return fmt::format(R"({{"kind":"Secret","apiVersion":"v1","metadata":{{"name":{},"namespace":{}}},"type":"Opaque","data":{}}})",
+                     quote(name), quote(ns), object_of(encoded));
 }
 
 std::string metrics_configuration(const std::string& name, const std::string& creation_timestamp,

@@ -87,6 +87,9 @@ class FakeApiServer {
   size_t watch_requests(const std::string& resource) const;
   size_t open_watches(const std::string& resource) const;
   size_t unauthorized_requests() const;
+  // GET /api/v1/nodes/NODE:PORT/proxy/PATH goes to 127.0.0.1:PORT/PATH; the
+  // requests, as "NODE:PORT/PATH".
+  std::vector<std::string> proxied() const;
   // A query parameter of the last LIST (watch=false) or WATCH request.
   std::string last_param(const std::string& resource, bool watch, const std::string& key) const;
   // True once everything queued for the resource's open watches was written out.
@@ -127,6 +130,8 @@ std::string node(const std::string& name, const std::vector<std::string>& intern
 std::string namespace_(const std::string& name, bool observe, const Pairs& labels = {});
 std::string replicaset(const std::string& ns, const std::string& name, const std::string& owner_kind,
                        const std::string& owner_name);
+// A Secret with `data` base64-encoded from the given plain values.
+std::string secret(const std::string& ns, const std::string& name, const Pairs& data);
 std::string metrics_configuration(const std::string& name, const std::string& creation_timestamp,
                                   const std::string& spec_json);
 

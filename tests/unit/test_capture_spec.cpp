@@ -5,10 +5,16 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include <fmt/format.h>
+#ifndef CPPHTTPLIB_OPENSSL_SUPPORT
+#define CPPHTTPLIB_OPENSSL_SUPPORT
+#endif
+#include <httplib.h>
 
 #include "capture/cli_flags.hpp"
+#include "capture/secret.hpp"
 #include "capture/session.hpp"
 #include "capture/upload.hpp"
 #include "retina/capture.hpp"
@@ -194,6 +200,10 @@ TEST_CASE("capture manager: refuses what it cannot or must not do", "[capture]")
   refused(spec_of("", R"("persistentVolumeClaim":"missing")"), "not mounted");
   refused(spec_of(R"("captureOption":{"interfaces":["no-such-if0"]})"), "no interface named");
   refused(spec_of(R"("captureOption":{"maxCaptureSize":1048576})"), "above the maximum");
+  // Secrets are read for Capture objects only; the agent API needs the values.
+  refused(spec_of("", R"("blobUpload":"blob-secret")"), "read only for Capture objects");
+  refused(spec_of("", R"("s3Upload":{"bucket":"b","secretName":"creds"})"), "read only for Capture objects");
+  refused(spec_of("", R"("s3Upload":{"bucket":"b"})"), "no credentials");
   // Nothing was left behind under the root by the refusals.
   for (const auto& e : std::filesystem::recursive_directory_iterator(root.path())) {
     CHECK_FALSE(e.is_regular_file());
@@ -201,6 +211,90 @@ TEST_CASE("capture manager: refuses what it cannot or must not do", "[capture]")
   Spec zero = spec_of("");
   zero.duration = std::chrono::milliseconds(0);
   refused(zero, "above zero");
+}
+
+TEST_CASE("capture spec: podNames, fileCount and blobUpload as a Secret name", "[capture]") {
+  auto s = parse_request_json(
+      R"({"metadata":{"name":"ring","namespace":"shop"},"spec":{"captureConfiguration":{"captureTarget":{"podNames":["web-0","db/db-1"]},)"
+      R"("captureOption":{"fileCount":4,"maxCaptureSize":8}},"outputConfiguration":{"blobUpload":"blob-sas"}}})");
+  REQUIRE(s);
+  CHECK(s->pod_names == std::vector<std::string>{"web-0", "db/db-1"});
+  CHECK(s->selects_pods());
+  CHECK(s->file_count == 4);
+  CHECK(s->blob_secret_name == "blob-sas");
+  CHECK(s->blob_sas_url.empty());
+  auto again = parse_spec_json(spec_to_json(*s), "ring");
+  REQUIRE(again);
+  CHECK(spec_to_json(*again) == spec_to_json(*s));
+  // A URL is still taken as it is.
+  auto url = parse_request_json(R"({"name":"u","spec":{"outputConfiguration":{"blobUpload":"https://a.blob/c?sv=1&sig=x"}}})");
+  REQUIRE(url);
+  CHECK(url->blob_sas_url == "https://a.blob/c?sv=1&sig=x");
+  CHECK(url->blob_secret_name.empty());
+
+  const std::pair<const char*, const char*> bad[] = {
+      {R"({"name":"x","spec":{"captureConfiguration":{"captureOption":{"fileCount":0}}}})", "fileCount"},
+      {R"({"name":"x","spec":{"captureConfiguration":{"captureOption":{"fileCount":1001}}}})", "fileCount"},
+      {R"({"name":"x","spec":{"captureConfiguration":{"captureTarget":{"podNames":["Web_0"]}}}})", "podNames"},
+      {R"({"name":"x","spec":{"captureConfiguration":{"captureTarget":{"podNames":["a/b/c"]}}}})", "podNames"},
+      {R"({"name":"x","spec":{"captureConfiguration":{"captureTarget":{"podNames":"web"}}}})", "podNames"},
+      {R"({"name":"x","spec":{"outputConfiguration":{"blobUpload":"not a name"}}})", "blobUpload"},
+  };
+  for (const auto& [json, needle] : bad) {
+    INFO(json);
+    auto r = parse_request_json(json);
+    REQUIRE_FALSE(r);
+    CHECK_THAT(r.error().message, Catch::Contains(needle));
+  }
+}
+
+TEST_CASE("capture secrets: Retina's keys, base64-decoded, never written back", "[capture]") {
+  const std::string secret =
+      test::k8sjson::secret("ops", "creds", {{"s3-access-key-id", "AKID"}, {"s3-secret-access-key", "se/cr+et\n"},
+                                             {"blob-upload-url", "https://a.blob/c?sv=1&sig=topsecret"}});
+  auto data = parse_secret_data(secret);
+  REQUIRE(data);
+  CHECK(data->at("s3-access-key-id") == "AKID");
+  CHECK(data->at("s3-secret-access-key") == "se/cr+et\n");
+
+  Spec s;
+  s.s3.bucket = "b";
+  s.s3.secret_name = "creds";
+  s.blob_secret_name = "creds";
+  std::vector<std::string> asked;
+  auto st = resolve_secrets(s, [&](const std::string& name) -> Result<std::string> {
+    asked.push_back(name);
+    return secret;
+  });
+  REQUIRE(st);
+  CHECK(asked == std::vector<std::string>{"creds", "creds"});
+  CHECK(s.s3.access_key_id == "AKID");
+  CHECK(s.s3.secret_access_key == "se/cr+et");  // the trailing newline of `echo` dropped
+  CHECK(s.blob_sas_url == "https://a.blob/c?sv=1&sig=topsecret");
+  const std::string written = spec_to_json(without_credentials(s));
+  CHECK(written.find("AKID") == std::string::npos);
+  CHECK(written.find("se/cr") == std::string::npos);
+  CHECK(written.find("topsecret") == std::string::npos);
+  CHECK_THAT(written, Catch::Contains(R"("blobUpload":"creds")"));
+
+  // A missing key, bad base64, a missing Secret: clear errors.
+  Spec partial;
+  partial.s3.bucket = "b";
+  partial.s3.secret_name = "half";
+  auto half = resolve_secrets(partial, [&](const std::string&) -> Result<std::string> {
+    return test::k8sjson::secret("ops", "half", {{"s3-access-key-id", "AKID"}});
+  });
+  REQUIRE_FALSE(half);
+  CHECK_THAT(half.error().message, Catch::Contains("Secret half has no s3-secret-access-key key"));
+  CHECK_FALSE(parse_secret_data(R"({"data":{"k":"!!!"}})"));
+  CHECK_FALSE(parse_secret_data(R"({"data":{"k":1}})"));
+  CHECK_FALSE(parse_secret_data("{"));
+  CHECK(parse_secret_data(R"({"kind":"Secret"})")->empty());
+  auto gone = resolve_secrets(partial, [&](const std::string&) -> Result<std::string> {
+    return unexpected(Error::invalid("Secret ops/half not found"));
+  });
+  REQUIRE_FALSE(gone);
+  CHECK_THAT(gone.error().message, Catch::Contains("not found"));
 }
 
 TEST_CASE("capture HTTP routes: errors and disabled capture", "[capture]") {
@@ -279,13 +373,11 @@ TEST_CASE("capture upload: blob SAS URL, one PUT", "[capture]") {
 }
 
 TEST_CASE("capture config: enableCapture, captureOutputRoot, captureMaxDuration", "[capture]") {
-  auto c = load_config_yaml("enableCapture: true\ncaptureOutputRoot: /data/captures\ncaptureMaxDuration: 10m\n"
-                            "capturePollInterval: 2s\n");
+  auto c = load_config_yaml("enableCapture: true\ncaptureOutputRoot: /data/captures\ncaptureMaxDuration: 10m\n");
   REQUIRE(c);
   CHECK(c->enable_capture);
   CHECK(c->capture_output_root == "/data/captures");
   CHECK(c->capture_max_duration == std::chrono::minutes(10));
-  CHECK(c->capture_poll_interval == std::chrono::seconds(2));
   CHECK_FALSE(Config{}.enable_capture);
   CHECK(Config{}.capture_output_root == "/var/log/retina");
   auto rel = load_config_yaml("captureOutputRoot: relative/dir\n");
@@ -326,6 +418,11 @@ TEST_CASE("capture CLI flags: Retina's names make the same spec the agent reads"
   CHECK(s->namespace_selector.matches({"kubernetes.io/metadata.name=shop"}));
   CHECK(s->format == FileFormat::kPcapng);
   CHECK(s->s3.bucket == "b");
+  auto named = flags_spec({"--name", "n", "--namespace", "shop", "--pod-names", "web-0, db/db-1", "--file-count", "5"});
+  REQUIRE(named);
+  // Bare names are qualified with --namespace: the agent API body has none.
+  CHECK(named->pod_names == std::vector<std::string>{"shop/web-0", "db/db-1"});
+  CHECK(named->file_count == 5);
   auto obj = parse_request_json(capture_object_json(*s, "shop"));
   REQUIRE(obj);
   CHECK(obj->namespace_ == "shop");
@@ -340,6 +437,8 @@ TEST_CASE("capture CLI flags: Retina's names make the same spec the agent reads"
       {{"--name", "a", "--pod-selectors", "app in web"}, "--pod-selectors"},
       {{"--name", "a", "--include-filter", "1.2.3:80"}, "not an IP address"},
       {{"--name", "a", "--s3-bucket", "b", "--s3-access-key-id", "k"}, "go together"},
+      {{"--name", "a", "--file-count", "0"}, "--file-count"},
+      {{"--name", "a", "--pod-names", "Bad_Name"}, "podNames"},
   };
   for (const auto& [args, needle] : bad) {
     INFO(args.front() << " " << args.back());
@@ -385,6 +484,34 @@ TEST_CASE("retina capture CLI: creates, lists and deletes Capture objects throug
   CHECK(test::sh_status(cli + " create --name y --s3-bucket b --s3-access-key-id k --s3-secret-access-key s --no-wait" + kc,
                         &out) == 1);
   CHECK(api.object("captures", "default", "y").empty());
+
+  // download: each reporting node's bundle through the API server's node proxy to its agent.
+  httplib::Server agent;
+  agent.Get("/captures/web", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(R"({"name":"web","state":"Completed","bundle":"web-node-a-20260101000000UTC.tar.gz"})", "application/json");
+  });
+  agent.Get("/captures/web/download", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(std::string("\x1f\x8b bundle bytes", 15), "application/gzip");
+  });
+  const int port = agent.bind_to_any_port("127.0.0.1");
+  REQUIRE(port > 0);
+  std::thread serving([&] { agent.listen_after_bind(); });
+  test::TempDir into;
+  const int rc = test::sh_status(
+      fmt::format("{} download --name web --namespace shop --agent-port {} --output {}{}", cli, port, into.path(), kc), &out);
+  agent.stop();
+  serving.join();
+  INFO(out);
+  REQUIRE(rc == 0);
+  CHECK(api.proxied() == std::vector<std::string>{fmt::format("node-a:{}/captures/web", port),
+                                                 fmt::format("node-a:{}/captures/web/download", port)});
+  std::ifstream got(into.path() + "/web-node-a-20260101000000UTC.tar.gz", std::ios::binary);
+  std::string body((std::istreambuf_iterator<char>(got)), std::istreambuf_iterator<char>());
+  CHECK(body == std::string("\x1f\x8b bundle bytes", 15));
+  // A node whose agent is not reachable fails the download.
+  CHECK(test::sh_status(fmt::format("{} download --name web --namespace shop --node-names node-b --agent-port {} --output {}{}",
+                                    cli, port, into.path(), kc),
+                        &out) == 1);
 
   REQUIRE(test::sh_status(cli + " delete --name web --namespace shop" + kc, &out) == 0);
   CHECK(api.object("captures", "shop", "web").empty());

@@ -17,6 +17,7 @@
 #include "capture/crd.hpp"
 #include "commands.hpp"
 #include "k8s/http_client.hpp"
+#include "k8s/reflector.hpp"
 #include "retina/k8s/watcher.hpp"
 
 namespace retina::cli {
@@ -97,8 +98,10 @@ void print_header() { std::printf("%-24s %-20s %-10s %10s %8s  %s\n", "NAME", "N
 bool finished_state(std::string_view s) { return s == "Completed" || s == "Cancelled" || s == "Failed"; }
 
 // Saves the bundle under its own name (NAME-NODE-STAMP.tar.gz) in `dir`.
-int download(k8s::HttpStream& http, const std::string& name, const std::string& dir) {
-  auto status = call(http, "GET", "/captures/" + name);
+// `prefix` reaches the agent: "" straight, or the API server's node proxy
+// ("/api/v1/nodes/NODE:PORT/proxy").
+int download(k8s::HttpStream& http, const std::string& name, const std::string& dir, const std::string& prefix = {}) {
+  auto status = call(http, "GET", prefix + "/captures/" + name);
   if (!status.ok()) return fail(fmt::format("download {}: {}", name, describe(status)));
   simdjson::dom::parser parser;
   simdjson::dom::element st;
@@ -110,7 +113,7 @@ int download(k8s::HttpStream& http, const std::string& name, const std::string& 
   const std::string file = fmt::format("{}/{}", dir, bundle);
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> out(nullptr, &std::fclose);
   k8s::HttpRequest req;
-  req.path = "/captures/" + name + "/download";
+  req.path = prefix + "/captures/" + name + "/download";
   req.timeout = std::chrono::minutes(30);
   req.on_body = [&](std::string_view bytes) {
     if (!out) {
@@ -209,6 +212,41 @@ bool cluster_print(const std::string& body, const std::string& ns, const std::st
   return all_done && n > 0;
 }
 
+// Each node's bundle through the API server's node proxy to its agent; the
+// nodes are those in the object's status (or --node-names).
+int cluster_download(k8s::HttpStream& http, const std::string& ns, const std::string& name, const std::string& nodes_flag,
+                     uint16_t port, const std::string& dir) {
+  std::vector<std::string> nodes;
+  for (size_t start = 0; start < nodes_flag.size();) {
+    size_t comma = nodes_flag.find(',', start);
+    if (comma == std::string::npos) comma = nodes_flag.size();
+    if (comma > start) nodes.push_back(nodes_flag.substr(start, comma - start));
+    start = comma + 1;
+  }
+  if (nodes.empty()) {
+    auto r = call(http, "GET", object_path(ns, name));
+    if (!r.ok()) return fail(fmt::format("download: Capture {}/{}: {}", ns, name, describe(r)));
+    simdjson::dom::parser parser;
+    simdjson::dom::element doc;
+    simdjson::dom::object reported;
+    if (parser.parse(r.body).get(doc)) return fail("download: invalid JSON from the API server");
+    if (doc["status"]["nodes"].get(reported)) return fail(fmt::format("download: no node reported Capture {}/{} yet", ns, name));
+    for (auto [node, st] : reported) {
+      std::string_view bundle;
+      opt(st["bundle"], bundle);
+      if (!bundle.empty()) nodes.emplace_back(node);
+    }
+    if (nodes.empty()) return fail(fmt::format("download: no node has a bundle of Capture {}/{}", ns, name));
+  }
+  int rc = kExitOk;
+  for (const auto& node : nodes) {
+    if (download(http, name, dir, fmt::format("/api/v1/nodes/{}:{}/proxy", k8s::url_encode(node), port)) != kExitOk) {
+      rc = kExitRuntime;
+    }
+  }
+  return rc;
+}
+
 int cluster_create(k8s::HttpStream& http, const capture::Spec& spec, const std::string& ns, bool wait) {
   if (!spec.s3.access_key_id.empty()) {
     return fail("S3 keys are only passed to a single agent (--agent); in a cluster they would be stored in the "
@@ -290,19 +328,21 @@ void add_capture_command(CLI::App& app, Run& run) {
     };
   });
 
-  auto* dl = cap->add_subcommand("download", "Download a finished capture's bundle from an agent");
+  auto* dl = cap->add_subcommand("download", "Download a finished capture's bundles from the agents");
   add_target_flags(*dl, *target);
+  auto node_names = std::make_shared<std::string>();
+  auto agent_port = std::make_shared<uint16_t>(10093);
   dl->add_option("--name", *name, "Name of the capture")->required();
-  dl->add_option("--output", *output, "Directory to save the bundle in");
-  dl->callback([&run, target, name, output] {
-    run = [target, name, output] {
-      if (target->agent.empty()) {
-        return fail("download needs --agent http://HOST:PORT; in a cluster, bundles are on each node's hostPath, "
-                    "the PVC or the upload target (see `retina capture list`)");
-      }
+  dl->add_option("--namespace", target->namespace_, "Namespace of the Capture object");
+  dl->add_option("--node-names", *node_names, "Comma-separated nodes to fetch from (default: every node that reported)");
+  dl->add_option("--agent-port", *agent_port, "The agents' HTTP port, reached through the API server's node proxy");
+  dl->add_option("--output", *output, "Directory to save the bundles in");
+  dl->callback([&run, target, name, output, node_names, agent_port] {
+    run = [target, name, output, node_names, agent_port] {
       auto http = connect(*target);
       if (!http) return fail(http.error().message);
-      return download(**http, *name, *output);
+      if (!target->agent.empty()) return download(**http, *name, *output);
+      return cluster_download(**http, target->namespace_, *name, *node_names, *agent_port, *output);
     };
   });
 }

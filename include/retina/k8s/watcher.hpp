@@ -103,6 +103,7 @@ enum class Resource : uint8_t {
   kNamespaces,
   kReplicaSets,
   kMetricsConfigurations,
+  kCaptures,  // watched by the capture runner (retina::capture), not by Watcher
   kCount
 };
 inline constexpr size_t kResourceCount = static_cast<size_t>(Resource::kCount);
