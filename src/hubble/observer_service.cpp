@@ -35,14 +35,8 @@ grpc::Status ObserverService::GetFlows(grpc::ServerContext* ctx, const ::observe
   const std::string& node = node_.name();
   auto keep = [&](const Flow& f) { return f.time_ns >= since && filters->matches(f, node); };
 
-  MessageScratch scratch;
-  auto send = [&](const StoredFlow& s) {
-    auto* resp = scratch.make<::observer::GetFlowsResponse>();
-    to_proto(s.flow.flow(), node, *resp->mutable_flow());
-    resp->set_node_name(node);
-    set_timestamp(s.flow.flow().time_ns, *resp->mutable_time());
-    return writer->Write(*resp);
-  };
+  FlowResponse resp(node);
+  auto send = [&](const StoredFlow& s) { return writer->Write(resp.set(s.flow)); };
   auto send_lost = [&](uint64_t n) {
     lost_.fetch_add(n, std::memory_order_relaxed);
     if (lost_counter_) lost_counter_->add(n);
