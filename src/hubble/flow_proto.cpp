@@ -191,10 +191,26 @@ struct Extensions {
   }
 };
 
-// Field numbers are flow.Flow's (proto/flow/flow.proto), in ascending
-// order. `endpoint(w, field, ep, source)` writes an Endpoint field.
-template <class WriteEndpoint>
-void append_flow(const Flow& f, std::string_view node_name, std::string& out, WriteEndpoint&& endpoint) {
+void endpoint(Wire& w, uint32_t field, const Endpoint& ep) {
+  const size_t m = w.open(field);
+  endpoint_body(w, ep);
+  w.close(m);
+}
+
+}  // namespace
+
+void set_timestamp(uint64_t ns, google::protobuf::Timestamp& out) {
+  out.set_seconds(static_cast<int64_t>(ns / 1'000'000'000));
+  out.set_nanos(static_cast<int32_t>(ns % 1'000'000'000));
+}
+
+uint64_t unix_ns(const google::protobuf::Timestamp& ts) {
+  if (ts.seconds() < 0) return 0;
+  return static_cast<uint64_t>(ts.seconds()) * 1'000'000'000 + static_cast<uint64_t>(ts.nanos() < 0 ? 0 : ts.nanos());
+}
+
+// Field numbers are flow.Flow's (proto/flow/flow.proto), in ascending order.
+void append_flow_wire(const Flow& f, std::string_view node_name, std::string& out) {
   Wire w(out);
   timestamp(w, 1, f.time_ns);
   w.number(2, static_cast<uint64_t>(f.verdict));  // an open enum keeps 15 and 16
@@ -239,8 +255,8 @@ void append_flow(const Flow& f, std::string_view node_name, std::string& out, Wr
     w.close(l4);
   }
 
-  if (f.source) endpoint(w, 8, *f.source, true);
-  if (f.destination) endpoint(w, 9, *f.destination, false);
+  if (f.source) endpoint(w, 8, *f.source);
+  if (f.destination) endpoint(w, 9, *f.destination);
   w.number(10, flow_fields::is_l7(f) ? ::flow::L7 : ::flow::L3_L4);
   w.string(11, node_name);
 
@@ -283,46 +299,6 @@ void append_flow(const Flow& f, std::string_view node_name, std::string& out, Wr
   w.finish();
 }
 
-}  // namespace
-
-void set_timestamp(uint64_t ns, google::protobuf::Timestamp& out) {
-  out.set_seconds(static_cast<int64_t>(ns / 1'000'000'000));
-  out.set_nanos(static_cast<int32_t>(ns % 1'000'000'000));
-}
-
-uint64_t unix_ns(const google::protobuf::Timestamp& ts) {
-  if (ts.seconds() < 0) return 0;
-  return static_cast<uint64_t>(ts.seconds()) * 1'000'000'000 + static_cast<uint64_t>(ts.nanos() < 0 ? 0 : ts.nanos());
-}
-
-std::string_view EndpointBytes::get(const EndpointPtr& ep) {
-  if (slots_.empty()) slots_.resize(kSlots);
-  const uint64_t h = (reinterpret_cast<uintptr_t>(ep.get()) >> 4) * 0x9E3779B97F4A7C15ull;
-  Entry& e = slots_[h >> (64 - kSlotBits)];
-  if (e.ep != ep) {
-    e.ep = ep;
-    e.bytes.clear();
-    Wire w(e.bytes);
-    endpoint_body(w, *ep);
-    w.finish();
-  }
-  return e.bytes;
-}
-
-void append_flow_wire(const Flow& flow, std::string_view node_name, std::string& out) {
-  append_flow(flow, node_name, out, [](Wire& w, uint32_t field, const Endpoint& ep, bool) {
-    const size_t m = w.open(field);
-    endpoint_body(w, ep);
-    w.close(m);
-  });
-}
-
-void append_flow_wire(const OwnedFlow& flow, std::string_view node_name, std::string& out, EndpointBytes& cache) {
-  append_flow(flow.flow(), node_name, out, [&](Wire& w, uint32_t field, const Endpoint&, bool source) {
-    w.element(field, cache.get(source ? flow.source() : flow.destination()));
-  });
-}
-
 void to_proto(const Flow& flow, std::string_view node_name, ::flow::Flow& out) {
   std::string bytes;
   append_flow_wire(flow, node_name, bytes);
@@ -335,10 +311,10 @@ FlowResponse::FlowResponse(std::string_view node_name) : node_(node_name) {
   bytes_ = resp_.GetReflection()->MutableUnknownFields(&resp_)->AddLengthDelimited(1);
 }
 
-const ::observer::GetFlowsResponse& FlowResponse::set(const OwnedFlow& flow) {
+const ::observer::GetFlowsResponse& FlowResponse::set(const Flow& flow) {
   bytes_->clear();
-  append_flow_wire(flow, node_, *bytes_, endpoints_);
-  set_timestamp(flow.flow().time_ns, *resp_.mutable_time());
+  append_flow_wire(flow, node_, *bytes_);
+  set_timestamp(flow.time_ns, *resp_.mutable_time());
   return resp_;
 }
 

@@ -12,41 +12,17 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <vector>
 
 #include <google/protobuf/timestamp.pb.h>
 
 #include "flow/flow.pb.h"
 #include "observer/observer.pb.h"
 #include "retina/flow.hpp"
-#include "retina/pipeline.hpp"
 
 namespace retina::hubble {
 
 // Appends the serialized flow.Flow for `flow` to `out`.
 void append_flow_wire(const Flow& flow, std::string_view node_name, std::string& out);
-
-// Serialized flow.Endpoint messages by endpoint, for a stream of flows
-// between a node's endpoints: an endpoint's namespace, labels and workloads
-// sit behind a pointer each, and following them costs more than copying
-// the bytes. Each entry holds its endpoint, so while cached no other
-// endpoint can appear at that address.
-class EndpointBytes {
- public:
-  std::string_view get(const EndpointPtr& ep);
-
- private:
-  static constexpr unsigned kSlotBits = 11;
-  static constexpr size_t kSlots = size_t{1} << kSlotBits;
-  struct Entry {
-    EndpointPtr ep;
-    std::string bytes;
-  };
-  std::vector<Entry> slots_;  // direct-mapped by address, allocated on first use
-};
-
-// The same for a kept flow, with its endpoints' bytes from `cache`.
-void append_flow_wire(const OwnedFlow& flow, std::string_view node_name, std::string& out, EndpointBytes& cache);
 
 // The same flow as a message (parsed from those bytes), for callers that
 // want to read fields.
@@ -60,11 +36,10 @@ class FlowResponse {
  public:
   explicit FlowResponse(std::string_view node_name);
   // Sets the response to `flow`; returns the message to write.
-  const ::observer::GetFlowsResponse& set(const OwnedFlow& flow);
+  const ::observer::GetFlowsResponse& set(const Flow& flow);
 
  private:
   std::string node_;
-  EndpointBytes endpoints_;
   ::observer::GetFlowsResponse resp_;
   std::string* bytes_;  // the unknown field's value
 };

@@ -39,7 +39,7 @@ grpc::Status ObserverService::GetFlows(grpc::ServerContext* ctx, const ::observe
   auto keep = [&](const Flow& f) { return f.time_ns >= since && filters->matches(f, node); };
 
   FlowResponse resp(node);
-  auto send = [&](const StoredFlow& s) { return writer->Write(resp.set(s.flow)); };
+  auto send = [&](const StoredFlow& s) { return writer->Write(resp.set(s.flow->flow())); };
   auto send_lost = [&](uint64_t n) {
     lost_.fetch_add(n, std::memory_order_relaxed);
     if (lost_counter_) lost_counter_->add(n);
@@ -65,7 +65,7 @@ grpc::Status ObserverService::GetFlows(grpc::ServerContext* ctx, const ::observe
       chunk.clear();
       store_.read_range(lo, hi, chunk);
       for (auto it = chunk.rbegin(); it != chunk.rend() && picked.size() < req->number(); ++it) {
-        const Flow& f = it->flow.flow();
+        const Flow& f = it->flow->flow();
         if (f.time_ns <= until && keep(f)) picked.push_back(std::move(*it));
       }
       hi = lo;
@@ -81,8 +81,8 @@ grpc::Status ObserverService::GetFlows(grpc::ServerContext* ctx, const ::observe
       if (const uint64_t lost = store_.read(&cursor, chunk, std::min<uint64_t>(kChunk, head - cursor)))
         if (!send_lost(lost)) return grpc::Status::OK;
       for (const auto& s : chunk) {
-        if (s.flow.flow().time_ns > until) return grpc::Status::OK;
-        if (!keep(s.flow.flow())) continue;
+        if (s.flow->flow().time_ns > until) return grpc::Status::OK;
+        if (!keep(s.flow->flow())) continue;
         if (!send(s)) return grpc::Status::OK;
         if (--remaining == 0) break;
       }
@@ -107,8 +107,8 @@ grpc::Status ObserverService::GetFlows(grpc::ServerContext* ctx, const ::observe
       continue;
     }
     for (const auto& s : chunk) {
-      if (s.flow.flow().time_ns > until) return grpc::Status::OK;
-      if (keep(s.flow.flow()) && !send(s)) return grpc::Status::OK;
+      if (s.flow->flow().time_ns > until) return grpc::Status::OK;
+      if (keep(s.flow->flow()) && !send(s)) return grpc::Status::OK;
     }
   }
   return grpc::Status::OK;
