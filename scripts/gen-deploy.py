@@ -45,6 +45,8 @@ FILES = [
     # rendered with enableHubble (the chart's enableHubble: true).
     ("configmap.yaml", "hubble/configmap.yaml", None, {"enableHubble": True}),
     ("service.yaml", "hubble/service.yaml", None, {"enableHubble": True}),
+    ("hubble-peer-service.yaml", "hubble/hubble-peer-service.yaml", "templates/hubble-peer-service.yaml",
+     {"enableHubble": True}),
     ("servicemonitor.yaml", "hubble-monitoring/servicemonitor.yaml", None,
      {"serviceMonitor.enabled": True, "enableHubble": True}),
 ]

@@ -1,8 +1,7 @@
 #include "hubble/flow_proto.hpp"
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
-#include <google/protobuf/wire_format_lite.h>
+#include <algorithm>
+#include <cstring>
 
 #include "core/flow_fields.hpp"
 
@@ -10,105 +9,195 @@ namespace retina::hubble {
 
 namespace {
 
-using google::protobuf::internal::WireFormatLite;
-
-void set_ip(std::string* out, const IpAddr& ip) {
-  out->clear();
-  ip.append_to(*out);
-}
-
-void set_endpoint(const Endpoint& ep, ::flow::Endpoint& out) {
-  if (const std::string_view ns = ep.namespace_; !ns.empty()) out.set_namespace_(ns.data(), ns.size());
-  for (const auto& l : ep.labels) out.add_labels(l);
-  if (const auto pod = flow_fields::pod_name_of(ep); !pod.empty()) out.set_pod_name(pod.data(), pod.size());
-  for (const auto& w : ep.workloads) {
-    auto* pw = out.add_workloads();
-    pw->set_name(w.name);
-    pw->set_kind(w.kind);
-  }
-}
-
-void set_service(const Endpoint* ep, ::flow::Service* (::flow::Flow::*mut)(), ::flow::Flow& out) {
-  const std::string_view name = flow_fields::service_of(ep);
-  if (name.empty()) return;
-  auto* s = (out.*mut)();
-  s->set_name(name.data(), name.size());
-  if (const std::string_view ns = ep->namespace_; !ns.empty()) s->set_namespace_(ns.data(), ns.size());
-}
-
-// google.protobuf.Struct encoded by hand straight into the Any's bytes:
-// building a Struct message (a map of Values) per flow would cost more
-// than the whole rest of the conversion.
-//   Struct { map<string, Value> fields = 1; }
-//   Value  { double number_value = 2; string string_value = 3; Struct struct_value = 5; }
-class StructBytes {
+// Appends protobuf wire format to a string. Proto3 leaves scalars that hold
+// their default out; sub-messages are written when present, even empty.
+// Bytes go through a cursor into the string's spare room (grown as
+// needed), not one append per field; finish() trims the string.
+class Wire {
  public:
-  explicit StructBytes(std::string& out) : out_(out) {}
+  enum Type : uint8_t { kVarint = 0, kFixed64 = 1, kLen = 2 };
+  explicit Wire(std::string& out) : out_(out), at_(out.size()) { out_.resize(std::max(out_.capacity(), at_ + 512)); }
+  void finish() { out_.resize(at_); }
 
-  void number(std::string_view k, uint64_t x) {
-    // Value: tag(2, fixed64) + 8 bytes.
-    entry(k, 9, [&](uint8_t* p) {
-      p = WireFormatLite::WriteDoubleToArray(2, static_cast<double>(x), p);
-      return p;
-    });
+  void varint(uint64_t v) {
+    room(10);
+    at_ += encode(v, &out_[at_]);
   }
-  void text(std::string_view k, std::string_view x) {
-    const size_t value_len = 1 + varint_size(x.size()) + x.size();
-    entry(k, value_len, [&](uint8_t* p) {
-      p = WireFormatLite::WriteTagToArray(3, WireFormatLite::WIRETYPE_LENGTH_DELIMITED, p);
-      p = google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(static_cast<uint32_t>(x.size()), p);
-      std::memcpy(p, x.data(), x.size());
-      return p + x.size();
-    });
+  void tag(uint32_t field, Type t) { varint((uint64_t{field} << 3) | t); }
+  void number(uint32_t field, uint64_t v) {
+    if (!v) return;
+    tag(field, kVarint);
+    varint(v);
   }
-  void tcp_flag_counts(std::string_view k, const std::array<uint32_t, 9>& counts) {
-    std::string inner;
-    StructBytes nested(inner);
-    for (const auto& [name, idx] : flow_fields::kSortedTcpFlags) nested.number(name, counts[idx]);
-    const size_t value_len = 1 + varint_size(inner.size()) + inner.size();
-    entry(k, value_len, [&](uint8_t* p) {
-      p = WireFormatLite::WriteTagToArray(5, WireFormatLite::WIRETYPE_LENGTH_DELIMITED, p);
-      p = google::protobuf::io::CodedOutputStream::WriteVarint32ToArray(static_cast<uint32_t>(inner.size()), p);
-      std::memcpy(p, inner.data(), inner.size());
-      return p + inner.size();
-    });
+  void string(uint32_t field, std::string_view s) {
+    if (!s.empty()) element(field, s);
+  }
+  // A repeated string's element: written even when empty.
+  void element(uint32_t field, std::string_view s) {
+    tag(field, kLen);
+    varint(s.size());
+    bytes(s.data(), s.size());
+  }
+  void ip(uint32_t field, const IpAddr& ip) {
+    // At most 45 characters (INET6_ADDRSTRLEN - 1): a one-byte length.
+    ip_text_.clear();
+    ip.append_to(ip_text_);
+    element(field, ip_text_);
+  }
+  void float64(uint32_t field, double v) {
+    tag(field, kFixed64);
+    bytes(reinterpret_cast<const char*>(&v), 8);  // little-endian hosts only, as the ABI headers assume
+  }
+  // A sub-message: open() writes the tag and a one-byte length that
+  // close() fills in, moving the body when the length needs more bytes.
+  size_t open(uint32_t field) {
+    tag(field, kLen);
+    room(1);
+    out_[at_++] = 0;
+    return at_;
+  }
+  void close(size_t start) {
+    const size_t len = at_ - start;
+    if (len < 0x80) {
+      out_[start - 1] = static_cast<char>(len);
+      return;
+    }
+    char buf[10];
+    const size_t n = encode(len, buf);
+    room(n - 1);
+    std::memmove(&out_[start + n - 1], &out_[start], len);
+    std::memcpy(&out_[start - 1], buf, n);
+    at_ += n - 1;
   }
 
  private:
-  static size_t varint_size(size_t v) {
-    return google::protobuf::io::CodedOutputStream::VarintSize64(static_cast<uint64_t>(v));
+  void room(size_t n) {
+    if (out_.size() - at_ < n) out_.resize(std::max(out_.size() * 2, at_ + n));
   }
-  // fields entry: tag(1, LEN) len { key: tag(1) len bytes, value: tag(2) len Value }
-  template <class WriteValue>
-  void entry(std::string_view key, size_t value_len, WriteValue&& write_value) {
-    const size_t entry_len = 1 + varint_size(key.size()) + key.size() + 1 + varint_size(value_len) + value_len;
-    const size_t total = 1 + varint_size(entry_len) + entry_len;
-    const size_t at = out_.size();
-    out_.resize(at + total);
-    auto* p = reinterpret_cast<uint8_t*>(out_.data() + at);
-    using google::protobuf::io::CodedOutputStream;
-    p = WireFormatLite::WriteTagToArray(1, WireFormatLite::WIRETYPE_LENGTH_DELIMITED, p);
-    p = CodedOutputStream::WriteVarint32ToArray(static_cast<uint32_t>(entry_len), p);
-    p = WireFormatLite::WriteTagToArray(1, WireFormatLite::WIRETYPE_LENGTH_DELIMITED, p);
-    p = CodedOutputStream::WriteVarint32ToArray(static_cast<uint32_t>(key.size()), p);
-    std::memcpy(p, key.data(), key.size());
-    p += key.size();
-    p = WireFormatLite::WriteTagToArray(2, WireFormatLite::WIRETYPE_LENGTH_DELIMITED, p);
-    p = CodedOutputStream::WriteVarint32ToArray(static_cast<uint32_t>(value_len), p);
-    write_value(p);
+  void bytes(const char* p, size_t n) {
+    room(n);
+    std::memcpy(&out_[at_], p, n);
+    at_ += n;
   }
-
+  static size_t encode(uint64_t v, char* buf) {
+    size_t n = 0;
+    while (v >= 0x80) {
+      buf[n++] = static_cast<char>(v | 0x80);
+      v >>= 7;
+    }
+    buf[n++] = static_cast<char>(v);
+    return n;
+  }
   std::string& out_;
+  size_t at_;  // end of what is written; out_ beyond it is spare room
+  std::string ip_text_;
 };
 
-}  // namespace
-
-MessageScratch::MessageScratch() : block_(new char[256 << 10]) {
-  google::protobuf::ArenaOptions o;
-  o.initial_block = block_.get();
-  o.initial_block_size = 256 << 10;
-  arena_ = std::make_unique<google::protobuf::Arena>(o);
+void timestamp(Wire& w, uint32_t field, uint64_t ns) {
+  const size_t m = w.open(field);
+  w.number(1, ns / 1'000'000'000);
+  w.number(2, ns % 1'000'000'000);
+  w.close(m);
 }
+
+// flow.Endpoint's fields: namespace = 3, labels = 4, pod_name = 5, workloads = 6.
+void endpoint_body(Wire& w, const Endpoint& ep) {
+  w.string(3, ep.namespace_);
+  for (const auto& l : ep.labels) w.element(4, l);
+  w.string(5, flow_fields::pod_name_of(ep));
+  for (const auto& wl : ep.workloads) {
+    const size_t k = w.open(6);
+    w.string(1, wl.name);
+    w.string(2, wl.kind);
+    w.close(k);
+  }
+}
+
+// flow.Service: name = 1, namespace = 2.
+void service(Wire& w, uint32_t field, const Endpoint* ep) {
+  const std::string_view name = flow_fields::service_of(ep);
+  if (name.empty()) return;
+  const size_t m = w.open(field);
+  w.string(1, name);
+  w.string(2, ep->namespace_);
+  w.close(m);
+}
+
+// google.protobuf.Struct, written into the Any's value:
+//   Struct { map<string, Value> fields = 1; }
+//   Value  { double number_value = 2; string string_value = 3; Struct struct_value = 5; }
+// A Value's kind is a oneof, so a number is written even when zero.
+class StructWire {
+ public:
+  explicit StructWire(Wire& w) : w_(w) {}
+  void number(std::string_view k, uint64_t x) {
+    const Entry e = entry(k);
+    w_.float64(2, static_cast<double>(x));
+    done(e);
+  }
+  void text(std::string_view k, std::string_view x) {
+    const Entry e = entry(k);
+    w_.element(3, x);
+    done(e);
+  }
+  void tcp_flag_counts(std::string_view k, const std::array<uint32_t, 9>& counts) {
+    const Entry e = entry(k);
+    const size_t s = w_.open(5);
+    for (const auto& [name, idx] : flow_fields::kSortedTcpFlags) number(name, counts[idx]);
+    w_.close(s);
+    done(e);
+  }
+
+ private:
+  // fields entry { key = 1; value = 2 }: where the entry's and the Value's bodies start.
+  struct Entry {
+    size_t entry, value;
+  };
+  Entry entry(std::string_view key) {
+    const size_t e = w_.open(1);
+    w_.element(1, key);
+    return {e, w_.open(2)};
+  }
+  void done(Entry e) {
+    w_.close(e.value);
+    w_.close(e.entry);
+  }
+  Wire& w_;
+};
+
+// The Any is opened at the first extension only: most flows have some, a
+// flow without any has no `extensions` field at all.
+struct Extensions {
+  Wire& w;
+  size_t any = 0, value = 0;
+  bool open = false;
+  StructWire body() {
+    if (!open) {
+      any = w.open(150000);
+      w.element(1, "type.googleapis.com/google.protobuf.Struct");
+      value = w.open(2);
+      open = true;
+    }
+    return StructWire(w);
+  }
+  // Each entry opens and closes on its own, so nesting stays balanced.
+  void number(std::string_view k, uint64_t x) { body().number(k, x); }
+  void text(std::string_view k, std::string_view x) { body().text(k, x); }
+  void tcp_flag_counts(std::string_view k, const std::array<uint32_t, 9>& c) { body().tcp_flag_counts(k, c); }
+  void finish() {
+    if (!open) return;
+    w.close(value);
+    w.close(any);
+  }
+};
+
+void endpoint(Wire& w, uint32_t field, const Endpoint& ep) {
+  const size_t m = w.open(field);
+  endpoint_body(w, ep);
+  w.close(m);
+}
+
+}  // namespace
 
 void set_timestamp(uint64_t ns, google::protobuf::Timestamp& out) {
   out.set_seconds(static_cast<int64_t>(ns / 1'000'000'000));
@@ -120,93 +209,113 @@ uint64_t unix_ns(const google::protobuf::Timestamp& ts) {
   return static_cast<uint64_t>(ts.seconds()) * 1'000'000'000 + static_cast<uint64_t>(ts.nanos() < 0 ? 0 : ts.nanos());
 }
 
-void to_proto(const Flow& f, std::string_view node_name, ::flow::Flow& out) {
-  out.Clear();
-  set_timestamp(f.time_ns, *out.mutable_time());
-  out.set_verdict(static_cast<::flow::Verdict>(f.verdict));  // an open enum keeps 15 and 16
+// Field numbers are flow.Flow's (proto/flow/flow.proto), in ascending order.
+void append_flow_wire(const Flow& f, std::string_view node_name, std::string& out) {
+  Wire w(out);
+  timestamp(w, 1, f.time_ns);
+  w.number(2, static_cast<uint64_t>(f.verdict));  // an open enum keeps 15 and 16
 
   if (f.ip_version != IpVersion::IP_NOT_USED) {
-    auto* ip = out.mutable_ip();
-    set_ip(ip->mutable_source(), f.src);
-    set_ip(ip->mutable_destination(), f.dst);
-    ip->set_ipversion(f.ip_version == IpVersion::IPv4 ? ::flow::IPv4 : ::flow::IPv6);
+    const size_t m = w.open(5);
+    w.ip(1, f.src);
+    w.ip(2, f.dst);
+    w.number(3, f.ip_version == IpVersion::IPv4 ? ::flow::IPv4 : ::flow::IPv6);
+    w.close(m);
   }
 
-  switch (f.proto) {
-    case L4Protocol::kTCP: {
-      auto* tcp = out.mutable_l4()->mutable_tcp();
-      tcp->set_source_port(f.src_port);
-      tcp->set_destination_port(f.dst_port);
-      if (f.tcp_flags) {
-        auto* fl = tcp->mutable_flags();
-        fl->set_fin(f.tcp_flags & kFIN);
-        fl->set_syn(f.tcp_flags & kSYN);
-        fl->set_rst(f.tcp_flags & kRST);
-        fl->set_psh(f.tcp_flags & kPSH);
-        fl->set_ack(f.tcp_flags & kACK);
-        fl->set_urg(f.tcp_flags & kURG);
-        fl->set_ece(f.tcp_flags & kECE);
-        fl->set_cwr(f.tcp_flags & kCWR);
-        fl->set_ns(f.tcp_flags & kNS);
+  // Layer4 { oneof: TCP = 1, UDP = 2, ICMPv4 = 3, ICMPv6 = 4 }
+  if (f.proto != L4Protocol::kNone) {
+    const size_t l4 = w.open(6);
+    switch (f.proto) {
+      case L4Protocol::kTCP: {
+        const size_t t = w.open(1);
+        w.number(1, f.src_port);
+        w.number(2, f.dst_port);
+        if (f.tcp_flags) {
+          // TCPFlags: FIN = 1 ... NS = 9, Hubble's order of the flag bits.
+          static constexpr uint16_t kBits[] = {kFIN, kSYN, kRST, kPSH, kACK, kURG, kECE, kCWR, kNS};
+          const size_t fl = w.open(3);
+          for (uint32_t i = 0; i < std::size(kBits); ++i) w.number(i + 1, (f.tcp_flags & kBits[i]) != 0);
+          w.close(fl);
+        }
+        w.close(t);
+        break;
       }
-      break;
+      case L4Protocol::kUDP: {
+        const size_t u = w.open(2);
+        w.number(1, f.src_port);
+        w.number(2, f.dst_port);
+        w.close(u);
+        break;
+      }
+      case L4Protocol::kICMPv4: w.close(w.open(3)); break;
+      case L4Protocol::kICMPv6: w.close(w.open(4)); break;
+      case L4Protocol::kNone: break;
     }
-    case L4Protocol::kUDP: {
-      auto* udp = out.mutable_l4()->mutable_udp();
-      udp->set_source_port(f.src_port);
-      udp->set_destination_port(f.dst_port);
-      break;
-    }
-    case L4Protocol::kICMPv4: out.mutable_l4()->mutable_icmpv4(); break;
-    case L4Protocol::kICMPv6: out.mutable_l4()->mutable_icmpv6(); break;
-    case L4Protocol::kNone: break;
+    w.close(l4);
   }
 
-  if (f.source) set_endpoint(*f.source, *out.mutable_source());
-  if (f.destination) set_endpoint(*f.destination, *out.mutable_destination());
-  out.set_type(flow_fields::is_l7(f) ? ::flow::L7 : ::flow::L3_L4);
-  if (!node_name.empty()) out.set_node_name(node_name.data(), node_name.size());
+  if (f.source) endpoint(w, 8, *f.source);
+  if (f.destination) endpoint(w, 9, *f.destination);
+  w.number(10, flow_fields::is_l7(f) ? ::flow::L7 : ::flow::L3_L4);
+  w.string(11, node_name);
 
   if (f.dns) {
-    auto* l7 = out.mutable_l7();
-    if (f.l7_type == L7Type::REQUEST) l7->set_type(::flow::REQUEST);
-    else if (f.l7_type == L7Type::RESPONSE) l7->set_type(::flow::RESPONSE);
-    auto* dns = l7->mutable_dns();
-    dns->set_query(f.dns->query);
-    for (const auto& ip : f.dns->ips) set_ip(dns->add_ips(), ip);
-    dns->set_rcode(f.dns->rcode);
-    dns->add_qtypes(dns_qtype_name(f.dns->qtype));
+    // Layer7 { type = 1; dns = 100 } ; DNS { query = 1; ips = 2; rcode = 6; qtypes = 7 }
+    const size_t l7 = w.open(15);
+    if (f.l7_type == L7Type::REQUEST) w.number(1, ::flow::REQUEST);
+    else if (f.l7_type == L7Type::RESPONSE) w.number(1, ::flow::RESPONSE);
+    const size_t d = w.open(100);
+    w.string(1, f.dns->query);
+    for (const auto& ip : f.dns->ips) w.ip(2, ip);
+    w.number(6, f.dns->rcode);
+    w.element(7, dns_qtype_name(f.dns->qtype));
+    w.close(d);
+    w.close(l7);
   }
 
-  auto* et = out.mutable_event_type();
-  et->set_type(f.event_type);
-  et->set_sub_type(f.event_sub_type);
-  set_service(f.source, &::flow::Flow::mutable_source_service, out);
-  set_service(f.destination, &::flow::Flow::mutable_destination_service, out);
-  out.set_traffic_direction(static_cast<::flow::TrafficDirection>(f.direction));
-  out.set_trace_observation_point(static_cast<::flow::TraceObservationPoint>(f.observation_point));
-  out.set_drop_reason_desc(static_cast<::flow::DropReason>(flow_fields::hubble_drop_reason(f)));
-  if (f.is_reply_known) out.mutable_is_reply()->set_value(f.is_reply);
-  if (f.ifindex) out.mutable_interface()->set_index(f.ifindex);
+  const size_t et = w.open(19);  // CiliumEventType { type = 1; sub_type = 2 }
+  w.number(1, f.event_type);
+  w.number(2, f.event_sub_type);
+  w.close(et);
+  service(w, 20, f.source);
+  service(w, 21, f.destination);
+  w.number(22, static_cast<uint64_t>(f.direction));
+  w.number(24, static_cast<uint64_t>(f.observation_point));
+  w.number(25, flow_fields::hubble_drop_reason(f));
+  if (f.is_reply_known) {
+    const size_t r = w.open(26);  // BoolValue { value = 1 }
+    w.number(1, f.is_reply);
+    w.close(r);
+  }
+  if (f.ifindex) {
+    const size_t i = w.open(28);  // NetworkInterface { index = 1 }
+    w.number(1, f.ifindex);
+    w.close(i);
+  }
+  Extensions ext{w};
+  flow_fields::visit_extensions(f, ext);
+  ext.finish();
+  w.finish();
+}
 
-  std::string* value = nullptr;
-  struct Lazy {
-    ::flow::Flow& out;
-    std::string*& value;
-    StructBytes bytes() {
-      if (!value) {
-        auto* any = out.mutable_extensions();
-        any->set_type_url("type.googleapis.com/google.protobuf.Struct");
-        value = any->mutable_value();
-        value->clear();
-      }
-      return StructBytes(*value);
-    }
-    void number(std::string_view k, uint64_t x) { bytes().number(k, x); }
-    void text(std::string_view k, std::string_view x) { bytes().text(k, x); }
-    void tcp_flag_counts(std::string_view k, const std::array<uint32_t, 9>& c) { bytes().tcp_flag_counts(k, c); }
-  } lazy{out, value};
-  flow_fields::visit_extensions(f, lazy);
+void to_proto(const Flow& flow, std::string_view node_name, ::flow::Flow& out) {
+  std::string bytes;
+  append_flow_wire(flow, node_name, bytes);
+  out.Clear();
+  out.ParseFromString(bytes);
+}
+
+FlowResponse::FlowResponse(std::string_view node_name) : node_(node_name) {
+  resp_.set_node_name(node_);
+  bytes_ = resp_.GetReflection()->MutableUnknownFields(&resp_)->AddLengthDelimited(1);
+}
+
+const ::observer::GetFlowsResponse& FlowResponse::set(const Flow& flow) {
+  bytes_->clear();
+  append_flow_wire(flow, node_, *bytes_);
+  set_timestamp(flow.time_ns, *resp_.mutable_time());
+  return resp_;
 }
 
 }  // namespace retina::hubble

@@ -1,47 +1,47 @@
 // retina::Flow -> Hubble's protobuf flow (flow.Flow). The fields and values
 // come from core/flow_fields.hpp, shared with the JSON writer, so a flow
 // reads the same over gRPC, in /flows and in the flow log.
+//
+// The flow is written straight to protobuf's wire format, field by field
+// in field-number order as protobuf itself serializes them, without
+// building a message: a GetFlows stream converts every flow it sends, and
+// building the message tree (a dozen sub-messages, their strings) cost
+// several times what the bytes do.
 #pragma once
 
-#include <memory>
+#include <cstdint>
+#include <string>
 #include <string_view>
 
-#include <google/protobuf/arena.h>
+#include <google/protobuf/timestamp.pb.h>
 
 #include "flow/flow.pb.h"
+#include "observer/observer.pb.h"
 #include "retina/flow.hpp"
 
 namespace retina::hubble {
 
-// Fills `out` (cleared first; reusing one message reuses its memory).
+// Appends the serialized flow.Flow for `flow` to `out`.
+void append_flow_wire(const Flow& flow, std::string_view node_name, std::string& out);
+
+// The same flow as a message (parsed from those bytes), for callers that
+// want to read fields.
 void to_proto(const Flow& flow, std::string_view node_name, ::flow::Flow& out);
 
-// Messages built one after another, each used (written) before the next
-// is made: they live on an arena that restarts every kBatch messages, in
-// a block of its own, so a stream of flows allocates (almost) nothing.
-// Clearing one reused message instead would free and reallocate every
-// sub-message (protobuf's Clear() deletes them).
-class MessageScratch {
+// One GetFlowsResponse reused for a stream of flows. The flow travels as
+// its wire bytes in the response's unknown field 1, which protobuf writes
+// out as is: on the wire that is exactly the response's `flow` field, so
+// any client reads a GetFlowsResponse carrying the flow.
+class FlowResponse {
  public:
-  static constexpr size_t kBatch = 256;
-  MessageScratch();
-  MessageScratch(const MessageScratch&) = delete;
-  MessageScratch& operator=(const MessageScratch&) = delete;
-
-  // A new empty message; those made before the last restart are gone.
-  template <class M>
-  M* make() {
-    if (++made_ > kBatch) {
-      arena_->Reset();
-      made_ = 1;
-    }
-    return google::protobuf::Arena::CreateMessage<M>(arena_.get());
-  }
+  explicit FlowResponse(std::string_view node_name);
+  // Sets the response to `flow`; returns the message to write.
+  const ::observer::GetFlowsResponse& set(const Flow& flow);
 
  private:
-  std::unique_ptr<char[]> block_;
-  std::unique_ptr<google::protobuf::Arena> arena_;
-  size_t made_ = 0;
+  std::string node_;
+  ::observer::GetFlowsResponse resp_;
+  std::string* bytes_;  // the unknown field's value
 };
 
 // google.protobuf.Timestamp from unix nanoseconds, and back.

@@ -50,12 +50,16 @@ void FlowStore::run() {
 
 void FlowStore::append(std::vector<OwnedFlow>& flows) {
   if (flows.empty()) return;
+  // Allocated before the lock; the flows they replace are released after it.
+  incoming_.clear();
+  for (auto& f : flows) incoming_.push_back(std::make_shared<const OwnedFlow>(std::move(f)));
   {
     std::unique_lock lock(ring_mu_);
     uint64_t h = head_.load(std::memory_order_relaxed);
-    for (auto& f : flows) slots_[h++ % slots_.size()] = std::move(f);
+    for (auto& f : incoming_) slots_[h++ % slots_.size()].swap(f);
     head_.store(h, std::memory_order_release);
   }
+  incoming_.clear();
   // Taking the mutex orders the head update before a waiter's check.
   { std::lock_guard lock(wait_mu_); }
   wait_cv_.notify_all();

@@ -3,9 +3,11 @@
 // followers.
 //
 // The pipeline hands flows to the store through one subscription; a store
-// thread appends them. Each reader keeps its own cursor (a sequence number)
-// and copies flows out under a shared lock, so readers never wait for each
-// other and the pipeline never waits for a reader. A reader that falls a
+// thread appends them, each flow once, as an immutable shared object. Each
+// reader keeps its own cursor (a sequence number) and takes references to
+// the flows under a shared lock (a reference count each, not a copy of the
+// flow), so readers never wait for each other, the pipeline never waits
+// for a reader, and any number of readers cost the store nothing per flow. A reader that falls a
 // whole ring behind loses the overwritten flows and is told how many.
 #pragma once
 
@@ -44,9 +46,11 @@ class WriterFirstLock {
   pthread_rwlock_t rw_;
 };
 
+using SharedFlow = std::shared_ptr<const OwnedFlow>;
+
 struct StoredFlow {
   uint64_t seq = 0;
-  OwnedFlow flow;
+  SharedFlow flow;
 };
 
 class FlowStore {
@@ -76,11 +80,11 @@ class FlowStore {
   // Flows appended since the store started (Hubble's seen_flows).
   uint64_t seen() const noexcept { return head(); }
 
-  // Copies up to `max` flows from `*cursor` on into `out` (appending) and
+  // Appends up to `max` flows from `*cursor` on to `out` and
   // advances the cursor. Returns how many flows between the cursor and the
   // oldest stored flow were overwritten before this read (0 normally).
   uint64_t read(uint64_t* cursor, std::vector<StoredFlow>& out, size_t max) const;
-  // Copies flows [from, to) that are still stored, newest last.
+  // Appends flows [from, to) that are still stored, newest last.
   void read_range(uint64_t from, uint64_t to, std::vector<StoredFlow>& out) const;
 
   // Waits until a flow at or after `cursor` exists, `timeout` passes or the
@@ -93,7 +97,8 @@ class FlowStore {
  private:
   void run();
 
-  std::vector<OwnedFlow> slots_;
+  std::vector<SharedFlow> slots_;
+  std::vector<SharedFlow> incoming_;  // append()'s scratch
   mutable WriterFirstLock ring_mu_;
   std::atomic<uint64_t> head_{0};
 

@@ -1,6 +1,9 @@
 #include "hubble/observer_service.hpp"
 
 #include <algorithm>
+#include <cstdlib>
+
+#include <fmt/format.h>
 #include <limits>
 
 #include "hubble/filter.hpp"
@@ -35,14 +38,8 @@ grpc::Status ObserverService::GetFlows(grpc::ServerContext* ctx, const ::observe
   const std::string& node = node_.name();
   auto keep = [&](const Flow& f) { return f.time_ns >= since && filters->matches(f, node); };
 
-  MessageScratch scratch;
-  auto send = [&](const StoredFlow& s) {
-    auto* resp = scratch.make<::observer::GetFlowsResponse>();
-    to_proto(s.flow.flow(), node, *resp->mutable_flow());
-    resp->set_node_name(node);
-    set_timestamp(s.flow.flow().time_ns, *resp->mutable_time());
-    return writer->Write(*resp);
-  };
+  FlowResponse resp(node);
+  auto send = [&](const StoredFlow& s) { return writer->Write(resp.set(s.flow->flow())); };
   auto send_lost = [&](uint64_t n) {
     lost_.fetch_add(n, std::memory_order_relaxed);
     if (lost_counter_) lost_counter_->add(n);
@@ -68,7 +65,7 @@ grpc::Status ObserverService::GetFlows(grpc::ServerContext* ctx, const ::observe
       chunk.clear();
       store_.read_range(lo, hi, chunk);
       for (auto it = chunk.rbegin(); it != chunk.rend() && picked.size() < req->number(); ++it) {
-        const Flow& f = it->flow.flow();
+        const Flow& f = it->flow->flow();
         if (f.time_ns <= until && keep(f)) picked.push_back(std::move(*it));
       }
       hi = lo;
@@ -84,8 +81,8 @@ grpc::Status ObserverService::GetFlows(grpc::ServerContext* ctx, const ::observe
       if (const uint64_t lost = store_.read(&cursor, chunk, std::min<uint64_t>(kChunk, head - cursor)))
         if (!send_lost(lost)) return grpc::Status::OK;
       for (const auto& s : chunk) {
-        if (s.flow.flow().time_ns > until) return grpc::Status::OK;
-        if (!keep(s.flow.flow())) continue;
+        if (s.flow->flow().time_ns > until) return grpc::Status::OK;
+        if (!keep(s.flow->flow())) continue;
         if (!send(s)) return grpc::Status::OK;
         if (--remaining == 0) break;
       }
@@ -110,8 +107,8 @@ grpc::Status ObserverService::GetFlows(grpc::ServerContext* ctx, const ::observe
       continue;
     }
     for (const auto& s : chunk) {
-      if (s.flow.flow().time_ns > until) return grpc::Status::OK;
-      if (keep(s.flow.flow()) && !send(s)) return grpc::Status::OK;
+      if (s.flow->flow().time_ns > until) return grpc::Status::OK;
+      if (keep(s.flow->flow()) && !send(s)) return grpc::Status::OK;
     }
   }
   return grpc::Status::OK;
@@ -166,18 +163,69 @@ grpc::Status ObserverService::ServerStatus(grpc::ServerContext*, const ::observe
   return grpc::Status::OK;
 }
 
+std::string tls_server_name(std::string_view node_name) {
+  if (node_name.empty()) return {};
+  std::string name(node_name);
+  std::replace(name.begin(), name.end(), '.', '-');
+  return name + ".default.hubble-grpc.cilium.io";
+}
+
+std::map<std::string, PeerService::Peer> PeerService::peers() const {
+  std::map<std::string, Peer> out;
+  const NodeInfo self = node_.get();
+  uint16_t port = 0;
+  if (const size_t colon = self.address.rfind(':'); colon != std::string::npos)
+    port = static_cast<uint16_t>(std::strtoul(self.address.c_str() + colon + 1, nullptr, 10));
+  if (cache_ && port) {
+    cache_->for_each([&](const EndpointPtr& ep) {
+      if (ep->kind != EndpointKind::kNode || ep->name.empty() || ep->ips.empty()) return;
+      const IpAddr* ip = &ep->ips.front();
+      for (const auto& a : ep->ips)
+        if (a.is_v4()) {
+          ip = &a;
+          break;
+        }
+      const std::string host = ip->to_string();
+      out[ep->name] = {ip->is_v4() ? fmt::format("{}:{}", host, port) : fmt::format("[{}]:{}", host, port),
+                       tls_ ? tls_server_name(ep->name) : std::string()};
+    });
+  }
+  // This node as it announces itself ($HUBBLE_PEER_ADDRESS, $NODE_IP, ...).
+  out[self.name] = {self.address, self.tls_server_name};
+  return out;
+}
+
 grpc::Status PeerService::Notify(grpc::ServerContext* ctx, const ::peer::NotifyRequest*,
                                  grpc::ServerWriter<::peer::ChangeNotification>* writer) {
-  const NodeInfo node = node_.get();
-  ::peer::ChangeNotification n;
-  n.set_name(node.name);
-  n.set_address(node.address);
-  n.set_type(::peer::PEER_ADDED);
-  if (!node.tls_server_name.empty()) n.mutable_tls()->set_server_name(node.tls_server_name);
-  if (!writer->Write(n)) return grpc::Status::OK;
-  // One node, never changing: hold the stream as Relay expects.
-  while (!ctx->IsCancelled() && !store_.closed())
-    store_.wait(std::numeric_limits<uint64_t>::max(), std::chrono::milliseconds(200));
+  auto send = [&](const std::string& name, const Peer& p, ::peer::ChangeNotificationType type) {
+    ::peer::ChangeNotification n;
+    n.set_name(name);
+    n.set_address(p.address);
+    n.set_type(type);
+    if (!p.tls_server_name.empty()) n.mutable_tls()->set_server_name(p.tls_server_name);
+    return writer->Write(n);
+  };
+  std::map<std::string, Peer> known;
+  auto last = std::chrono::steady_clock::time_point{};
+  // Holds the stream open as Relay expects, sending what changed.
+  while (!ctx->IsCancelled() && !store_.closed()) {
+    if (std::chrono::steady_clock::now() - last >= poll_) {
+      last = std::chrono::steady_clock::now();
+      auto now = peers();
+      for (const auto& [name, p] : known)
+        if (!now.count(name) && !send(name, p, ::peer::PEER_DELETED)) return grpc::Status::OK;
+      for (const auto& [name, p] : now) {
+        const auto it = known.find(name);
+        if (it == known.end()) {
+          if (!send(name, p, ::peer::PEER_ADDED)) return grpc::Status::OK;
+        } else if (!(it->second == p) && !send(name, p, ::peer::PEER_UPDATED)) {
+          return grpc::Status::OK;
+        }
+      }
+      known = std::move(now);
+    }
+    store_.wait(std::numeric_limits<uint64_t>::max(), std::min(poll_, std::chrono::milliseconds(200)));
+  }
   return grpc::Status::OK;
 }
 

@@ -4,10 +4,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <mutex>
 #include <string>
 
 #include "hubble/flow_store.hpp"
+#include "retina/ip_cache.hpp"
 #include "observer/observer.grpc.pb.h"
 #include "peer/peer.grpc.pb.h"
 
@@ -78,15 +80,39 @@ class ObserverService final : public ::observer::Observer::Service {
   std::atomic<size_t> followers_{0};
 };
 
+// Cilium's name for a node's Hubble server certificate, which Relay checks:
+// "<node>.<cluster>.hubble-grpc.cilium.io" with the dots of the node name
+// turned into dashes (one DNS label, so *.default.hubble-grpc.cilium.io
+// covers every node). Empty for an empty node name.
+std::string tls_server_name(std::string_view node_name);
+
+// Relay asks one agent (the hubble-peer Service routes to the agent of
+// its own node) for every peer: this node, and each node the IP cache
+// knows (the Kubernetes watcher's nodes), at its first internal IPv4
+// address (else IPv6) with this server's port, since every agent of the
+// DaemonSet listens on the same one. Changes follow while the stream is open.
 class PeerService final : public ::peer::Peer::Service {
  public:
-  PeerService(const FlowStore& store, const NodeRecord& node) : store_(store), node_(node) {}
+  // `cache` may be null: this node only.
+  PeerService(const FlowStore& store, const NodeRecord& node, const IpCache* cache, bool tls)
+      : store_(store), node_(node), cache_(cache), tls_(tls) {}
   grpc::Status Notify(grpc::ServerContext* ctx, const ::peer::NotifyRequest* req,
                       grpc::ServerWriter<::peer::ChangeNotification>* writer) override;
+
+  struct Peer {
+    std::string address, tls_server_name;
+    friend bool operator==(const Peer&, const Peer&) = default;
+  };
+  // The peers now, by node name.
+  std::map<std::string, Peer> peers() const;
 
  private:
   const FlowStore& store_;  // its close() also ends Notify streams
   const NodeRecord& node_;
+  const IpCache* const cache_;
+  const bool tls_;
+  // How often an open stream looks for node changes.
+  static constexpr std::chrono::milliseconds poll_{2000};
 };
 
 }  // namespace retina::hubble

@@ -120,7 +120,7 @@ Result<std::unique_ptr<HubbleServer>> HubbleServer::start(Pipeline& pipeline, Hu
     }
     creds = grpc::SslServerCredentials(ssl);
     // Cilium's naming, which Relay checks the node's certificate against.
-    tls_server_name = fmt::format("{}.default.hubble-grpc.cilium.io", options.node_name);
+    tls_server_name = hubble::tls_server_name(options.node_name);
   }
 
   m.store = std::make_unique<hubble::FlowStore>(options.buffer_capacity);
@@ -133,7 +133,7 @@ Result<std::unique_ptr<HubbleServer>> HubbleServer::start(Pipeline& pipeline, Hu
   builder.AddListeningPort(grpc_address(*listen), creds, &m.port);
   m.node = std::make_unique<hubble::NodeRecord>(node);
   m.observer = std::make_unique<hubble::ObserverService>(*m.store, *m.node, &m.hubble_metrics->ring_buffer_lost());
-  m.peer = std::make_unique<hubble::PeerService>(*m.store, *m.node);
+  m.peer = std::make_unique<hubble::PeerService>(*m.store, *m.node, &pipeline.cache(), !tls_server_name.empty());
   builder.RegisterService(m.observer.get());
   builder.RegisterService(m.peer.get());
   m.server = builder.BuildAndStart();

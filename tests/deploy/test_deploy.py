@@ -74,11 +74,15 @@ def kustomize(path):
 
 
 def by_kind(docs):
-    """One object per kind; the CustomResourceDefinitions as a list."""
+    """One object per kind; the CustomResourceDefinitions as a list; Hubble
+    Relay's peer Service as "Service/hubble-peer"."""
     out = {"CustomResourceDefinition": []}
     for d in docs:
         if d["kind"] == "CustomResourceDefinition":
             out[d["kind"]].append(d)
+            continue
+        if d["kind"] == "Service" and d["metadata"]["name"] == "hubble-peer":
+            out["Service/hubble-peer"] = d
             continue
         assert d["kind"] not in out, f"two {d['kind']}"
         out[d["kind"]] = d
@@ -218,6 +222,14 @@ def test_hubble_mode_ports_agree():
     assert ports == {"retina": (VALUES["retinaPort"],) * 2, "hubble-grpc": (grpc, grpc), "hubble-metrics": (metrics, metrics)}
     assert svc["metadata"]["annotations"] == {"prometheus.io/scrape": "true", "prometheus.io/port": str(metrics)}
 
+    # Relay's peer service, as Cilium's: hubble-peer:443 -> the Observer port
+    # of the agent on Relay's own node.
+    peer = docs["Service/hubble-peer"]
+    assert peer["metadata"]["namespace"] == svc["metadata"]["namespace"]
+    assert [(p["port"], p["targetPort"]) for p in peer["spec"]["ports"]] == [(443, grpc)]
+    assert peer["spec"]["selector"] == docs["DaemonSet"]["spec"]["selector"]["matchLabels"]
+    assert peer["spec"]["internalTrafficPolicy"] == "Local"
+
     eps = {e["port"]: e for e in docs["ServiceMonitor"]["spec"]["endpoints"]}
     assert set(eps) == {"retina", "hubble-metrics"}
     assert {"targetLabel": "job", "replacement": "networkobservability-hubble"} in eps["hubble-metrics"]["relabelings"]
@@ -237,6 +249,9 @@ def test_hubble_mode_ports_agree():
 def test_hubble_ports_only_in_hubble_mode():
     docs = by_kind(kustomize(ROOT / "deploy/kubernetes"))
     assert [p["name"] for p in docs["Service"]["spec"]["ports"]] == ["retina"]
+    assert "Service/hubble-peer" not in docs
+    peer = (CHART / "templates/hubble-peer-service.yaml").read_text()
+    assert peer.split("\n")[1] == "{{- if .Values.enableHubble }}" and peer.rstrip().endswith("{{- end }}")
     assert "annotations" not in docs["Service"]["metadata"]
     # The chart: every hubble port under `if .Values.enableHubble`, read from the addresses.
     for name in ("service.yaml", "servicemonitor.yaml"):

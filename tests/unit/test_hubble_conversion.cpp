@@ -8,6 +8,8 @@
 #include <simdjson.h>
 
 #include <cmath>
+
+#include <fmt/format.h>
 #include <string>
 
 #include "hubble/flow_proto.hpp"
@@ -89,6 +91,11 @@ void check_same(const Flow& f, std::string_view node = "node-1") {
   google::protobuf::util::JsonPrintOptions o;
   o.preserve_proto_field_names = true;
   REQUIRE(google::protobuf::util::MessageToJsonString(pb, &pj, o).ok());
+  // The bytes are canonical: protobuf serializes what it parsed from them
+  // to the same bytes (fields in order, defaults left out, lengths minimal).
+  std::string wire;
+  hubble::append_flow_wire(f, node, wire);
+  CHECK(pb.SerializeAsString() == wire);
   // Round trip through the wire format, as a client sees it.
   ::flow::Flow back;
   REQUIRE(back.ParseFromString(pb.SerializeAsString()));
@@ -160,6 +167,17 @@ TEST_CASE("hubble conversion: packet flows agree with the JSON writer", "[hubble
   f.ip_version = IpVersion::IPv6;
   check_same(f);
   check_same(f, "");  // no node name
+
+  // Sub-messages longer than 127 bytes (lengths of two and three bytes).
+  Endpoint big = src;
+  std::vector<std::string> many;
+  for (int i = 0; i < 600; ++i) many.push_back(fmt::format("label-{:03}=value-of-label-{:03}", i, i));
+  big.labels = many;
+  f.source = &big;
+  check_same(f);
+  big.labels = std::vector<std::string>(many.begin(), many.begin() + 5);
+  check_same(f);
+  f.source = &src;
 
   f.proto = L4Protocol::kUDP;
   f.is_reply_known = false;

@@ -9,10 +9,12 @@
 #include <atomic>
 #include <cstdio>
 #include <chrono>
+#include <map>
 #include <thread>
 #include <vector>
 
 #include "observer/observer.grpc.pb.h"
+#include "hubble/observer_service.hpp"
 #include "peer/peer.grpc.pb.h"
 #include "retina/hubble.hpp"
 #include "support/fake_apiserver.hpp"
@@ -281,6 +283,62 @@ TEST_CASE("hubble server: Peer Notify announces this node; GetNodes lists it", "
   observer::GetAgentEventsResponse ae;
   CHECK_FALSE(agent->Read(&ae));
   CHECK(agent->Finish().ok());
+}
+
+TEST_CASE("hubble server: Notify announces every node Relay can dial, and node changes", "[hubble]") {
+  Harness h(16);
+  auto node = [](std::string name, std::vector<std::string> ips) {
+    auto ep = std::make_shared<Endpoint>();
+    ep->kind = EndpointKind::kNode;
+    ep->name = std::move(name);
+    for (const auto& ip : ips) ep->ips.push_back(*IpAddr::parse(ip));
+    return EndpointPtr(ep);
+  };
+  h.pipeline.cache().upsert(node("node-2", {"fd00::2", "192.168.0.2"}));
+  h.pipeline.cache().upsert(node("node-3", {"fd00::3"}));
+  auto pod = std::make_shared<Endpoint>();
+  pod->kind = EndpointKind::kPod;
+  pod->namespace_ = "default";
+  pod->name = "web";
+  pod->ips = {*IpAddr::parse("10.1.0.5")};
+  h.pipeline.cache().upsert(pod);  // not a peer
+
+  auto ch = grpc::CreateChannel("127.0.0.1:" + std::to_string(h.server->port()), grpc::InsecureChannelCredentials());
+  auto peer = peer::Peer::NewStub(ch);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + 20s);
+  auto reader = peer->Notify(&ctx, {});
+  const std::string port = std::to_string(h.server->port());
+  std::map<std::string, std::string> added;
+  peer::ChangeNotification n;
+  for (int i = 0; i < 3; ++i) {
+    REQUIRE(reader->Read(&n));
+    CHECK(n.type() == peer::PEER_ADDED);
+    CHECK_FALSE(n.has_tls());
+    added[n.name()] = n.address();
+  }
+  CHECK(added == std::map<std::string, std::string>{{"node-1", "127.0.0.1:" + port},
+                                                    {"node-2", "192.168.0.2:" + port},
+                                                    {"node-3", "[fd00::3]:" + port}});
+  // Relay dials what it is told: the announced address serves the Observer.
+  auto dialed = observer::Observer::NewStub(grpc::CreateChannel(added["node-1"], grpc::InsecureChannelCredentials()));
+  grpc::ClientContext sctx;
+  observer::ServerStatusResponse st;
+  CHECK(dialed->ServerStatus(&sctx, {}, &st).ok());
+
+  h.pipeline.cache().remove(node("node-3", {"fd00::3"})->key());
+  h.pipeline.cache().upsert(node("node-4", {"192.168.0.4"}));
+  std::map<std::string, peer::ChangeNotificationType> changes;
+  while (changes.size() < 2 && reader->Read(&n)) changes[n.name()] = n.type();
+  CHECK(changes == std::map<std::string, peer::ChangeNotificationType>{{"node-3", peer::PEER_DELETED},
+                                                                       {"node-4", peer::PEER_ADDED}});
+  ctx.TryCancel();
+}
+
+TEST_CASE("hubble server: TLS server names follow Cilium's", "[hubble]") {
+  CHECK(hubble::tls_server_name("node-1") == "node-1.default.hubble-grpc.cilium.io");
+  CHECK(hubble::tls_server_name("ip-10-0-0-1.ec2.internal") == "ip-10-0-0-1-ec2-internal.default.hubble-grpc.cilium.io");
+  CHECK(hubble::tls_server_name("").empty());
 }
 
 TEST_CASE("hubble server: TLS with client certificates (mTLS)", "[hubble]") {
