@@ -87,6 +87,7 @@ struct PacketParserPlugin::Impl {
   mutable std::mutex mu;  // attachments, checked, failed
   std::map<int, IfAttachment> attachments;
   std::set<int> checked;  // interfaces already cleared of stale retina filters
+  std::set<int> foreign_clsact;  // interfaces whose clsact held a foreign filter when first seen
   // Interfaces we should observe but could not attach to, with why;
   // retried by reconcile().
   std::map<int, std::pair<InterfaceInfo, std::string>> failed;
@@ -145,7 +146,10 @@ struct PacketParserPlugin::Impl {
     } else {
       auto created = loader::ensure_clsact(info.ifindex);
       if (!created) return unexpected(created.error());
-      a.created_clsact = *created;
+      // A clsact once seen holding someone else's filters stays theirs, even
+      // after those filters go: retina never removes it.
+      if (!*created) foreign_clsact.insert(info.ifindex);
+      a.created_clsact = *created && !foreign_clsact.count(info.ifindex);
       for (TcDirection d : {TcDirection::kIngress, TcDirection::kEgress}) {
         auto f = loader::TcFilter::attach(info.ifindex, d, prog_fd(d), loader::kPacketParserTcSlot);
         if (!f) {
@@ -200,6 +204,7 @@ struct PacketParserPlugin::Impl {
         log::info("packetparser", "interface went away", {{"interface", info.name}, {"ifindex", info.ifindex}});
       }
       checked.erase(info.ifindex);
+      foreign_clsact.erase(info.ifindex);
       return;
     }
     const auto role = desired_role(info);
