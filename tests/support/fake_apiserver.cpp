@@ -427,8 +427,11 @@ void FakeApiServer::start() {
     svr = std::make_unique<httplib::Server>();
   }
   if (!svr->is_valid()) throw std::runtime_error("fake API server: invalid server (certificates?)");
-  // Watches hold a worker each; the default pool is too small for six streams plus lists.
-  svr->new_task_queue = [] { return new httplib::ThreadPool(32); };
+  // Watches hold a worker each, seven per agent. A SIGKILLed agent's watches
+  // keep theirs until the next write or their timeout (an idle stream never
+  // notices the closed peer), so tests that kill agents repeatedly need room
+  // for every killed run's streams beside the live one's.
+  svr->new_task_queue = [] { return new httplib::ThreadPool(128); };
   for (const auto& r : kResources) {
     const ResourceInfo* info = &r;
     svr->Get(r.path, [this, info](const httplib::Request& req, httplib::Response& res) { s_->handle(*info, req, res); });
