@@ -110,6 +110,18 @@ def in_ns(ns, cmd):
 
 # ------------------------------------------------------------------ topology
 
+
+def stop_process(proc, grace=30):
+    """SIGTERM, then SIGKILL if it has not exited within `grace` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
 class Topology:
     """node: br0 (pods) + eth0 (uplink, default route) ; pods ; remote."""
 
@@ -282,13 +294,8 @@ class Agent:
         return self
 
     def __exit__(self, *exc):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc:
+            stop_process(self.proc)
         self.log_file.close()
 
     def http(self, path, fail=True):

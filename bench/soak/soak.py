@@ -31,7 +31,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import socket
 import socketserver
 import subprocess
@@ -42,7 +41,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "bench", "e2e"))
-from run import in_ns, sh  # noqa: E402  (shared namespace helpers)
+from run import in_ns, sh, stop_process  # noqa: E402  (shared helpers)
 
 PREFIX = f"rsoak{os.getpid()}"
 NODE = f"{PREFIX}-node"
@@ -376,13 +375,7 @@ class Agent:
         raise RuntimeError(f"agent not ready within 60 s; see {self.log_path}")
 
     def __exit__(self, *exc):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
         self.log_file.close()
 
     def get(self, path):
