@@ -400,7 +400,7 @@ TEST_CASE("capture: two captures at once do not interfere", "[capture][privilege
   }
 }
 
-TEST_CASE("capture: pcapng records the interface name; node capture of a named interface",
+TEST_CASE("capture: pcapng records the interface name, node capture of a named interface",
           "[capture][privileged]") {
   RETINA_REQUIRE_PRIVILEGED();
   Fixture f;

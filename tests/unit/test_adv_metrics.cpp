@@ -473,7 +473,7 @@ TEST_CASE("series cap: the rest folds into one overflow series and is counted", 
   CHECK(adv.stats().series[0] == 4);
 }
 
-TEST_CASE("ttl: idle series expire and are counted; active ones stay", "[adv]") {
+TEST_CASE("ttl: idle series expire and are counted, active ones stay", "[adv]") {
   Fixture fx;
   metrics::Registry r;
   auto o = fx.options(false);
@@ -567,7 +567,7 @@ TEST_CASE("configuration swap: changed metrics restart, unchanged keep their ser
   CHECK(p.value(kFwdCount, {{"podname", "web-1"}, {"ip", "10.0.0.1"}, {"workload_name", "web"}}) == 1.0);
 }
 
-TEST_CASE("new series reach scrapes at the next maintenance; values in between are kept", "[adv]") {
+TEST_CASE("new series reach scrapes at the next maintenance, values in between are kept", "[adv]") {
   Fixture fx;
   metrics::Registry r;
   auto agg = AdvancedAggregator::create(r, fx.options(false));
@@ -629,7 +629,7 @@ TEST_CASE("scrapes, flows, expiry and configuration swaps run concurrently", "[a
   CHECK(st.generation >= 2);
 }
 
-TEST_CASE("Retina's defaults: no adv series without a configuration; Retina's values", "[adv]") {
+TEST_CASE("Retina's defaults: no adv series without a configuration, Retina's values", "[adv]") {
   Fixture fx;
   metrics::Registry r;
   auto o = fx.options(true);

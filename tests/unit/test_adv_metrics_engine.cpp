@@ -166,7 +166,7 @@ TEST_CASE("engine: Kubernetes pods become adv_* labels, local context", "[adv][e
   CHECK_THAT(health, Catch::Contains(R"("advanced_metrics":{"enabled":true,"context":"local","configuration":"agent config")"));
 }
 
-TEST_CASE("engine: MetricsConfiguration applies live; the cache outlives the API server", "[adv][engine][k8s]") {
+TEST_CASE("engine: MetricsConfiguration applies live, the cache outlives the API server", "[adv][engine][k8s]") {
   Setup s(true);
   CHECK(s.engine->cache().find(*retina::IpAddr::parse("10.1.0.3")));  // remote: all pods
   s.plugin->source().push(report("10.1.0.1", "10.1.0.3", 3));

@@ -212,7 +212,7 @@ TEST_CASE("engine: records reach the pipeline and the metrics", "[engine]") {
   engine->stop();
 }
 
-TEST_CASE("engine: Retina's default leaves forward_* to packetforward; process_* metrics", "[engine]") {
+TEST_CASE("engine: Retina's default leaves forward_* to packetforward, process_* metrics", "[engine]") {
   CallLog calls;
   std::vector<std::unique_ptr<retina::Plugin>> plugins;
   auto* pollable = new FakePlugin("pollable", &calls);

@@ -174,7 +174,7 @@ TEST_CASE("hubble server: malformed requests are INVALID_ARGUMENT with a message
   CHECK(st.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
 }
 
-TEST_CASE("hubble server: follow delivers later flows; a slow follower's losses are counted", "[hubble]") {
+TEST_CASE("hubble server: follow delivers later flows, a slow follower's losses are counted", "[hubble]") {
   Harness h(16);
   grpc::ClientContext ctx;
   observer::GetFlowsRequest req;
@@ -257,7 +257,7 @@ TEST_CASE("hubble server: 100 slow followers stall neither the pipeline nor the 
   h.server->stop();  // returns with the streams cancelled
 }
 
-TEST_CASE("hubble server: Peer Notify announces this node; GetNodes lists it", "[hubble]") {
+TEST_CASE("hubble server: Peer Notify announces this node, GetNodes lists it", "[hubble]") {
   Harness h(16);
   auto ch = grpc::CreateChannel("127.0.0.1:" + std::to_string(h.server->port()), grpc::InsecureChannelCredentials());
   auto peer = peer::Peer::NewStub(ch);

@@ -202,7 +202,7 @@ TEST_CASE("infiniband exports port counters and IPoIB parameters from the fixtur
   CHECK(h.registry.expose().find("infiniband_counter_stats{") == std::string::npos);
 }
 
-TEST_CASE("a malformed counter file is skipped and counted; the rest export", "[infiniband]") {
+TEST_CASE("a malformed counter file is skipped and counted, the rest export", "[infiniband]") {
   const ScratchSys scratch("malformed");
   const fs::path& root = scratch.root;
   const fs::path port = root / "devices/pci0000:00/0000:00:08.0/infiniband/mlx5_0/ports/1";

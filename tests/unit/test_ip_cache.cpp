@@ -200,7 +200,7 @@ TEST_CASE("IpCache upsert of a lingering key replaces it", "[ip_cache]") {
   CHECK(c.stats().lingering == 0);
 }
 
-TEST_CASE("IpCache sources coexist; the most recent write wins", "[ip_cache]") {
+TEST_CASE("IpCache sources coexist, the most recent write wins", "[ip_cache]") {
   IpCache c;
   c.upsert(pod("default", "from-file", {"10.0.0.5"}), EndpointSource::kFile);
   c.upsert(pod("default", "from-k8s", {"10.0.0.5"}), EndpointSource::kKubernetes);

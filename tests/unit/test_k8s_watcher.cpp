@@ -265,7 +265,7 @@ TEST_CASE("k8s watcher: a dropped stream resumes from the last resourceVersion",
   CHECK(h.metric(R"(controlplane_networkobservability_k8s_watch_errors_total{resource="pods",reason="stream"})") >= 1.0);
 }
 
-TEST_CASE("k8s watcher: split lines are reassembled; malformed lines are counted and relisted", "[k8s][watcher]") {
+TEST_CASE("k8s watcher: split lines are reassembled, malformed lines are counted and relisted", "[k8s][watcher]") {
   Harness h;
   h.start();
   h.wait_watching();
@@ -313,7 +313,7 @@ TEST_CASE("k8s watcher: the cache is served while the API server is down", "[k8s
   CHECK(h.server.list_requests("pods") == 1);  // resumed, not relisted
 }
 
-TEST_CASE("k8s watcher: deleted pods linger for the grace period; a reused IP moves at once", "[k8s][watcher]") {
+TEST_CASE("k8s watcher: deleted pods linger for the grace period, a reused IP moves at once", "[k8s][watcher]") {
   Harness h;
   auto o = h.options();
   o.delete_grace = 2s;
@@ -339,7 +339,7 @@ TEST_CASE("k8s watcher: deleted pods linger for the grace period; a reused IP mo
   CHECK(h.resolves("10.1.0.1", "new"));
 }
 
-TEST_CASE("k8s watcher: local context watches only this node's pods; host-network pods are skipped", "[k8s][watcher]") {
+TEST_CASE("k8s watcher: local context watches only this node's pods, host-network pods are skipped", "[k8s][watcher]") {
   Harness h;
   h.server.upsert("pods", kj::pod(web_pod("mine", "10.1.0.1", "node-a")));
   h.server.upsert("pods", kj::pod(web_pod("theirs", "10.2.0.1", "node-b")));

@@ -291,7 +291,7 @@ TEST_CASE("missing IPv6 files mean IPv6 is off, not an error", "[linuxutil]") {
   CHECK(text.find("networkobservability_udp_connection_stats{statistic_name=\"ACTIVE\"} 2\n") != std::string::npos);
 }
 
-TEST_CASE("a poll that reads nothing makes reconcile fail; the plugin keeps running", "[linuxutil]") {
+TEST_CASE("a poll that reads nothing makes reconcile fail, the plugin keeps running", "[linuxutil]") {
   Harness h("/nonexistent-proc", "/nonexistent-sys");
   auto st = h.plugin->reconcile();
   REQUIRE_FALSE(st);
