@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <map>
 #include <set>
 #include <thread>
@@ -147,11 +148,17 @@ struct NsAddress {
 // Addresses among `wanted` in the namespace at `path`, with the veth peer
 // index of the interface holding them. Runs on its own thread: setns only
 // moves the calling thread.
-std::vector<NsAddress> addresses_in(const std::string& path, const std::set<IpAddr>& wanted) {
+// `denied` is set when entering it was refused (EPERM: setns needs
+// CAP_SYS_ADMIN, which the agent does not keep).
+std::vector<NsAddress> addresses_in(const std::string& path, const std::set<IpAddr>& wanted, bool* denied) {
   std::vector<NsAddress> out;
   std::thread t([&] {
     loader::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd.get() < 0 || ::setns(fd.get(), CLONE_NEWNET) != 0) return;
+    if (fd.get() < 0) return;
+    if (::setns(fd.get(), CLONE_NEWNET) != 0) {
+      if (errno == EPERM) *denied = true;
+      return;
+    }
     auto nl = loader::NetlinkSocket::open();
     if (!nl) return;
     auto addrs = dump_addresses(*nl);
@@ -206,8 +213,9 @@ std::vector<SelectedPod> select_pods(const Spec& spec, const IpCache& cache, con
   return out;
 }
 
-std::vector<std::pair<IpAddr, std::string>> find_pod_veths(const std::vector<IpAddr>& ips) {
+std::vector<std::pair<IpAddr, std::string>> find_pod_veths(const std::vector<IpAddr>& ips, size_t* denied) {
   std::vector<std::pair<IpAddr, std::string>> out;
+  if (denied) *denied = 0;
   auto nl = loader::NetlinkSocket::open();
   if (!nl) return out;
   auto links = dump_links(*nl);
@@ -227,7 +235,10 @@ std::vector<std::pair<IpAddr, std::string>> find_pod_veths(const std::vector<IpA
     if (ns_fd.get() < 0) continue;
     const int nsid = nsid_of(*nl, ns_fd.get());
     if (nsid < 0) continue;
-    for (const NsAddress& a : addresses_in(path, wanted)) {
+    bool refused = false;
+    const auto addresses = addresses_in(path, wanted, &refused);
+    if (refused && denied) ++*denied;
+    for (const NsAddress& a : addresses) {
       // Both ends must point at each other, in this very namespace.
       auto it = veths.find(a.peer_ifindex);
       if (it == veths.end() || it->second->peer_ifindex != a.ifindex || it->second->link_netnsid != nsid) continue;
@@ -271,7 +282,8 @@ Result<Targets> resolve_targets(const Spec& spec, const IpCache* cache, const st
   }
   std::vector<IpAddr> ips;
   for (const auto& p : t.pods) ips.insert(ips.end(), p.ips.begin(), p.ips.end());
-  const auto veths = find_pod_veths(ips);
+  size_t denied = 0;
+  const auto veths = find_pod_veths(ips, &denied);
   std::set<std::string> names;
   std::set<IpAddr> found;
   for (const auto& [ip, name] : veths) {
@@ -292,6 +304,11 @@ Result<Targets> resolve_targets(const Spec& spec, const IpCache* cache, const st
     t.notes.push_back(fmt::format("pod {}/{}: host veth not found; captured on 'any' by address", p.namespace_, p.name));
   }
   if (!missing.empty()) t.interfaces.push_back({"any", missing});
+  if (!missing.empty() && denied)
+    t.notes.push_back(fmt::format(
+        "{} pod network namespace(s) could not be entered to find their veths (setns: Operation not permitted; "
+        "it needs CAP_SYS_ADMIN, which the agent does not have after start-up)",
+        denied));
   return t;
 }
 
