@@ -37,7 +37,9 @@ struct CapNode {
   std::string uplink = fmt::format("rcap{}", ::getpid());
   CapNode() {
     const std::string& ns = node.node_ns();
-    test::sh(fmt::format("ip -n {} link add {} type dummy", ns, uplink));
+    // A veth whose peer stays in the same namespace: not a pod veth.
+    test::sh(fmt::format("ip -n {} link add {} type veth peer name {}p", ns, uplink, uplink));
+    test::sh(fmt::format("ip -n {} link set {}p up", ns, uplink));
     test::sh(fmt::format("ip -n {} addr add 10.126.0.1/30 dev {}", ns, uplink));
     test::sh(fmt::format("ip -n {} link set {} up", ns, uplink));
     test::sh(fmt::format("ip -n {} route add default via 10.126.0.2", ns));
@@ -132,8 +134,11 @@ TEST_CASE("capabilities: each plugin starts with its table start set, and not wi
         CHECK(states.at(name) == "running");
         CHECK(agent.wait_log(proof_line(name, n), 10s));
       } else {
-        CHECK(states.at(name) != "running");
-        CHECK(agent.logs().find("Operation not permitted") != std::string::npos);
+        // The kernel refused: the plugin failed (EPERM, or the verifier's
+        // EACCES/EINVAL, or a feature probe that could not load), or runs
+        // without ever doing its work (packetforward retries its socket).
+        const bool worked = states.at(name) == "running" && agent.wait_log(proof_line(name, n), 3s);
+        CHECK_FALSE(worked);
       }
       CHECK(agent.stop() == 0);
     }
