@@ -32,11 +32,11 @@ class Registry;
 namespace retina::capture {
 
 // What capturing needs while the agent runs (enableCapture): libpcap's
-// AF_PACKET socket on each interface. Finding a pod's host-side veth enters
-// its network namespace, which needs CAP_SYS_ADMIN the agent never keeps:
-// where that is refused the capture listens on 'any' narrowed to the pod's
-// addresses and its notes say why.
-inline constexpr CapabilitySet kCaptureCapabilities{Capability::kNetRaw};
+// AF_PACKET socket on each interface, and reading a pod's namespace's
+// addresses from the node's (IFA_TARGET_NETNSID) to find its host-side
+// veth. Without the latter the capture listens on 'any' narrowed to the
+// pod's addresses and its notes say why.
+inline constexpr CapabilitySet kCaptureCapabilities{Capability::kNetRaw, Capability::kNetAdmin};
 
 // Kubernetes label selector (matchLabels and matchExpressions In/NotIn/
 // Exists/DoesNotExist), evaluated on "key=value" label lists.

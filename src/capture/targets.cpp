@@ -6,10 +6,12 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/if_addr.h>
+#include <linux/netlink.h>
 #include <linux/net_namespace.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <sched.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -63,24 +65,58 @@ Result<std::vector<Link>> dump_links(loader::NetlinkSocket& nl) {
   return out;
 }
 
+// The (ifindex, address) an RTM_NEWADDR carries, appended to `out`.
+void add_address(const nlmsghdr& h, std::vector<std::pair<int, IpAddr>>& out) {
+  if (h.nlmsg_type != RTM_NEWADDR || h.nlmsg_len < NLMSG_LENGTH(sizeof(ifaddrmsg))) return;
+  const auto* ifa = static_cast<const ifaddrmsg*>(NLMSG_DATA(&h));
+  const rtattr* tb[IFA_MAX + 1];
+  loader::parse_rtattrs(IFA_RTA(ifa), h.nlmsg_len - NLMSG_LENGTH(sizeof(ifaddrmsg)), tb);
+  const rtattr* a = tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS];
+  if (!a) return;
+  const auto* data = static_cast<const uint8_t*>(RTA_DATA(a));
+  if (ifa->ifa_family == AF_INET && RTA_PAYLOAD(a) >= 4) {
+    out.emplace_back(static_cast<int>(ifa->ifa_index), IpAddr::from_v4_bytes(data));
+  } else if (ifa->ifa_family == AF_INET6 && RTA_PAYLOAD(a) >= 16) {
+    out.emplace_back(static_cast<int>(ifa->ifa_index), IpAddr::from_v6_bytes(data));
+  }
+}
+
 // (ifindex, address) of every address in the socket's namespace.
 Result<std::vector<std::pair<int, IpAddr>>> dump_addresses(loader::NetlinkSocket& nl) {
   ifaddrmsg req{};
   req.ifa_family = AF_UNSPEC;
   std::vector<std::pair<int, IpAddr>> out;
   auto st = nl.dump(RTM_GETADDR, req, "RTM_GETADDR", [&](const nlmsghdr& h) -> retina::Status {
-    if (h.nlmsg_type != RTM_NEWADDR || h.nlmsg_len < NLMSG_LENGTH(sizeof(ifaddrmsg))) return ok();
-    const auto* ifa = static_cast<const ifaddrmsg*>(NLMSG_DATA(&h));
-    const rtattr* tb[IFA_MAX + 1];
-    loader::parse_rtattrs(IFA_RTA(ifa), h.nlmsg_len - NLMSG_LENGTH(sizeof(ifaddrmsg)), tb);
-    const rtattr* a = tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS];
-    if (!a) return ok();
-    const auto* data = static_cast<const uint8_t*>(RTA_DATA(a));
-    if (ifa->ifa_family == AF_INET && RTA_PAYLOAD(a) >= 4) {
-      out.emplace_back(static_cast<int>(ifa->ifa_index), IpAddr::from_v4_bytes(data));
-    } else if (ifa->ifa_family == AF_INET6 && RTA_PAYLOAD(a) >= 16) {
-      out.emplace_back(static_cast<int>(ifa->ifa_index), IpAddr::from_v6_bytes(data));
-    }
+    add_address(h, out);
+    return ok();
+  });
+  if (!st) return unexpected(st.error());
+  return out;
+}
+
+// The same for the namespace this one numbers `nsid`, without entering it
+// (IFA_TARGET_NETNSID, which the kernel reads only from a strictly checked
+// dump): CAP_NET_ADMIN, where setns would need CAP_SYS_ADMIN.
+Result<std::vector<std::pair<int, IpAddr>>> dump_addresses_in(int nsid) {
+  auto nl = loader::NetlinkSocket::open();
+  if (!nl) return unexpected(nl.error());
+  const int one = 1;
+  if (::setsockopt(nl->fd(), SOL_NETLINK, NETLINK_GET_STRICT_CHK, &one, sizeof one) != 0)
+    return unexpected(Error::system("setsockopt(NETLINK_GET_STRICT_CHK)", errno));
+  struct {
+    nlmsghdr h;
+    ifaddrmsg a;
+    char attrs[16];
+  } req{};
+  req.h.nlmsg_len = NLMSG_LENGTH(sizeof(ifaddrmsg));
+  req.h.nlmsg_type = RTM_GETADDR;
+  req.h.nlmsg_flags = NLM_F_DUMP;
+  req.a.ifa_family = AF_UNSPEC;
+  const int32_t id = nsid;
+  loader::append_rtattr(&req.h, sizeof req, IFA_TARGET_NETNSID, &id, sizeof id);
+  std::vector<std::pair<int, IpAddr>> out;
+  auto st = nl->request(&req.h, fmt::format("RTM_GETADDR(target nsid {})", nsid), [&](const nlmsghdr& h) -> retina::Status {
+    add_address(h, out);
     return ok();
   });
   if (!st) return unexpected(st.error());
@@ -226,6 +262,25 @@ std::vector<std::pair<IpAddr, std::string>> find_pod_veths(const std::vector<IpA
   }
   if (veths.empty()) return out;
   std::set<IpAddr> wanted(ips.begin(), ips.end());
+  // The peers' namespaces by the ids the veths carry: their addresses are
+  // read from here, and the veth whose peer holds one is the pod's.
+  std::set<int> nsids;
+  for (const auto& [ifindex, l] : veths)
+    if (l->link_netnsid >= 0) nsids.insert(l->link_netnsid);
+  for (int nsid : nsids) {
+    if (wanted.empty()) break;
+    auto addrs = dump_addresses_in(nsid);
+    if (!addrs) continue;  // no CAP_NET_ADMIN: entering the namespace is tried below
+    for (const auto& [peer_ifindex, ip] : *addrs) {
+      if (!wanted.contains(ip)) continue;
+      for (const auto& [ifindex, l] : veths) {
+        if (l->link_netnsid != nsid || l->peer_ifindex != peer_ifindex) continue;
+        out.emplace_back(ip, l->name);
+        wanted.erase(ip);
+        break;
+      }
+    }
+  }
   for (const auto& path : namespace_files()) {
     if (wanted.empty()) break;
     // Only a namespace holding the peer of one of our veths; other nodes'
@@ -306,8 +361,8 @@ Result<Targets> resolve_targets(const Spec& spec, const IpCache* cache, const st
   if (!missing.empty()) t.interfaces.push_back({"any", missing});
   if (!missing.empty() && denied)
     t.notes.push_back(fmt::format(
-        "{} pod network namespace(s) could not be entered to find their veths (setns: Operation not permitted; "
-        "it needs CAP_SYS_ADMIN, which the agent does not have after start-up)",
+        "{} pod network namespace(s) could not be read to find their veths: reading one from here needs "
+        "CAP_NET_ADMIN and entering it (setns) CAP_SYS_ADMIN, which the agent does not have",
         denied));
   return t;
 }
