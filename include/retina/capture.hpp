@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "retina/api_server.hpp"
+#include "retina/capabilities.hpp"
 #include "retina/config.hpp"
 #include "retina/error.hpp"
 
@@ -29,6 +30,13 @@ class Registry;
 }  // namespace retina
 
 namespace retina::capture {
+
+// What capturing needs while the agent runs (enableCapture): libpcap's
+// AF_PACKET socket on each interface, and reading a pod's namespace's
+// addresses from the node's (IFA_TARGET_NETNSID) to find its host-side
+// veth. Without the latter the capture listens on 'any' narrowed to the
+// pod's addresses and its notes say why.
+inline constexpr CapabilitySet kCaptureCapabilities{Capability::kNetRaw, Capability::kNetAdmin};
 
 // Kubernetes label selector (matchLabels and matchExpressions In/NotIn/
 // Exists/DoesNotExist), evaluated on "key=value" label lists.

@@ -72,6 +72,10 @@ struct EngineOptions {
   // process that owns its allocator gives freed heap back (the agent calls
   // malloc_trim). Runs on engine threads; must not throw.
   std::function<void()> release_memory;
+  // Fail a built-in plugin whose start capabilities (its table row) the
+  // process lacks before it runs. Off only to let the kernel refuse
+  // instead, which is how the table's entries are proved.
+  bool check_capabilities = true;
 };
 
 class Engine {
@@ -94,6 +98,9 @@ class Engine {
   std::shared_ptr<IpCache> cache_ptr();
   Pipeline& pipeline();
   std::vector<PluginStatus> plugin_status() const;
+  // What the running built-in plugins need after start-up: the union of
+  // their table rows' run sets.
+  CapabilitySet run_capabilities() const;
   // True once start() finished and at least one plugin runs.
   bool ready() const;
 

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "retina/capabilities.hpp"
 #include "retina/config.hpp"
 #include "retina/error.hpp"
 #include "retina/flow.hpp"
@@ -103,6 +104,12 @@ struct PluginInfo {
   PluginFactory factory;
   std::span<const FlowSource> emits;   // the flow sources its ring buffers feed (flow_sources.hpp)
   PluginNeeds needs;
+  // The capabilities it needs to start and to keep running: the engine
+  // fails a plugin whose start set the process lacks, naming what is
+  // missing; the agent keeps only the running plugins' run sets after
+  // start-up; the DaemonSet asks for the union of the start sets
+  // (tests/deploy checks it), docs/security.md says why each.
+  PluginCapabilities caps;
 };
 
 std::span<const PluginInfo> builtin_plugins();

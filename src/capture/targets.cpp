@@ -6,14 +6,17 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <linux/if_addr.h>
+#include <linux/netlink.h>
 #include <linux/net_namespace.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <sched.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <map>
 #include <set>
 #include <thread>
@@ -62,24 +65,58 @@ Result<std::vector<Link>> dump_links(loader::NetlinkSocket& nl) {
   return out;
 }
 
+// The (ifindex, address) an RTM_NEWADDR carries, appended to `out`.
+void add_address(const nlmsghdr& h, std::vector<std::pair<int, IpAddr>>& out) {
+  if (h.nlmsg_type != RTM_NEWADDR || h.nlmsg_len < NLMSG_LENGTH(sizeof(ifaddrmsg))) return;
+  const auto* ifa = static_cast<const ifaddrmsg*>(NLMSG_DATA(&h));
+  const rtattr* tb[IFA_MAX + 1];
+  loader::parse_rtattrs(IFA_RTA(ifa), h.nlmsg_len - NLMSG_LENGTH(sizeof(ifaddrmsg)), tb);
+  const rtattr* a = tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS];
+  if (!a) return;
+  const auto* data = static_cast<const uint8_t*>(RTA_DATA(a));
+  if (ifa->ifa_family == AF_INET && RTA_PAYLOAD(a) >= 4) {
+    out.emplace_back(static_cast<int>(ifa->ifa_index), IpAddr::from_v4_bytes(data));
+  } else if (ifa->ifa_family == AF_INET6 && RTA_PAYLOAD(a) >= 16) {
+    out.emplace_back(static_cast<int>(ifa->ifa_index), IpAddr::from_v6_bytes(data));
+  }
+}
+
 // (ifindex, address) of every address in the socket's namespace.
 Result<std::vector<std::pair<int, IpAddr>>> dump_addresses(loader::NetlinkSocket& nl) {
   ifaddrmsg req{};
   req.ifa_family = AF_UNSPEC;
   std::vector<std::pair<int, IpAddr>> out;
   auto st = nl.dump(RTM_GETADDR, req, "RTM_GETADDR", [&](const nlmsghdr& h) -> retina::Status {
-    if (h.nlmsg_type != RTM_NEWADDR || h.nlmsg_len < NLMSG_LENGTH(sizeof(ifaddrmsg))) return ok();
-    const auto* ifa = static_cast<const ifaddrmsg*>(NLMSG_DATA(&h));
-    const rtattr* tb[IFA_MAX + 1];
-    loader::parse_rtattrs(IFA_RTA(ifa), h.nlmsg_len - NLMSG_LENGTH(sizeof(ifaddrmsg)), tb);
-    const rtattr* a = tb[IFA_LOCAL] ? tb[IFA_LOCAL] : tb[IFA_ADDRESS];
-    if (!a) return ok();
-    const auto* data = static_cast<const uint8_t*>(RTA_DATA(a));
-    if (ifa->ifa_family == AF_INET && RTA_PAYLOAD(a) >= 4) {
-      out.emplace_back(static_cast<int>(ifa->ifa_index), IpAddr::from_v4_bytes(data));
-    } else if (ifa->ifa_family == AF_INET6 && RTA_PAYLOAD(a) >= 16) {
-      out.emplace_back(static_cast<int>(ifa->ifa_index), IpAddr::from_v6_bytes(data));
-    }
+    add_address(h, out);
+    return ok();
+  });
+  if (!st) return unexpected(st.error());
+  return out;
+}
+
+// The same for the namespace this one numbers `nsid`, without entering it
+// (IFA_TARGET_NETNSID, which the kernel reads only from a strictly checked
+// dump): CAP_NET_ADMIN, where setns would need CAP_SYS_ADMIN.
+Result<std::vector<std::pair<int, IpAddr>>> dump_addresses_in(int nsid) {
+  auto nl = loader::NetlinkSocket::open();
+  if (!nl) return unexpected(nl.error());
+  const int one = 1;
+  if (::setsockopt(nl->fd(), SOL_NETLINK, NETLINK_GET_STRICT_CHK, &one, sizeof one) != 0)
+    return unexpected(Error::system("setsockopt(NETLINK_GET_STRICT_CHK)", errno));
+  struct {
+    nlmsghdr h;
+    ifaddrmsg a;
+    char attrs[16];
+  } req{};
+  req.h.nlmsg_len = NLMSG_LENGTH(sizeof(ifaddrmsg));
+  req.h.nlmsg_type = RTM_GETADDR;
+  req.h.nlmsg_flags = NLM_F_DUMP;
+  req.a.ifa_family = AF_UNSPEC;
+  const int32_t id = nsid;
+  loader::append_rtattr(&req.h, sizeof req, IFA_TARGET_NETNSID, &id, sizeof id);
+  std::vector<std::pair<int, IpAddr>> out;
+  auto st = nl->request(&req.h, fmt::format("RTM_GETADDR(target nsid {})", nsid), [&](const nlmsghdr& h) -> retina::Status {
+    add_address(h, out);
     return ok();
   });
   if (!st) return unexpected(st.error());
@@ -147,11 +184,17 @@ struct NsAddress {
 // Addresses among `wanted` in the namespace at `path`, with the veth peer
 // index of the interface holding them. Runs on its own thread: setns only
 // moves the calling thread.
-std::vector<NsAddress> addresses_in(const std::string& path, const std::set<IpAddr>& wanted) {
+// `denied` is set when entering it was refused (EPERM: setns needs
+// CAP_SYS_ADMIN, which the agent does not keep).
+std::vector<NsAddress> addresses_in(const std::string& path, const std::set<IpAddr>& wanted, bool* denied) {
   std::vector<NsAddress> out;
   std::thread t([&] {
     loader::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (fd.get() < 0 || ::setns(fd.get(), CLONE_NEWNET) != 0) return;
+    if (fd.get() < 0) return;
+    if (::setns(fd.get(), CLONE_NEWNET) != 0) {
+      if (errno == EPERM) *denied = true;
+      return;
+    }
     auto nl = loader::NetlinkSocket::open();
     if (!nl) return;
     auto addrs = dump_addresses(*nl);
@@ -206,8 +249,9 @@ std::vector<SelectedPod> select_pods(const Spec& spec, const IpCache& cache, con
   return out;
 }
 
-std::vector<std::pair<IpAddr, std::string>> find_pod_veths(const std::vector<IpAddr>& ips) {
+std::vector<std::pair<IpAddr, std::string>> find_pod_veths(const std::vector<IpAddr>& ips, size_t* denied) {
   std::vector<std::pair<IpAddr, std::string>> out;
+  if (denied) *denied = 0;
   auto nl = loader::NetlinkSocket::open();
   if (!nl) return out;
   auto links = dump_links(*nl);
@@ -218,6 +262,25 @@ std::vector<std::pair<IpAddr, std::string>> find_pod_veths(const std::vector<IpA
   }
   if (veths.empty()) return out;
   std::set<IpAddr> wanted(ips.begin(), ips.end());
+  // The peers' namespaces by the ids the veths carry: their addresses are
+  // read from here, and the veth whose peer holds one is the pod's.
+  std::set<int> nsids;
+  for (const auto& [ifindex, l] : veths)
+    if (l->link_netnsid >= 0) nsids.insert(l->link_netnsid);
+  for (int nsid : nsids) {
+    if (wanted.empty()) break;
+    auto addrs = dump_addresses_in(nsid);
+    if (!addrs) continue;  // no CAP_NET_ADMIN: entering the namespace is tried below
+    for (const auto& [peer_ifindex, ip] : *addrs) {
+      if (!wanted.contains(ip)) continue;
+      for (const auto& [ifindex, l] : veths) {
+        if (l->link_netnsid != nsid || l->peer_ifindex != peer_ifindex) continue;
+        out.emplace_back(ip, l->name);
+        wanted.erase(ip);
+        break;
+      }
+    }
+  }
   for (const auto& path : namespace_files()) {
     if (wanted.empty()) break;
     // Only a namespace holding the peer of one of our veths; other nodes'
@@ -227,7 +290,10 @@ std::vector<std::pair<IpAddr, std::string>> find_pod_veths(const std::vector<IpA
     if (ns_fd.get() < 0) continue;
     const int nsid = nsid_of(*nl, ns_fd.get());
     if (nsid < 0) continue;
-    for (const NsAddress& a : addresses_in(path, wanted)) {
+    bool refused = false;
+    const auto addresses = addresses_in(path, wanted, &refused);
+    if (refused && denied) ++*denied;
+    for (const NsAddress& a : addresses) {
       // Both ends must point at each other, in this very namespace.
       auto it = veths.find(a.peer_ifindex);
       if (it == veths.end() || it->second->peer_ifindex != a.ifindex || it->second->link_netnsid != nsid) continue;
@@ -271,7 +337,8 @@ Result<Targets> resolve_targets(const Spec& spec, const IpCache* cache, const st
   }
   std::vector<IpAddr> ips;
   for (const auto& p : t.pods) ips.insert(ips.end(), p.ips.begin(), p.ips.end());
-  const auto veths = find_pod_veths(ips);
+  size_t denied = 0;
+  const auto veths = find_pod_veths(ips, &denied);
   std::set<std::string> names;
   std::set<IpAddr> found;
   for (const auto& [ip, name] : veths) {
@@ -292,6 +359,11 @@ Result<Targets> resolve_targets(const Spec& spec, const IpCache* cache, const st
     t.notes.push_back(fmt::format("pod {}/{}: host veth not found; captured on 'any' by address", p.namespace_, p.name));
   }
   if (!missing.empty()) t.interfaces.push_back({"any", missing});
+  if (!missing.empty() && denied)
+    t.notes.push_back(fmt::format(
+        "{} pod network namespace(s) could not be read to find their veths: reading one from here needs "
+        "CAP_NET_ADMIN and entering it (setns) CAP_SYS_ADMIN, which the agent does not have",
+        denied));
   return t;
 }
 

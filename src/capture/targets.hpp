@@ -35,7 +35,8 @@ std::vector<SelectedPod> select_pods(const Spec& spec, const IpCache& cache, con
 // Host-side veth of each pod IP: the veth whose peer, in another network
 // namespace (/run/netns/* or a process's), carries the address. IPs not
 // found map to nothing.
-std::vector<std::pair<IpAddr, std::string>> find_pod_veths(const std::vector<IpAddr>& ips);
+// `denied` counts namespaces that could not be entered (no CAP_SYS_ADMIN).
+std::vector<std::pair<IpAddr, std::string>> find_pod_veths(const std::vector<IpAddr>& ips, size_t* denied = nullptr);
 
 // Every host interface that is up, loopback excluded.
 std::vector<std::string> host_interfaces();

@@ -234,6 +234,14 @@ struct ApiServer::Impl {
   GatedServer server;
   std::unique_ptr<ElasticPool> pool;
   std::unique_ptr<http::Gate> gate;
+  // `gate` once set: the gate thread hands over connections it accepted
+  // before Gate::start returned, whose serving must not see it unset.
+  std::atomic<http::Gate*> gate_ready{nullptr};
+  http::Gate& started_gate() const {
+    http::Gate* g;
+    while (!(g = gate_ready.load(std::memory_order_acquire))) std::this_thread::yield();
+    return *g;
+  }
   uint16_t port = 0;
   std::atomic<bool> stopping{false};
   std::atomic<size_t> flow_streams{0};
@@ -332,7 +340,7 @@ void ApiServer::Impl::serve(http::ReadyConnection conn) {
   }
   ::shutdown(conn.fd, SHUT_RDWR);
   ::close(conn.fd);
-  gate->release();
+  started_gate().release();
 }
 
 void ApiServer::Impl::gate_metrics(std::string& out) const {
@@ -340,11 +348,11 @@ void ApiServer::Impl::gate_metrics(std::string& out) const {
   out += "# TYPE retina_api_rejected_connections_total counter\n";
   for (size_t i = 0; i < static_cast<size_t>(http::GateReject::kCount); ++i) {
     const auto r = static_cast<http::GateReject>(i);
-    out += fmt::format("retina_api_rejected_connections_total{{reason=\"{}\"}} {}\n", http::to_string(r), gate->rejected(r));
+    out += fmt::format("retina_api_rejected_connections_total{{reason=\"{}\"}} {}\n", http::to_string(r), started_gate().rejected(r));
   }
   out += "# HELP retina_api_open_connections HTTP API connections open, waiting for their request or in service\n";
   out += "# TYPE retina_api_open_connections gauge\n";
-  out += fmt::format("retina_api_open_connections {}\n", gate->open_connections());
+  out += fmt::format("retina_api_open_connections {}\n", started_gate().open_connections());
 }
 
 void ApiServer::Impl::metrics(httplib::Response& res) {
@@ -531,6 +539,7 @@ Result<std::unique_ptr<ApiServer>> ApiServer::start(ApiServerBackend backend, Ap
   });
   if (!gate) return unexpected(gate.error());
   s.gate = std::move(*gate);
+  s.gate_ready.store(s.gate.get(), std::memory_order_release);
   log::info("api", "listening", {{"host", s.options.host}, {"port", s.port}});
   return self;
 }

@@ -68,6 +68,7 @@ struct Engine::Impl {
   Config config;
   std::string proc_root, sys_root;
   std::function<void()> release_memory;
+  bool check_capabilities = true;
 
   // Declared in dependency order: destroyed bottom-up.
   std::unique_ptr<metrics::Registry> registry;
@@ -182,6 +183,19 @@ void Engine::Impl::init_plugin(Slot& s) {
     if (w) s.ctx.interfaces = *w;
     return w;
   };
+  if (s.info && check_capabilities && !s.info->caps.start.empty()) {
+    // A missing capability is named here rather than left to surface as
+    // an EPERM from whichever call meets it first.
+    if (auto caps = current_capabilities(); caps) {
+      const CapabilitySet missing = missing_capabilities(s.info->caps.start, caps->effective);
+      if (!missing.empty()) {
+        set_status(s, PluginState::kFailed,
+                   fmt::format("missing capability {}: {} needs {} to start", to_string(missing), s.status.name,
+                               to_string(s.info->caps.start)));
+        return;
+      }
+    }
+  }
   if (s.info) {
     if (auto st = services->provide(s.info->needs, s.ctx); !st) {
       set_status(s, st.error().kind == Error::Kind::kUnsupported ? PluginState::kDisabled : PluginState::kFailed,
@@ -456,6 +470,7 @@ Result<std::unique_ptr<Engine>> Engine::create(Config config, EngineOptions opti
   m.proc_root = std::move(options.proc_root);
   m.sys_root = std::move(options.sys_root);
   m.release_memory = std::move(options.release_memory);
+  m.check_capabilities = options.check_capabilities;
   m.registry = std::make_unique<metrics::Registry>();
   m.cache = std::make_shared<IpCache>();
   m.pipeline = std::make_unique<Pipeline>(m.cache, m.registry.get());
@@ -598,6 +613,14 @@ metrics::Registry& Engine::metrics() { return *impl_->registry; }
 IpCache& Engine::cache() { return *impl_->cache; }
 std::shared_ptr<IpCache> Engine::cache_ptr() { return impl_->cache; }
 Pipeline& Engine::pipeline() { return *impl_->pipeline; }
+
+CapabilitySet Engine::run_capabilities() const {
+  std::lock_guard lock(impl_->lifecycle_mu);
+  CapabilitySet out;
+  for (const auto& s : impl_->slots)
+    if (s.started && s.info) out |= s.info->caps.run;
+  return out;
+}
 
 std::vector<PluginStatus> Engine::plugin_status() const {
   std::lock_guard lock(impl_->status_mu);

@@ -7,20 +7,15 @@
 
 #include <fmt/format.h>
 
-#include "loader/fd.hpp"
-
 namespace retina::loader {
 
-Result<std::string> bpf_prog_name(uint32_t id) {
-  int fd = bpf_prog_get_fd_by_id(id);
-  if (fd < 0) return unexpected(Error::system(fmt::format("bpf_prog_get_fd_by_id({})", id), errno));
-  UniqueFd owner(fd);
+Result<uint32_t> bpf_prog_id_of_fd(int prog_fd) {
   bpf_prog_info info;
   std::memset(&info, 0, sizeof info);
   uint32_t len = sizeof info;
-  if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0)
-    return unexpected(Error::system(fmt::format("bpf_obj_get_info_by_fd(prog {})", id), errno));
-  return std::string(info.name, strnlen(info.name, sizeof info.name));
+  if (bpf_obj_get_info_by_fd(prog_fd, &info, &len) < 0)
+    return unexpected(Error::system(fmt::format("bpf_obj_get_info_by_fd(prog fd {})", prog_fd), errno));
+  return info.id;
 }
 
 }  // namespace retina::loader

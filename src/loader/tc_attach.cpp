@@ -71,13 +71,7 @@ Result<bool> ensure_clsact(int ifindex) {
     if (!filters) return unexpected(filters.error());
     for (const auto& f : *filters) {
       if (f.handle == 0) continue;  // a priority's header entry, not a filter
-      if (f.kind != "bpf" || f.bpf_prog_id == 0) return false;
-      auto name = bpf_prog_name(f.bpf_prog_id);
-      if (!name) {
-        if (name.error().code == ENOENT) continue;  // went away meanwhile
-        return unexpected(name.error());
-      }
-      if (!is_retina_prog_name(*name)) return false;
+      if (!is_retina_filter(f)) return false;
     }
   }
   return true;
@@ -95,22 +89,16 @@ Result<bool> remove_clsact_if_empty(int ifindex) {
   return unexpected(st.error());
 }
 
-Result<std::optional<std::string>> tc_slot_program(int ifindex, TcDirection dir, TcSlot slot) {
+Result<std::optional<TcFilterInfo>> tc_slot_filter(int ifindex, TcDirection dir, TcSlot slot) {
   // A dump rather than bpf_tc_query: an empty slot is the common answer
   // and should not log a kernel error.
   auto filters = list_tc_filters(ifindex, dir);
   if (!filters) return unexpected(filters.error());
-  for (const auto& f : *filters) {
+  for (auto& f : *filters) {
     if (f.handle != slot.handle || f.priority != slot.priority) continue;
-    if (f.kind != "bpf" || f.bpf_prog_id == 0) return std::optional<std::string>(f.kind);  // classic BPF or other
-    auto name = bpf_prog_name(f.bpf_prog_id);
-    if (!name) {
-      if (name.error().code == ENOENT) return std::optional<std::string>{};  // went away meanwhile
-      return unexpected(name.error());
-    }
-    return std::optional<std::string>(std::move(*name));
+    return std::optional<TcFilterInfo>(std::move(f));
   }
-  return std::optional<std::string>{};
+  return std::optional<TcFilterInfo>{};
 }
 
 namespace {
@@ -133,9 +121,9 @@ Status detach_slot(int ifindex, TcDirection dir, TcSlot slot) {
 Result<int> detach_stale_retina_filters(int ifindex, TcSlot slot) {
   int removed = 0;
   for (TcDirection d : {TcDirection::kIngress, TcDirection::kEgress}) {
-    auto name = tc_slot_program(ifindex, d, slot);
-    if (!name) return unexpected(name.error());
-    if (!*name || !is_retina_prog_name(**name)) continue;
+    auto f = tc_slot_filter(ifindex, d, slot);
+    if (!f) return unexpected(f.error());
+    if (!*f || !is_retina_filter(**f)) continue;
     if (auto st = detach_slot(ifindex, d, slot); !st) return unexpected(st.error());
     ++removed;
   }
@@ -143,12 +131,15 @@ Result<int> detach_stale_retina_filters(int ifindex, TcSlot slot) {
 }
 
 Result<TcFilter> TcFilter::attach(int ifindex, TcDirection dir, int prog_fd, TcSlot slot) {
-  auto existing = tc_slot_program(ifindex, dir, slot);
+  auto prog_id = bpf_prog_id_of_fd(prog_fd);
+  if (!prog_id) return unexpected(prog_id.error());
+  auto existing = tc_slot_filter(ifindex, dir, slot);
   if (!existing) return unexpected(existing.error());
-  if (*existing && !is_retina_prog_name(**existing))
+  if (*existing && !is_retina_filter(**existing))
     return unexpected(Error::invalid(
         fmt::format("tc slot handle {:#x} priority {} on ifindex {} {} holds foreign program '{}'; not replacing it",
-                    slot.handle, slot.priority, ifindex, to_string(dir), **existing)));
+                    slot.handle, slot.priority, ifindex, to_string(dir),
+                    (*existing)->bpf_name.empty() ? (*existing)->kind : (*existing)->bpf_name)));
 
   bpf_tc_hook h = make_hook(ifindex, dir);
   bpf_tc_opts o{};
@@ -160,11 +151,15 @@ Result<TcFilter> TcFilter::attach(int ifindex, TcDirection dir, int prog_fd, TcS
   int err = bpf_tc_attach(&h, &o);
   if (err)
     return unexpected(Error::system(fmt::format("bpf_tc_attach(ifindex {}, {})", ifindex, to_string(dir)), err));
-  return TcFilter(ifindex, dir, slot);
+  return TcFilter(ifindex, dir, slot, *prog_id);
 }
 
 TcFilter::TcFilter(TcFilter&& o) noexcept
-    : ifindex_(o.ifindex_), dir_(o.dir_), slot_(o.slot_), attached_(std::exchange(o.attached_, false)) {}
+    : ifindex_(o.ifindex_),
+      dir_(o.dir_),
+      slot_(o.slot_),
+      prog_id_(o.prog_id_),
+      attached_(std::exchange(o.attached_, false)) {}
 
 TcFilter& TcFilter::operator=(TcFilter&& o) noexcept {
   if (this != &o) {
@@ -172,6 +167,7 @@ TcFilter& TcFilter::operator=(TcFilter&& o) noexcept {
     ifindex_ = o.ifindex_;
     dir_ = o.dir_;
     slot_ = o.slot_;
+    prog_id_ = o.prog_id_;
     attached_ = std::exchange(o.attached_, false);
   }
   return *this;
@@ -185,10 +181,12 @@ TcFilter::~TcFilter() {
 Status TcFilter::detach() {
   if (!attached_) return ok();
   attached_ = false;
-  // Only remove what is still retina's: someone may have replaced it.
-  auto name = tc_slot_program(ifindex_, dir_, slot_);
-  if (!name) return unexpected(name.error());
-  if (!*name || !is_retina_prog_name(**name)) return ok();
+  // Only remove what is still this filter's program: someone may have
+  // replaced it. The dump's program id says so without looking the program
+  // up by id, which would need CAP_SYS_ADMIN.
+  auto f = tc_slot_filter(ifindex_, dir_, slot_);
+  if (!f) return unexpected(f.error());
+  if (!*f || (*f)->bpf_prog_id != prog_id_) return ok();
   return detach_slot(ifindex_, dir_, slot_);
 }
 

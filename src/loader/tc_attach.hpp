@@ -30,11 +30,11 @@ Result<bool> ensure_clsact(int ifindex);
 // Deletes clsact when neither hook has any filter left; true when deleted.
 Result<bool> remove_clsact_if_empty(int ifindex);
 
-// The name of the BPF program in `slot`, or nullopt when the slot is empty
-// (or the interface has no clsact).
-Result<std::optional<std::string>> tc_slot_program(int ifindex, TcDirection dir, TcSlot slot);
+// The filter in `slot`, or nullopt when the slot is empty (or the
+// interface has no clsact).
+Result<std::optional<TcFilterInfo>> tc_slot_filter(int ifindex, TcDirection dir, TcSlot slot);
 
-// Removes retina programs ("retina_" names) from `slot` on both hooks of an
+// Removes retina filters (is_retina_filter) from `slot` on both hooks of an
 // interface; returns how many were removed.
 Result<int> detach_stale_retina_filters(int ifindex, TcSlot slot);
 
@@ -51,8 +51,8 @@ class TcFilter {
   TcFilter& operator=(const TcFilter&) = delete;
   ~TcFilter();
 
-  // Removes the filter if it is still retina's; a filter already gone is
-  // not an error.
+  // Removes the filter if it still runs the program this attached; a
+  // filter already gone or replaced is not an error.
   Status detach();
   // The interface went away (and its filters with it): drop without a call.
   void forget() noexcept { attached_ = false; }
@@ -62,10 +62,12 @@ class TcFilter {
   bool attached() const { return attached_; }
 
  private:
-  TcFilter(int ifindex, TcDirection dir, TcSlot slot) : ifindex_(ifindex), dir_(dir), slot_(slot), attached_(true) {}
+  TcFilter(int ifindex, TcDirection dir, TcSlot slot, uint32_t prog_id)
+      : ifindex_(ifindex), dir_(dir), slot_(slot), prog_id_(prog_id), attached_(true) {}
   int ifindex_ = 0;
   TcDirection dir_ = TcDirection::kIngress;
   TcSlot slot_{};
+  uint32_t prog_id_ = 0;  // the program attached, as the filter dump's TCA_BPF_ID names it
   bool attached_ = false;
 };
 

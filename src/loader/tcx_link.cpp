@@ -9,7 +9,9 @@
 
 #include <fmt/format.h>
 
-#include "loader/prog_info.hpp"
+#include <bpf/bpf.h>
+
+#include "loader/fd.hpp"
 
 namespace retina::loader {
 
@@ -50,6 +52,18 @@ union AttrBuf {
 
 long sys_bpf(int cmd, AttrBuf* attr) { return ::syscall(__NR_bpf, cmd, attr, sizeof(*attr)); }
 
+// The kernel's name of program `id`. Looking a program up by id needs
+// CAP_SYS_ADMIN: only this inspection listing does it, never the agent.
+std::string prog_name_by_id(uint32_t id) {
+  UniqueFd fd(bpf_prog_get_fd_by_id(id));
+  if (fd.get() < 0) return {};
+  bpf_prog_info info;
+  std::memset(&info, 0, sizeof info);
+  uint32_t len = sizeof info;
+  if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) < 0) return {};
+  return std::string(info.name, strnlen(info.name, sizeof info.name));
+}
+
 }  // namespace
 
 uint32_t tcx_attach_type(TcDirection dir) { return dir == TcDirection::kIngress ? kBpfTcxIngress : kBpfTcxEgress; }
@@ -83,8 +97,7 @@ Result<std::vector<TcxProgram>> list_tcx_programs(int ifindex, TcDirection dir) 
   for (uint32_t i = 0; i < a.query.count && i < ids.size(); ++i) {
     TcxProgram p;
     p.prog_id = ids[i];
-    auto name = bpf_prog_name(ids[i]);
-    if (name) p.name = std::move(*name);
+    p.name = prog_name_by_id(ids[i]);
     out.push_back(std::move(p));
   }
   return out;

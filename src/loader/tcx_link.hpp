@@ -48,7 +48,8 @@ class TcxLink {
 
 using retina::TcxProgram;  // include/retina/tcx.hpp
 
-// Programs attached through TCX on one hook, in run order (BPF_PROG_QUERY).
+// Programs attached through TCX on one hook, in run order (BPF_PROG_QUERY,
+// which needs CAP_NET_ADMIN; names need CAP_SYS_ADMIN and are empty without).
 Result<std::vector<TcxProgram>> list_tcx_programs(int ifindex, TcDirection dir);
 
 // Whether the kernel knows TCX: a link_create against ifindex 0 fails with

@@ -25,14 +25,28 @@ constexpr FlowSource kDropReasonEvents[] = {FlowSource::kDropReason};
 constexpr FlowSource kDnsEvents[] = {FlowSource::kDns};
 constexpr FlowSource kTcpRetransEvents[] = {FlowSource::kTcpRetrans};
 
+using C = Capability;
+// Capabilities, as measured on Linux 6.x (docs/security.md says why each):
+//   BPF       maps, BTF and program loads;
+//   PERFMON   tracing programs (tp_btf), and pointer reads in any program;
+//   NET_ADMIN tc/tcx programs and their attach, cgroup socket programs;
+//   NET_RAW   packetforward's AF_PACKET socket.
+// packetparser attaches to every new pod veth and packetforward reopens its
+// socket when the default route moves, so they keep theirs.
+constexpr PluginCapabilities kPacketParserCaps{{C::kBpf, C::kPerfmon, C::kNetAdmin}, {C::kNetAdmin}};
+constexpr PluginCapabilities kDropReasonCaps{{C::kBpf, C::kPerfmon}, {}};
+constexpr PluginCapabilities kPacketForwardCaps{{C::kBpf, C::kNetRaw}, {C::kNetRaw}};
+constexpr PluginCapabilities kDnsCaps{{C::kBpf, C::kPerfmon, C::kNetAdmin}, {}};
+constexpr PluginCapabilities kTcpRetransCaps{{C::kBpf, C::kPerfmon}, {}};
+
 const PluginInfo kBuiltins[] = {
-    {"packetparser", &make_packetparser_plugin, kPacketParserEvents, PacketParserPlugin::kNeeds},
-    {"dropreason", &make_dropreason_plugin, kDropReasonEvents, DropReasonPlugin::kNeeds},
-    {"packetforward", &make_packetforward_plugin, {}, PacketForwardPlugin::kNeeds},
-    {"dns", &make_dns_plugin, kDnsEvents, DnsPlugin::kNeeds},
-    {"tcpretrans", &make_tcpretrans_plugin, kTcpRetransEvents, TcpRetransPlugin::kNeeds},
-    {"linuxutil", &make_linuxutil_plugin, {}, {}},
-    {"infiniband", &make_infiniband_plugin, {}, {}},
+    {"packetparser", &make_packetparser_plugin, kPacketParserEvents, PacketParserPlugin::kNeeds, kPacketParserCaps},
+    {"dropreason", &make_dropreason_plugin, kDropReasonEvents, DropReasonPlugin::kNeeds, kDropReasonCaps},
+    {"packetforward", &make_packetforward_plugin, {}, PacketForwardPlugin::kNeeds, kPacketForwardCaps},
+    {"dns", &make_dns_plugin, kDnsEvents, DnsPlugin::kNeeds, kDnsCaps},
+    {"tcpretrans", &make_tcpretrans_plugin, kTcpRetransEvents, TcpRetransPlugin::kNeeds, kTcpRetransCaps},
+    {"linuxutil", &make_linuxutil_plugin, {}, {}, {}},
+    {"infiniband", &make_infiniband_plugin, {}, {}, {}},
 };
 
 }  // namespace

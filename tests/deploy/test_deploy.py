@@ -261,3 +261,31 @@ def test_hubble_ports_only_in_hubble_mode():
     svc = (CHART / "templates/service.yaml").read_text()
     assert 'port: {{ .Values.hubbleListenAddress | splitList ":" | last }}' in svc
     assert 'port: {{ .Values.hubbleMetricsServer | splitList ":" | last }}' in svc
+
+
+def plugin_capabilities():
+    """docs/security.md's plugin table: {plugin: (start set, run set)}. The
+    unit test `capabilities: docs/security.md lists ...` holds that table to
+    the plugin table in src/plugins/registry.cpp."""
+    text = (ROOT / "docs/security.md").read_text()
+    rows = re.findall(r"^\| `([a-z]+)` \| ([^|]*) \| ([^|]*) \|", text, re.M)
+    assert rows, "docs/security.md has no plugin capability table"
+    names = lambda cell: set(re.findall(r"`([A-Z_]+)`", cell))
+    return {plugin: (names(start), names(run)) for plugin, start, run in rows}
+
+
+def test_daemonset_asks_for_exactly_the_plugins_start_capabilities():
+    table = plugin_capabilities()
+    assert {"packetparser", "dropreason", "packetforward", "dns", "tcpretrans"} <= table.keys()
+    wanted = set().union(*(start for start, _ in table.values())) | {"SETPCAP"}
+    for path in (ROOT / "deploy/kubernetes/daemonset.yaml", ):
+        ds = yaml.safe_load(path.read_text())
+        (c,) = ds["spec"]["template"]["spec"]["containers"]
+        caps = c["securityContext"]["capabilities"]
+        assert caps["drop"] == ["ALL"]
+        assert sorted(caps["add"]) == sorted(wanted), path
+        assert "SYS_ADMIN" not in caps["add"]
+    # The chart's template is generated from the same source (test_generated_files_are_current).
+    template = (CHART / "templates/daemonset.yaml").read_text()
+    (line,) = [l for l in template.splitlines() if l.strip().startswith("add: [")]
+    assert sorted(x.strip() for x in line.split("[", 1)[1].rstrip("]").split(",")) == sorted(wanted)

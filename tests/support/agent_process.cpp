@@ -26,6 +26,7 @@
 #include <simdjson.h>
 
 #include "loader/fd.hpp"
+#include "support/capability_wrapper.hpp"
 #include "support/netns.hpp"
 
 extern char** environ;
@@ -393,6 +394,11 @@ void AgentProcess::start(AgentOptions o) {
   output_path_ = path(fmt::format("agent-{}.log", ++starts_));
   ChildProcess::Options co;
   co.argv = std::move(o.wrapper);
+  // The capability suite runs every agent that has no wrapper of its own
+  // with exactly the DaemonSet's capabilities.
+  if (co.argv.empty()) {
+    if (auto caps = agent_capabilities_from_env()) co.argv = setpriv_wrapper(*caps);
+  }
 #ifdef RETINA_AGENT_PATH
   co.argv.push_back(RETINA_AGENT_PATH);
 #else

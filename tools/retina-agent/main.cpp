@@ -27,6 +27,7 @@
 #include <fmt/format.h>
 
 #include "retina/api_server.hpp"
+#include "retina/capabilities.hpp"
 #include "retina/capture.hpp"
 #include "retina/config.hpp"
 #include "retina/engine.hpp"
@@ -72,6 +73,7 @@ int main(int argc, char** argv) {
   bool version = false;
   std::string probe_address = std::string(kDefaultProbeAddress), metrics_address;
   bool leader_elect = false;
+  bool skip_capability_check = false;
   app.add_option("--config", config_path, "Agent config.yaml (Retina's keys); defaults without it");
   app.add_option("--kubeconfig", kubeconfig, "Kubeconfig for running outside a cluster; enables Kubernetes");
   app.add_option("--endpoints-file", endpoints_file, "YAML/JSON list of endpoints to enrich flows with");
@@ -85,6 +87,9 @@ int main(int argc, char** argv) {
                         ->capture_default_str();
   app.add_option("--metrics-bind-address", metrics_address, "Also serve /metrics here (Retina's flag); \"0\" disables");
   app.add_flag("--leader-elect", leader_elect, "Accepted for Retina's chart and ignored: each agent serves its node");
+  app.add_flag("--skip-capability-check", skip_capability_check,
+               "Start plugins without checking their capabilities first, so the kernel refuses instead (how "
+               "docs/security.md's table is proved)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -161,6 +166,7 @@ int main(int argc, char** argv) {
   // heap on its own: after a large transient that later allocations
   // fragment, an idle agent would keep tens of MiB it no longer uses.
   options.release_memory = [] { ::malloc_trim(0); };
+  options.check_capabilities = !skip_capability_check;
   auto engine = retina::Engine::create(config, std::move(options));
   if (!engine) {
     if (engine.error().kind == retina::Error::Kind::kInvalidArgument) return config_error(engine.error().message);
@@ -251,6 +257,20 @@ int main(int argc, char** argv) {
       return kExitRuntime;
     }
     hubble = std::move(*started);
+  }
+
+  // Everything is loaded and attached: keep only what the running plugins
+  // and enabled features still use (docs/security.md), on every thread.
+  retina::CapabilitySet keep = (*engine)->run_capabilities();
+  if (captures) keep |= retina::capture::kCaptureCapabilities;
+  if (auto dropped = retina::restrict_capabilities(keep); dropped) {
+    retina::log::info("agent", "capabilities after start-up",
+                      {{"kept", retina::to_string(dropped->kept)},
+                       {"dropped", retina::to_string(dropped->dropped)},
+                       {"bounding_set", dropped->bounding_reduced ? "reduced" : "left as given (no CAP_SETPCAP)"},
+                       {"threads", dropped->threads}});
+  } else {
+    retina::log::error("agent", "cannot drop capabilities", {{"error", dropped.error().message}});
   }
 
   int sig = 0;
