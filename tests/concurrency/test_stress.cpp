@@ -109,7 +109,7 @@ TEST_CASE("stress: pipeline subscribers pop while the producer feeds and others 
 }
 
 TEST_CASE("stress: engines start and stop under concurrent HTTP clients", "[concurrency][engine][api]") {
-  for (int round = 0; round < 4; ++round) {
+  for (int round = 0; round < 8; ++round) {
     INFO("round " << round);
     retina::Config cfg;
     cfg.enabled_plugins.clear();
