@@ -29,6 +29,7 @@ cmake --build "$BUILD" -j"$(nproc)"
 # the fuzzer's.
 run_one() {
   local bin=$1 name work out rc=0
+  [ -f "$bin" ] && [ -x "$bin" ] || return 0
   name=$(basename "$bin")
   work=$BUILD/corpus-work/$name
   mkdir -p "$work"
@@ -43,19 +44,11 @@ run_one() {
   return "$rc"
 }
 
-failed=0
-running=0
-for bin in "$BUILD"/fuzz/fuzz_*; do
-  [ -x "$bin" ] || continue
-  if [ "$running" -ge "$FUZZ_JOBS" ]; then
-    wait -n || failed=1
-    running=$((running - 1))
-  fi
-  run_one "$bin" &
-  running=$((running + 1))
-done
-while [ "$running" -gt 0 ]; do
-  wait -n || failed=1
-  running=$((running - 1))
-done
-[ "$failed" -eq 0 ] || { echo "fuzz.sh: a target failed (see above)" >&2; exit 1; }
+export -f run_one
+export BUILD SECS
+ls "$BUILD"/fuzz/fuzz_* >/dev/null
+# xargs exits non-zero when any target did.
+if ! printf '%s\n' "$BUILD"/fuzz/fuzz_* | xargs -P "$FUZZ_JOBS" -I{} bash -c 'run_one "$1"' _ {}; then
+  echo "fuzz.sh: a target failed (see above)" >&2
+  exit 1
+fi
