@@ -16,6 +16,15 @@
 # sanitizer builds and runs share the cores with it; the privileged ASan
 # stage runs after ctest so two suites never attach BPF at once. Each stage
 # prints its wall and CPU time (scripts/timed.sh).
+#
+# Cost, cold (no ccache), in CPU seconds: the ASan+UBSan build replaces the
+# old separate fuzz build and adds the agent and the test binaries to it;
+# the TSan build is the core/bpf/k8s/engine layers plus the concurrency
+# tests (~570 s), not the whole tree; the sanitizer runs are mostly waiting
+# (unit tests ~75 s CPU, concurrency tests ~50 s). Left out on purpose: the
+# Python module, benches and examples from both sanitizer builds (their code
+# paths are the library's, tested there), the agent's RSS test under ASan,
+# and the 64 MiB watch-line case under TSan (see scripts/sanitizers.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
