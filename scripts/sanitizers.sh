@@ -44,10 +44,14 @@ asan_run() {
   build-asan/tests/retina_unit_tests
   # The corpora once through, as the replay tests of the plain build do;
   # scripts/fuzz.sh then fuzzes from them.
-  local n=0 bin
+  local n=0 bin out
   for bin in build-asan/fuzz/fuzz_*; do
-    [ -x "$bin" ] || continue
-    "$bin" -runs=0 "fuzz/corpus/$(basename "$bin")" 2>&1 | tail -n 1
+    [ -f "$bin" ] && [ -x "$bin" ] || continue
+    if ! out=$("$bin" -runs=0 "fuzz/corpus/$(basename "$bin")" 2>&1); then
+      printf '%s: FAILED\n%s\n' "$(basename "$bin")" "$(tail -n 60 <<<"$out")"
+      return 1
+    fi
+    printf '%s: %s\n' "$(basename "$bin")" "$(grep -m1 -E 'INITED|Done' <<<"$out")"
     n=$((n + 1))
   done
   [ "$n" -gt 0 ] || { echo "no fuzz targets in build-asan" >&2; return 1; }
