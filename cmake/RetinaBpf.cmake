@@ -52,7 +52,7 @@ function(retina_bpf_skeleton name src)
     COMMAND ${BPF_CLANG} -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_${RETINA_BPF_ARCH}
             -Wall -Wno-unused-function -Wno-compare-distinct-pointer-types
             -I${RETINA_BPF_GEN_DIR} -I${CMAKE_SOURCE_DIR}/bpf -I${CMAKE_SOURCE_DIR}/include
-            -MD -MF ${RETINA_BPF_GEN_DIR}/${name}.d -c ${src} -o ${tmp_obj}
+            -MD -MT ${skel} -MF ${RETINA_BPF_GEN_DIR}/${name}.d -c ${src} -o ${tmp_obj}
     COMMAND ${BPFTOOL} gen object ${obj} ${tmp_obj}
     COMMAND ${BPFTOOL} gen skeleton ${obj} name ${name} > ${skel}
     DEPENDS ${src} ${RETINA_VMLINUX} ${ARG_DEPENDS}

@@ -12,7 +12,7 @@ PKGS=(
   pybind11-dev python3-dev python3-pytest python3-numpy python3-pandas python3-yaml
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libre2-dev python3-grpcio python3-grpc-tools
   libarchive-dev tshark prometheus
-  iproute2 iputils-ping iptables nftables iperf3 dnsmasq-base dnsutils ethtool procps tcpdump openssl curl
+  iproute2 iputils-ping iptables nftables iperf3 dnsmasq-base dnsutils ethtool procps tcpdump openssl curl time
 )
 missing=()
 for p in "${PKGS[@]}"; do

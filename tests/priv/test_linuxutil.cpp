@@ -501,8 +501,11 @@ TEST_CASE("linuxutil counters lie between readings of the kernel files taken aro
     if (!sysfs1.count(iface)) continue;  // another test's interface, gone meanwhile
     for (const auto& [stat, v] : stats) {
       INFO(iface << " " << stat);
+      // Named copies: clang 14 cannot capture structured bindings.
+      const std::string& name = iface;
+      const std::string& statistic = stat;
       CHECK(std::any_of(iface_samples.begin(), iface_samples.end(), [&](const Sample& s) {
-        return s.labels.at("interface_name") == iface && s.labels.at("statistic_name") == stat;
+        return s.labels.at("interface_name") == name && s.labels.at("statistic_name") == statistic;
       }));
     }
   }
