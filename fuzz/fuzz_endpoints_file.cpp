@@ -1,5 +1,6 @@
-// Fuzzes the endpoints file parser (YAML through yaml-cpp, JSON through
-// simdjson, malformed JSON through yaml-cpp again) and
+// Fuzzes the endpoints file parser (YAML streamed from yaml-cpp's parser
+// events, entry by entry; JSON through simdjson; malformed JSON through
+// the YAML path again) and
 // feeds whatever parses into an IpCache, which must accept it.
 #include <cstddef>
 #include <cstdint>

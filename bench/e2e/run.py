@@ -321,6 +321,32 @@ class Agent:
                     out[k] = int(v.split()[0]) * 1024
         return out
 
+    def resident(self):
+        """Where the resident pages are, from /proc/<pid>/smaps: heap and
+        other private anonymous memory, BPF maps mapped into the agent (the
+        ring buffers), thread stacks and the pages of each file (the
+        executable and its shared libraries), in bytes."""
+        kinds, files, name = {"anon": 0, "bpf maps": 0, "stacks": 0, "files": 0}, {}, None
+        with open(f"/proc/{self.pid}/smaps") as f:
+            for line in f:
+                head = line.split()
+                if head and "-" in head[0] and not head[0].endswith(":"):
+                    name = head[5] if len(head) > 5 else ""
+                elif head and head[0] == "Rss:":
+                    kb = int(head[1]) * 1024
+                    if name.startswith("anon_inode:bpf"):
+                        kinds["bpf maps"] += kb
+                    elif name.startswith("[stack"):
+                        kinds["stacks"] += kb
+                    elif name.startswith("/"):
+                        kinds["files"] += kb
+                        files[name] = files.get(name, 0) + kb
+                    else:
+                        kinds["anon"] += kb
+        kinds["top files"] = dict(sorted(files.items(), key=lambda kv: -kv[1])[:8])
+        kinds["mapped files"] = len(files)
+        return kinds
+
     def counters(self):
         """The agent's own event accounting, summed over labels."""
         text = self.http("/metrics")
@@ -567,9 +593,13 @@ def memory(args, work):
             with Agent(args.agent, f"memory-{fmt}", cfg, work, eps, args.pin[2] if args.pin else None) as agent:
                 time.sleep(3)  # past start-up: the first scrapes and sweeps ran
                 st = agent.status()
+                where = agent.resident()
             idle.append(st["VmRSS"])
             peak.append(st["VmHWM"])
-            log(f"memory {fmt} #{rep + 1}: idle {st['VmRSS'] / 2**20:.1f} MiB, peak {st['VmHWM'] / 2**20:.1f} MiB")
+            log(f"memory {fmt} #{rep + 1}: idle {st['VmRSS'] / 2**20:.1f} MiB, peak {st['VmHWM'] / 2**20:.1f} MiB; "
+                + ", ".join(f"{k} {v / 2**20:.1f}" for k, v in where.items() if isinstance(v, int) and k != "mapped files")
+                + f" MiB; {where['mapped files']} files, most: "
+                + ", ".join(f"{os.path.basename(k)} {v / 2**20:.1f}" for k, v in where["top files"].items()))
         rows.append({"format": fmt, "idle_rss_bytes": median(idle), "peak_rss_bytes": median(peak),
                      "idle_runs": idle, "peak_runs": peak})
         print(f"memory, every plugin, {args.endpoints} endpoints ({fmt}): idle RSS {median(idle) / 2**20:.1f} MiB "

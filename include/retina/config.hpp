@@ -58,7 +58,8 @@ struct Config {
   uint32_t data_sampling_rate = 1;
   std::chrono::seconds conntrack_report_interval{30};
   bool packet_parser_ring_buffer = true;
-  uint64_t packet_parser_ring_buffer_size = 8ull << 20;
+  // 0: by CPU count (512 KiB per online CPU, at least 1 MiB).
+  uint64_t packet_parser_ring_buffer_size = 0;
   uint32_t filter_map_max_entries = 255;
   TcxMode enable_tcx = TcxMode::kAuto;
   bool enable_conntrack_metrics = false;  // off by default, as in Retina

@@ -84,6 +84,8 @@ class IpCache {
     ReadGuard& operator=(ReadGuard&&) = delete;
     ~ReadGuard();
     const Endpoint* lookup(const IpAddr& ip) const noexcept;
+    // Starts loading what lookup(ip) will read, without waiting for it.
+    void prefetch(const IpAddr& ip) const noexcept;
 
    private:
     friend class IpCache;

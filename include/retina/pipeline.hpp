@@ -141,6 +141,13 @@ class Pipeline {
   // The same, with rejects labelled by the source the record's header names
   // (record_source()): for recorded events whose ring buffer is not known.
   void process(std::span<const std::byte> record) noexcept;
+  // Like process(), but the flow reaches sinks and subscribers up to
+  // kLookahead records later, and at the latest in end_batch(): records are
+  // decoded a few ahead and their cache entries prefetched, so the lookups
+  // of a large cache overlap instead of each waiting for memory. Order is
+  // kept; process() and process_flow() dispatch what is pending first.
+  void process_ahead(std::span<const std::byte> record, std::string_view source) noexcept;
+  static constexpr size_t kLookahead = 8;
   // Enriches and dispatches a flow built elsewhere (e.g. a user-space source).
   void process_flow(Flow& flow) noexcept;
   // Ends a batch: releases the cache read section, flushes sinks.

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <optional>
 #include <sstream>
 #include <string>
 
@@ -25,32 +26,9 @@ namespace {
 // Files larger than this are rejected before parsing.
 constexpr size_t kMaxFileBytes = 256u << 20;
 
-const char* type_name(const YAML::Node& n) {
-  switch (n.Type()) {
-    case YAML::NodeType::Null: return "null";
-    case YAML::NodeType::Scalar: return "a scalar";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a mapping";
-    case YAML::NodeType::Undefined: break;
-  }
-  return "nothing";
-}
-
-std::string at(const YAML::Node& n) {
-  const YAML::Mark m = n.Mark();
-  if (m.is_null()) return {};
-  return fmt::format(" (line {}, column {})", m.line + 1, m.column + 1);
-}
-
-bool decode_bool(const YAML::Node& n, bool& out) { return n.IsScalar() && YAML::convert<bool>::decode(n, out); }
-
-// Iteration over a mapping's pairs and a list's items.
-const YAML::Node& map_entries(const YAML::Node& n) { return n; }
-const YAML::Node& list_items(const YAML::Node& n) { return n; }
-
 // A JSON value with the part of YAML::Node's interface the entry parser
-// uses, so JSON files skip yaml-cpp's node tree (about 10 KiB per entry,
-// 124 MiB at start-up for 10k entries) and one parser validates both.
+// uses, so JSON files skip yaml-cpp (whose node tree took about 10 KiB per
+// entry) and one parser validates both formats.
 // simdjson keeps no positions: JSON errors name the entry and field only.
 class JsonNode {
  public:
@@ -131,7 +109,7 @@ std::vector<JsonNode> list_items(const JsonNode& n) {
 }
 
 // Builds one Endpoint from entry `index`; the first problem found is the
-// error. Node: YAML::Node or JsonNode.
+// error. Node: YamlNode or JsonNode.
 template <typename Node>
 class EntryParser {
  public:
@@ -348,8 +326,9 @@ class EntryParser {
   const Node& node_;
 };
 
+// The root's "endpoints" value (null when empty), after checking the root.
 template <typename Node>
-Result<std::vector<EndpointPtr>> parse_document(const Node& root) {
+Result<Node> endpoints_list(const Node& root) {
   if (root.IsNull())
     return unexpected(Error::invalid("empty document: expected a mapping with an \"endpoints\" list "
                                      "(write \"endpoints: []\" for none)"));
@@ -367,35 +346,244 @@ Result<std::vector<EndpointPtr>> parse_document(const Node& root) {
     have_list = true;
   }
   if (!have_list) return unexpected(Error::invalid("missing \"endpoints\" list"));
-  std::vector<EndpointPtr> out;
-  if (list.IsNull()) return out;
-  if (!list.IsSequence())
+  if (!list.IsNull() && !list.IsSequence())
     return unexpected(Error::invalid(fmt::format("endpoints: expected a list, got {}{}", type_name(list), at(list))));
+  return list;
+}
 
-  out.reserve(list.size());
-  absl::flat_hash_map<std::string, size_t> key_index;
-  absl::flat_hash_map<IpAddr, size_t, cache::IpHash, cache::IpEq> ip_index;
-  key_index.reserve(list.size());
-  ip_index.reserve(list.size());
-  size_t i = 0;
-  for (const auto& node : list_items(list)) {
-    auto ep = EntryParser<Node>(i, node).parse();
-    if (!ep) return unexpected(ep.error());
-    auto [kit, kfresh] = key_index.emplace(ep->key(), i);
-    if (!kfresh)
-      return unexpected(Error::invalid(fmt::format("endpoints[{}]: {} {}/{} is already listed as endpoints[{}]{}", i,
-                                                   to_string(ep->kind), ep->namespace_, ep->name, kit->second,
-                                                   at(node))));
-    for (size_t j = 0; j < ep->ips.size(); ++j) {
-      auto [iit, ifresh] = ip_index.emplace(ep->ips[j], i);
-      if (!ifresh)
-        return unexpected(Error::invalid(fmt::format("endpoints[{}].ips[{}]: {} is already used by endpoints[{}]{}", i,
-                                                     j, ep->ips[j].to_string(), iit->second, at(node))));
-    }
-    out.push_back(std::make_shared<const Endpoint>(std::move(*ep)));
-    ++i;
+// Parses entries one at a time, in order, and checks that no kind/namespace/
+// name and no address is listed twice; keeps the first error.
+class EntryCollector {
+ public:
+  void reserve(size_t n) {
+    out_.reserve(n);
+    key_index_.reserve(n);
+    ip_index_.reserve(n);
   }
+
+  template <typename Node>
+  void add(const Node& node) {
+    const size_t i = next_++;
+    if (error_) return;
+    auto ep = EntryParser<Node>(i, node).parse();
+    if (!ep) {
+      error_ = ep.error();
+      return;
+    }
+    auto [kit, kfresh] = key_index_.emplace(ep->key(), i);
+    if (!kfresh) {
+      error_ = Error::invalid(fmt::format("endpoints[{}]: {} {}/{} is already listed as endpoints[{}]{}", i,
+                                          to_string(ep->kind), ep->namespace_, ep->name, kit->second, at(node)));
+      return;
+    }
+    for (size_t j = 0; j < ep->ips.size(); ++j) {
+      auto [iit, ifresh] = ip_index_.emplace(ep->ips[j], i);
+      if (!ifresh) {
+        error_ = Error::invalid(fmt::format("endpoints[{}].ips[{}]: {} is already used by endpoints[{}]{}", i, j,
+                                            ep->ips[j].to_string(), iit->second, at(node)));
+        return;
+      }
+    }
+    out_.push_back(std::make_shared<const Endpoint>(std::move(*ep)));
+  }
+
+  Result<std::vector<EndpointPtr>> take() && {
+    if (error_) return unexpected(std::move(*error_));
+    return std::move(out_);
+  }
+
+ private:
+  size_t next_ = 0;
+  std::optional<Error> error_;
+  std::vector<EndpointPtr> out_;
+  absl::flat_hash_map<std::string, size_t> key_index_;
+  absl::flat_hash_map<IpAddr, size_t, cache::IpHash, cache::IpEq> ip_index_;
+};
+
+template <typename Node>
+Result<std::vector<EndpointPtr>> parse_document(const Node& root) {
+  auto list = endpoints_list(root);
+  if (!list) return unexpected(list.error());
+  EntryCollector entries;
+  if (list->IsNull()) return std::move(entries).take();
+  entries.reserve(list->size());
+  for (const auto& node : list_items(*list)) entries.add(node);
+  return std::move(entries).take();
+}
+
+// A YAML node as yaml-cpp's parser events describe it, with what the entry
+// parser needs of YAML::Node: a tag-free value, its position and its items.
+// Far lighter than YAML::Node's node_data and memory holder per node.
+class YamlNode {
+ public:
+  enum class Kind : uint8_t { kNull, kScalar, kList, kMap };
+  struct Data {
+    Kind kind = Kind::kNull;
+    bool open = false;      // its end event has not come yet
+    bool streamed = false;  // the root's "endpoints" list, whose items went to the collector
+    YAML::Mark mark;
+    std::string scalar;
+    std::vector<YamlNode> items;  // a list's items; a mapping's keys and values, alternating
+  };
+
+  YamlNode() = default;
+  explicit YamlNode(std::shared_ptr<Data> d) : d_(std::move(d)) {}
+
+  bool IsMap() const { return d_ && d_->kind == Kind::kMap; }
+  bool IsSequence() const { return d_ && d_->kind == Kind::kList; }
+  bool IsScalar() const { return d_ && d_->kind == Kind::kScalar; }
+  bool IsNull() const { return !d_ || d_->kind == Kind::kNull; }
+  const std::string& Scalar() const {
+    static const std::string kEmpty;
+    return IsScalar() ? d_->scalar : kEmpty;
+  }
+  size_t size() const { return IsSequence() ? d_->items.size() : 0; }
+  YAML::Mark Mark() const { return d_ ? d_->mark : YAML::Mark::null_mark(); }
+  Data* data() const { return d_.get(); }
+
+ private:
+  std::shared_ptr<Data> d_;
+};
+
+const char* type_name(const YamlNode& n) {
+  if (n.IsNull()) return "null";
+  if (n.IsScalar()) return "a scalar";
+  if (n.IsSequence()) return "a list";
+  return "a mapping";
+}
+
+std::string at(const YamlNode& n) {
+  const YAML::Mark m = n.Mark();
+  if (m.is_null()) return {};
+  return fmt::format(" (line {}, column {})", m.line + 1, m.column + 1);
+}
+
+bool decode_bool(const YamlNode& n, bool& out) {
+  return n.IsScalar() && YAML::convert<bool>::decode(YAML::Node(n.Scalar()), out);
+}
+
+std::vector<std::pair<YamlNode, YamlNode>> map_entries(const YamlNode& n) {
+  std::vector<std::pair<YamlNode, YamlNode>> out;
+  if (!n.IsMap()) return out;
+  const auto& items = n.data()->items;
+  out.reserve(items.size() / 2);
+  for (size_t i = 0; i + 1 < items.size(); i += 2) out.emplace_back(items[i], items[i + 1]);
   return out;
+}
+
+const std::vector<YamlNode>& list_items(const YamlNode& n) {
+  static const std::vector<YamlNode> kNone;
+  return n.IsSequence() ? n.data()->items : kNone;
+}
+
+// Builds the document from yaml-cpp's parser events, except the items of
+// the root's "endpoints" list: each goes to the collector as soon as it is
+// complete and is freed, so a 10k-entry file never exists as a tree.
+// Anchored nodes are kept for their aliases.
+class StreamingDocument final : public YAML::EventHandler {
+ public:
+  const YamlNode& root() const { return root_; }
+  // The collector of the last streamed "endpoints" list (the last key wins, as in a tree).
+  EntryCollector& entries() { return entries_; }
+
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override { complete(make(YamlNode::Kind::kNull, mark, anchor)); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor, const std::string& value) override {
+    YamlNode n = make(YamlNode::Kind::kScalar, mark, anchor);
+    n.data()->scalar = value;
+    complete(std::move(n));
+  }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    auto it = anchors_.find(anchor);
+    // A node containing an alias to itself cannot be an endpoint; a tree of
+    // it would be a cycle.
+    if (it == anchors_.end() || it->second.data()->open)
+      throw YAML::ParserException(mark, "an alias to a node that contains it");
+    complete(it->second);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value) override {
+    open(make(YamlNode::Kind::kList, mark, anchor), anchor == YAML::NullAnchor && at_endpoints_key());
+  }
+  void OnSequenceEnd() override { close(); }
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                  YAML::EmitterStyle::value) override {
+    open(make(YamlNode::Kind::kMap, mark, anchor), false);
+  }
+  void OnMapEnd() override { close(); }
+
+ private:
+  struct Frame {
+    YamlNode node;
+    bool stream;
+  };
+
+  YamlNode make(YamlNode::Kind kind, const YAML::Mark& mark, YAML::anchor_t anchor) {
+    YamlNode n(std::make_shared<YamlNode::Data>());
+    n.data()->kind = kind;
+    n.data()->mark = mark;
+    if (anchor != YAML::NullAnchor) anchors_[anchor] = n;
+    return n;
+  }
+
+  // A list opening as the value of the root mapping's "endpoints" key.
+  bool at_endpoints_key() const {
+    if (stack_.size() != 1 || !stack_[0].node.IsMap()) return false;
+    const auto& items = stack_[0].node.data()->items;
+    return items.size() % 2 == 1 && items.back().IsScalar() && items.back().Scalar() == "endpoints";
+  }
+
+  void open(YamlNode n, bool stream) {
+    n.data()->open = true;
+    if (stream) {
+      n.data()->streamed = true;
+      entries_ = EntryCollector();
+    }
+    stack_.push_back({std::move(n), stream});
+  }
+
+  void close() {
+    Frame f = std::move(stack_.back());
+    stack_.pop_back();
+    f.node.data()->open = false;
+    complete(std::move(f.node));
+  }
+
+  void complete(YamlNode n) {
+    if (stack_.empty()) {
+      root_ = std::move(n);
+      return;
+    }
+    Frame& top = stack_.back();
+    if (top.stream) {
+      entries_.add(n);
+      return;
+    }
+    top.node.data()->items.push_back(std::move(n));
+  }
+
+  std::vector<Frame> stack_;
+  YamlNode root_;
+  absl::flat_hash_map<YAML::anchor_t, YamlNode> anchors_;
+  EntryCollector entries_;
+};
+
+// Parses the first YAML document of `text` without a tree of its entries.
+Result<std::vector<EndpointPtr>> parse_yaml_streaming(const std::string& text) {
+  std::istringstream in(text);
+  YAML::Parser parser(in);
+  StreamingDocument doc;
+  parser.HandleNextDocument(doc);
+  auto list = endpoints_list(doc.root());
+  if (!list) return unexpected(list.error());
+  if (list->IsNull()) return std::vector<EndpointPtr>{};
+  if (list->data()->streamed) return std::move(doc.entries()).take();
+  // An anchored list (or an alias of one) was built whole: parse its items.
+  EntryCollector entries;
+  entries.reserve(list->size());
+  for (const auto& node : list_items(*list)) entries.add(node);
+  return std::move(entries).take();
 }
 
 // Ignores the events: used only to count documents.
@@ -457,7 +645,7 @@ Result<std::vector<EndpointPtr>> parse_endpoints(std::string_view text) {
     const std::string owned(text);
     if (may_hold_several_documents(text) && count_documents(owned) > 1)
       return unexpected(Error::invalid("more than one YAML document, or stray text after the first; expected one"));
-    return parse_document(YAML::Load(owned));
+    return parse_yaml_streaming(owned);
   } catch (const YAML::Exception& e) {
     // e.what() already says "yaml-cpp: error at line L, column C: ...".
     return unexpected(Error::parse(fmt::format("malformed YAML/JSON: {}", e.what())));

@@ -421,6 +421,10 @@ const Endpoint* IpCache::ReadGuard::lookup(const IpAddr& ip) const noexcept {
   return it == m.end() ? nullptr : it->second;
 }
 
+void IpCache::ReadGuard::prefetch(const IpAddr& ip) const noexcept {
+  static_cast<const IpIndex*>(index_)->prefetch(ip);
+}
+
 EndpointPtr IpCache::find(const IpAddr& ip) const {
   std::lock_guard l(impl_->state_mu);
   const Record* w = impl_->winner(ip);

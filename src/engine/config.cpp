@@ -718,9 +718,9 @@ Status Config::validate() const {
 
   const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE) > 0 ? sysconf(_SC_PAGESIZE) : 4096);
   const uint64_t rb = packet_parser_ring_buffer_size;
-  if ((rb & (rb - 1)) != 0 || rb < page || rb > kMaxRingBufferSize) {
-    p.push_back(fmt::format("packetParserRingBufferSize: must be a power of two from {} to {}, got {}", with_unit(page),
-                            with_unit(kMaxRingBufferSize), rb));
+  if (rb != 0 && ((rb & (rb - 1)) != 0 || rb < page || rb > kMaxRingBufferSize)) {
+    p.push_back(fmt::format("packetParserRingBufferSize: must be a power of two from {} to {}, got {} (or 0: by CPU count)",
+                            with_unit(page), with_unit(kMaxRingBufferSize), rb));
   }
   if (filter_map_max_entries < 1 || filter_map_max_entries > kMaxMapEntries) {
     p.push_back(fmt::format("filterMapMaxEntries: must be from 1 to {}, got {}", kMaxMapEntries, filter_map_max_entries));

@@ -281,7 +281,7 @@ struct DrainTarget {
 
 void deliver(void* user, std::span<const std::byte> record) {
   auto* t = static_cast<DrainTarget*>(user);
-  t->pipeline->process(record, t->plugin);
+  t->pipeline->process_ahead(record, t->plugin);
 }
 
 }  // namespace

@@ -71,6 +71,14 @@ struct Pipeline::Impl {
   DnsInfo dns_scratch;
   DecodeContext ctx;
   Flow flow;
+  // process_ahead(): decoded flows waiting for their lookups, oldest at
+  // ahead_head; each with its own DNS scratch, which its flow points to.
+  struct Ahead {
+    Flow flow;
+    DnsInfo dns;
+  };
+  std::array<Ahead, kLookahead> ahead;
+  size_t ahead_head = 0, ahead_count = 0;
   std::chrono::steady_clock::time_point clock_synced{};
 
   // Local counts, published at end_batch().
@@ -223,8 +231,22 @@ struct Pipeline::Impl {
     bump();
   }
 
+  // Enriches and dispatches the oldest decoded-ahead flow.
+  void finish_oldest() {
+    Flow& f = ahead[ahead_head].flow;
+    enrich_flow(f);
+    dispatch(f, guard.has_value());
+    ahead_head = (ahead_head + 1) % kLookahead;
+    --ahead_count;
+  }
+
+  void flush_ahead() {
+    while (ahead_count) finish_oldest();
+  }
+
   void end_batch() {
     if (!in_batch) return;
+    flush_ahead();
     for (const SinkEntry& e : *batch_sinks) e.sink->on_batch_end();
     guard.reset();
     publish_stats();
@@ -301,6 +323,7 @@ void Pipeline::process(std::span<const std::byte> record) noexcept { process(rec
 void Pipeline::process(std::span<const std::byte> record, std::string_view plugin) noexcept {
   Impl& im = *impl_;
   if (!im.in_batch) im.begin_batch();
+  im.flush_ahead();
   ++im.records;
   auto r = decode(record, im.ctx, im.flow);
   if (!r) {
@@ -313,9 +336,32 @@ void Pipeline::process(std::span<const std::byte> record, std::string_view plugi
   im.dispatch(im.flow, im.guard.has_value());
 }
 
+void Pipeline::process_ahead(std::span<const std::byte> record, std::string_view plugin) noexcept {
+  Impl& im = *impl_;
+  if (!im.in_batch) im.begin_batch();
+  if (im.ahead_count == kLookahead) im.finish_oldest();
+  ++im.records;
+  Impl::Ahead& a = im.ahead[(im.ahead_head + im.ahead_count) % kLookahead];
+  im.ctx.dns_scratch = &a.dns;
+  auto r = decode(record, im.ctx, a.flow);
+  im.ctx.dns_scratch = &im.dns_scratch;
+  if (!r) {
+    im.count_reject(r.error(), plugin.empty() ? record_source(record) : plugin);
+    return;
+  }
+  ++im.decoded;
+  if (a.flow.origin == FlowSource::kPacketParser) ++im.parsed;
+  if (im.guard && a.flow.ip_version != IpVersion::IP_NOT_USED) {
+    im.guard->prefetch(a.flow.src);
+    im.guard->prefetch(a.flow.dst);
+  }
+  ++im.ahead_count;
+}
+
 void Pipeline::process_flow(Flow& flow) noexcept {
   Impl& im = *impl_;
   if (!im.in_batch) im.begin_batch();
+  im.flush_ahead();
   const bool enriched = im.guard.has_value() && flow.ip_version != IpVersion::IP_NOT_USED;
   im.enrich_flow(flow);
   im.dispatch(flow, enriched);

@@ -42,6 +42,16 @@ namespace retina {
 // BPF ring buffer's limits). `what` names the setting in the message.
 Status validate_ring_buffer_size(std::string_view what, uint64_t size);
 
+// A ring sized by the machine: `per_cpu` bytes for each online CPU (each
+// CPU produces into the shared ring), at least `min`, rounded up to a power
+// of two and capped at 1 GiB. Every page of a ring is resident in the
+// agent once mapped, so a fixed large default costs small nodes memory.
+uint64_t ring_size_by_cpus(uint64_t per_cpu, uint64_t min);
+// `configured` when set, else ring_size_by_cpus(per_cpu, min): 0 means "by CPU count".
+inline uint64_t ring_size_or_auto(uint64_t configured, uint64_t per_cpu, uint64_t min) {
+  return configured ? configured : ring_size_by_cpus(per_cpu, min);
+}
+
 // kUnsupported "<plugin>: <why>" for the first feature the kernel lacks.
 Status require_features(std::string_view plugin, FeatureDetector& features,
                         std::initializer_list<KernelFeature> needed);

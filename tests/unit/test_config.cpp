@@ -57,7 +57,7 @@ TEST_CASE("config: defaults work on a plain host", "[config]") {
   CHECK(c.data_sampling_rate == 1);
   CHECK(c.conntrack_report_interval == 30s);
   CHECK(c.packet_parser_ring_buffer);
-  CHECK(c.packet_parser_ring_buffer_size == 8u << 20);
+  CHECK(c.packet_parser_ring_buffer_size == 0);  // by CPU count
   CHECK(c.filter_map_max_entries == 255);
   CHECK(c.enable_tcx == retina::TcxMode::kAuto);
   CHECK_FALSE(c.enable_kubernetes);

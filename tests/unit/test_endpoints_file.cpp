@@ -240,3 +240,57 @@ TEST_CASE("Endpoints file: deep nesting and alias tricks are errors, not crashes
   REQUIRE_FALSE(r);
   CHECK(r.error().message.find("endpoints[1]: pod default/a is already listed") == 0);
 }
+
+TEST_CASE("Endpoints file: YAML entries are parsed as they stream, with a tree's meaning", "[endpoints_file]") {
+  // Anchors defined in one entry serve aliases in later ones.
+  auto r = parse_endpoints(
+      "endpoints:\n"
+      "  - {name: a, ips: [10.0.0.1], labels: &l {app: web}, workload: &w {kind: Deployment, name: web}}\n"
+      "  - {name: b, ips: [10.0.0.2], labels: *l, workload: *w}\n");
+  REQUIRE(r);
+  REQUIRE(r->size() == 2);
+  CHECK((*r)[1]->labels->size() == 1);
+  CHECK((*r)[1]->labels->front() == "app=web");
+  REQUIRE((*r)[1]->workloads.size() == 1);
+  CHECK((*r)[1]->workloads[0].name == "web");
+
+  // An anchored list, and the list through an alias, are read whole.
+  auto anchored = parse_endpoints("endpoints: &all\n  - {name: a, ips: [10.0.0.1]}\n  - {name: b, ips: [10.0.0.2]}\n");
+  REQUIRE(anchored);
+  CHECK(anchored->size() == 2);
+
+  // A key given twice: the last value counts, as in a tree.
+  auto twice = parse_endpoints("endpoints:\n  - {name: a, ips: [10.0.0.1]}\nendpoints:\n  - {name: b, ips: [10.0.0.9]}\n"
+                               "  - {name: c, ips: [10.0.0.8]}\n");
+  REQUIRE(twice);
+  REQUIRE(twice->size() == 2);
+  CHECK((*twice)[0]->name == "b");
+  auto twice_null = parse_endpoints("endpoints:\n  - {name: a, ips: [10.0.0.1]}\nendpoints:\n");
+  REQUIRE(twice_null);
+  CHECK(twice_null->empty());
+  // The first list's error does not outlive its replacement.
+  auto replaced = parse_endpoints("endpoints:\n  - {name: a}\nendpoints:\n  - {name: b, ips: [10.0.0.2]}\n");
+  REQUIRE(replaced);
+  CHECK(replaced->size() == 1);
+
+  // An unknown top-level field after the list wins over an entry's error,
+  // and malformed YAML after it wins over both.
+  CHECK(error_of("endpoints:\n  - {name: a}\nextra: 1\n").find("unknown top-level field \"extra\" (line 3") == 0);
+  CHECK(error_of("endpoints:\n  - {name: a}\nextra: [\n").find("malformed YAML/JSON") == 0);
+
+  // A node that contains an alias to itself is an error.
+  CHECK(error_of("endpoints:\n  - &e {name: a, ips: [10.0.0.1], labels: *e}\n").find("malformed YAML/JSON") == 0);
+  CHECK(error_of("endpoints: &l [*l]\n").find("malformed YAML/JSON") == 0);
+
+  // Many entries: every one arrives, in order.
+  std::string big = "endpoints:\n";
+  for (int i = 0; i < 3000; ++i)
+    big += "  - {namespace: ns-" + std::to_string(i % 7) + ", name: pod-" + std::to_string(i) + ", ips: [10.1." +
+           std::to_string(i / 250) + "." + std::to_string(i % 250 + 1) + "], labels: {app: a" + std::to_string(i % 5) +
+           "}}\n";
+  auto many = parse_endpoints(big);
+  REQUIRE(many);
+  REQUIRE(many->size() == 3000);
+  CHECK((*many)[2999]->name == "pod-2999");
+  CHECK((*many)[2999]->namespace_ == "ns-3");
+}

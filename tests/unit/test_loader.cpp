@@ -5,6 +5,9 @@
 
 #include <linux/rtnetlink.h>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstring>
 #include <set>
 #include <vector>
@@ -12,6 +15,7 @@
 #include "loader/netlink.hpp"
 #include "loader/tc_attach.hpp"
 #include "loader/tcx_link.hpp"
+#include "plugins/bpf_plugin.hpp"
 #include "plugins/packetparser/packetparser.hpp"
 #include "plugins/packetparser/pp_metrics.hpp"
 #include "plugins/services.hpp"
@@ -79,6 +83,25 @@ TEST_CASE("packetparser refuses to load without tc or atomics", "[loader][packet
     CHECK(st.error().kind == Error::Kind::kUnsupported);
     CHECK(st.error().message.find(to_string(f)) != std::string::npos);
   }
+}
+
+TEST_CASE("ring buffers sized by CPU count: per CPU, at least the minimum, a power of two", "[loader]") {
+  const uint64_t cpus = static_cast<uint64_t>(::sysconf(_SC_NPROCESSORS_ONLN));
+  REQUIRE(cpus >= 1);
+  for (uint64_t per_cpu : {uint64_t{4096}, uint64_t{128} << 10, uint64_t{512} << 10, uint64_t{3} << 20}) {
+    for (uint64_t min : {uint64_t{0}, uint64_t{256} << 10, uint64_t{1} << 20}) {
+      const uint64_t size = ring_size_by_cpus(per_cpu, min);
+      INFO("per_cpu " << per_cpu << " min " << min << " -> " << size);
+      CHECK((size & (size - 1)) == 0);
+      CHECK(size >= per_cpu * cpus);
+      CHECK(size >= min);
+      CHECK(size >= static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)));
+      CHECK((size / 2 < std::max({per_cpu * cpus, min}) || size == static_cast<uint64_t>(::sysconf(_SC_PAGESIZE))));
+      CHECK(validate_ring_buffer_size("ring", size).has_value());
+    }
+  }
+  CHECK(ring_size_by_cpus(uint64_t{1} << 40, 0) == uint64_t{1} << 30);  // the kernel's limit
+  CHECK(ring_size_or_auto(1 << 16, 1 << 20, 1 << 20) == 1 << 16);        // a configured size is kept
 }
 
 TEST_CASE("packetparser rejects bad config before touching the kernel", "[loader][packetparser]") {

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <fmt/format.h>
+
 #include <atomic>
 #include <thread>
 #include <vector>
@@ -471,4 +473,87 @@ TEST_CASE("pipeline: subscribers come and go while another thread processes", "[
     CHECK(s->dropped() == 0);
   }
   CHECK(popped == delivered);
+}
+
+TEST_CASE("pipeline: process_ahead dispatches what process would, in order, by the batch end", "[pipeline]") {
+  auto cache = std::make_shared<IpCache>();
+  for (int i = 0; i < 250; i += 3) {
+    const std::string ip = "10.0." + std::to_string(i) + ".1";
+    cache->upsert(pod("default", ("client-" + std::to_string(i)).c_str(), ip.c_str()));
+  }
+  // Packets from 40 clients (a third cached), DNS queries for distinct names
+  // (each flow must keep its own DNS data) and malformed records, mixed.
+  std::vector<std::vector<std::byte>> recs;
+  auto packets = packet_records(40);
+  for (size_t i = 0; i < packets.size(); ++i) {
+    recs.push_back(packets[i]);
+    if (i % 3 == 0) {
+      DnsMsg m;
+      m.header(static_cast<uint16_t>(i), kFlagsQuery, 1, 0).question("host" + std::to_string(i) + ".example", 1);
+      recs.push_back(dns_record(m.span()));
+    }
+    if (i % 7 == 0) recs.push_back(std::vector<std::byte>(3));  // shorter than any header
+  }
+
+  struct Seen : FlowSink {
+    std::vector<std::string> flows;
+    void on_flow(const Flow& f) noexcept override {
+      flows.push_back(fmt::format("{} {} {} {}", f.source ? f.source->name : "-", f.src.to_string(), f.src_port,
+                                  f.dns ? f.dns->query : "-"));
+    }
+  };
+  auto run = [&](bool ahead, size_t& before_end) {
+    Pipeline p(cache, nullptr);
+    auto seen = std::make_shared<Seen>();
+    p.add_sink(seen);
+    for (const auto& r : recs) {
+      if (ahead) {
+        p.process_ahead(r, "test");
+      } else {
+        p.process(r, "test");
+      }
+    }
+    before_end = seen->flows.size();
+    p.end_batch();
+    auto s = p.stats();
+    CHECK(s.records == recs.size());
+    return std::make_pair(seen->flows, s);
+  };
+  size_t direct_before = 0, ahead_before = 0;
+  auto [direct, direct_stats] = run(false, direct_before);
+  auto [ahead, ahead_stats] = run(true, ahead_before);
+  REQUIRE(direct.size() == 40 + 14);
+  CHECK(direct_before == direct.size());
+  CHECK(ahead_before + Pipeline::kLookahead >= direct.size());  // at most kLookahead wait for the batch end
+  CHECK(ahead_before < direct.size());
+  CHECK(ahead == direct);
+  CHECK(ahead_stats.decoded == direct_stats.decoded);
+  CHECK(ahead_stats.enrich_hits == direct_stats.enrich_hits);
+  CHECK(ahead_stats.enrich_misses == direct_stats.enrich_misses);
+  for (size_t i = 0; i < std::size(direct_stats.rejected); ++i) CHECK(ahead_stats.rejected[i] == direct_stats.rejected[i]);
+  CHECK(direct_stats.enrich_hits > 0);
+
+  SECTION("process() and process_flow() first dispatch what is pending") {
+    Pipeline p(cache, nullptr);
+    auto seen = std::make_shared<Seen>();
+    p.add_sink(seen);
+    p.process_ahead(packets[0], "test");
+    p.process_ahead(packets[3], "test");
+    CHECK(seen->flows.empty());
+    p.process(packets[6], "test");
+    REQUIRE(seen->flows.size() == 3);
+    CHECK(seen->flows[0].starts_with("client-0 "));
+    CHECK(seen->flows[1].starts_with("client-3 "));
+    CHECK(seen->flows[2].starts_with("client-6 "));
+    p.process_ahead(packets[1], "test");
+    Flow f;
+    f.ip_version = IpVersion::IPv4;
+    f.src = *IpAddr::parse("10.0.9.1");
+    f.dst = *IpAddr::parse("10.0.0.2");
+    p.process_flow(f);
+    REQUIRE(seen->flows.size() == 5);
+    CHECK(seen->flows[3].starts_with("- 10.0.1.1 "));
+    CHECK(seen->flows[4].starts_with("client-9 "));
+    p.end_batch();
+  }
 }

@@ -27,7 +27,8 @@ constexpr const char* kCgroup2Candidates[] = {"/sys/fs/cgroup", "/sys/fs/cgroup/
 
 Status validate(const DnsOptions& o) {
   std::vector<std::string> problems;
-  if (auto st = validate_ring_buffer_size("ring buffer size", o.ring_buffer_size); !st)
+  // 0: sized by CPU count when loading.
+  if (auto st = o.ring_buffer_size ? validate_ring_buffer_size("ring buffer size", o.ring_buffer_size) : ok(); !st)
     problems.push_back(st.error().message);
   if (o.dedup_entries == 0) problems.push_back("dedup entries must be at least 1");
   if (o.udp_pending_ttl.count() <= 0) problems.push_back("UDP pending TTL must be positive");
@@ -118,7 +119,8 @@ Status DnsPlugin::init(PluginContext& ctx) {
   if (auto st = bpf.open(dns__open_opts, dns__load, dns__destroy); !st) return st;
   bpf->rodata->cfg_udp_pending_ns = to_ns(m.opts.udp_pending_ttl);
   bpf->rodata->cfg_tcp_seen_ns = to_ns(m.opts.tcp_seen_ttl);
-  if (auto st = bpf.set_max_entries(bpf->maps.retina_dns_evts, m.opts.ring_buffer_size); !st) return st;
+  if (auto st = bpf.set_max_entries(bpf->maps.retina_dns_evts,
+                                          ring_size_or_auto(m.opts.ring_buffer_size, 256ull << 10, 512ull << 10)); !st) return st;
   if (auto st = bpf.set_max_entries(bpf->maps.retina_dns_seen, m.opts.dedup_entries); !st) return st;
   if (auto st = bpf.load(); !st) return st;
   if (auto st = bpf.add_ring(bpf->maps.retina_dns_evts); !st) return st;

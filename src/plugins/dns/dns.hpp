@@ -22,7 +22,9 @@ struct DnsOptions {
   // are observed. Empty: the root of the cgroup v2 hierarchy, i.e. every
   // socket on the node.
   std::string cgroup_path;
-  uint64_t ring_buffer_size = 1ull << 20;  // a power of two, page size to 1 GiB; ~1800 messages
+  // A power of two, page size to 1 GiB (1 MiB holds ~1800 messages); 0:
+  // 256 KiB per online CPU, at least 512 KiB.
+  uint64_t ring_buffer_size = 0;
   // Messages remembered to recognise their second copy (LRU).
   uint32_t dedup_entries = 65536;
   // A UDP message sent by a local socket is matched with its arrival at a

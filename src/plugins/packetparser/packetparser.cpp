@@ -45,9 +45,20 @@ using loader::TcDirection;
 
 constexpr auto kSweepPeriod = std::chrono::seconds(1);
 
+// packetParserRingBufferSize, or when 0 (the default) 512 KiB per online
+// CPU and at least 1 MiB: ~3800 records per CPU, while the reader is woken
+// every 64.
+uint64_t packet_parser_ring_size(const Config& c) {
+  return ring_size_or_auto(c.packet_parser_ring_buffer_size, 512ull << 10, 1ull << 20);
+}
+
 Status validate(const Config& c) {
   std::vector<std::string> problems;
-  if (auto st = validate_ring_buffer_size("packetParserRingBufferSize", c.packet_parser_ring_buffer_size); !st)
+  // 0: sized by CPU count when loading.
+  if (auto st = c.packet_parser_ring_buffer_size
+                    ? validate_ring_buffer_size("packetParserRingBufferSize", c.packet_parser_ring_buffer_size)
+                    : ok();
+      !st)
     problems.push_back(st.error().message);
   if (c.data_sampling_rate == 0) problems.push_back("dataSamplingRate must be at least 1");
   if (c.conntrack_report_interval < std::chrono::seconds(1))
@@ -325,12 +336,13 @@ Status PacketParserPlugin::init(PluginContext& ctx) {
   // The reader is woken once 64 records wait (at most a quarter of the
   // ring); smaller batches wait for its periodic drain.
   constexpr uint64_t kRecordBytes = sizeof(retina_packet_event) + 8;  // + ring record header
-  skel->rodata->cfg_wakeup_bytes = std::min<uint64_t>(64 * kRecordBytes, m.cfg.packet_parser_ring_buffer_size / 4);
+  const uint64_t ring_bytes = packet_parser_ring_size(m.cfg);
+  skel->rodata->cfg_wakeup_bytes = std::min<uint64_t>(64 * kRecordBytes, ring_bytes / 4);
   struct Size {
     bpf_map* map;
     uint64_t entries;
   };
-  for (const Size& s : {Size{skel->maps.retina_pp_evts, m.cfg.packet_parser_ring_buffer_size},
+  for (const Size& s : {Size{skel->maps.retina_pp_evts, ring_bytes},
                         Size{skel->maps.retina_pp_filt, m.cfg.filter_map_max_entries},
                         // Aggregation low never touches conntrack: keep it tiny.
                         Size{skel->maps.retina_pp_ct, m.high() ? m.cfg.conntrack_max_entries : 1}}) {

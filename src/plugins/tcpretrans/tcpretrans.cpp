@@ -23,6 +23,7 @@ namespace {
 constexpr const char* kTracepoint = "tcp_retransmit_skb";
 
 Status validate(const TcpRetransOptions& o) {
+  if (o.ring_buffer_size == 0) return ok();  // by CPU count
   return validate_ring_buffer_size("tcpretrans options: ring buffer size", o.ring_buffer_size);
 }
 
@@ -102,7 +103,8 @@ Status TcpRetransPlugin::init(PluginContext& ctx) {
                                   : (m.shape.has_err ? p.retina_rt_raw_e : p.retina_rt_raw);
   for (bpf_program* candidate : {p.retina_rt_btf, p.retina_rt_btf_e, p.retina_rt_raw, p.retina_rt_raw_e})
     bpf_program__set_autoload(candidate, candidate == m.prog);
-  if (auto st = bpf.set_max_entries(bpf->maps.retina_rt_evts, m.opts.ring_buffer_size); !st) return st;
+  if (auto st = bpf.set_max_entries(bpf->maps.retina_rt_evts,
+                                          ring_size_or_auto(m.opts.ring_buffer_size, 128ull << 10, 256ull << 10)); !st) return st;
   if (auto st = bpf.load(); !st) return st;
   if (auto st = bpf.add_ring(bpf->maps.retina_rt_evts); !st) return st;
 

@@ -18,7 +18,9 @@
 namespace retina {
 
 struct TcpRetransOptions {
-  uint64_t ring_buffer_size = 2ull << 20;  // a power of two, page size to 1 GiB
+  // A power of two, page size to 1 GiB; 0: 128 KiB per online CPU, at
+  // least 256 KiB.
+  uint64_t ring_buffer_size = 0;
   // Use the raw tracepoint even where tp_btf works (tests the fallback).
   bool force_raw_tp = false;
 };
