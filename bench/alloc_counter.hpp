@@ -5,6 +5,8 @@
 
 #include <benchmark/benchmark.h>
 
+#include <ctime>
+
 #include <cstdint>
 
 namespace retina::bench {
@@ -44,6 +46,20 @@ class AllocWindow {
 };
 
 // "ns/event" as a rate counter, inverted: seconds per event, printed in ns.
+// CPU time the calling thread has used, in seconds.
+inline double thread_cpu_seconds() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+// The events per second the calling thread's own CPU time allows, for
+// benchmarks timed in real time while other threads share the cores.
+inline void report_thread_cpu(benchmark::State& state, int64_t events, double cpu_seconds) {
+  state.counters["cpu_Mev/s"] = cpu_seconds > 0 ? static_cast<double>(events) / 1e6 / cpu_seconds : 0;
+  state.counters["cpu_ns/event"] = events > 0 ? cpu_seconds * 1e9 / static_cast<double>(events) : 0;
+}
+
 inline void report_per_event(benchmark::State& state, int64_t events) {
   state.SetItemsProcessed(events);
   state.counters["time/event"] =

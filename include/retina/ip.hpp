@@ -30,6 +30,10 @@ struct IpAddr {
   std::string to_string() const;
   // Appends the text form to `out` without allocating when capacity allows.
   void append_to(std::string& out) const;
+  // Writes the text form to `out`, which has room for kMaxText characters;
+  // returns how many it wrote.
+  static constexpr size_t kMaxText = 46;
+  size_t format(char* out) const;
 
   friend bool operator==(const IpAddr&, const IpAddr&) = default;
   friend auto operator<=>(const IpAddr&, const IpAddr&) = default;

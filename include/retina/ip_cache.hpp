@@ -86,6 +86,9 @@ class IpCache {
     const Endpoint* lookup(const IpAddr& ip) const noexcept;
     // Starts loading what lookup(ip) will read, without waiting for it.
     void prefetch(const IpAddr& ip) const noexcept;
+    // The same endpoint as the cache's own reference (null when unknown),
+    // valid until the guard is destroyed: copying it keeps the endpoint.
+    const EndpointPtr* lookup_owned(const IpAddr& ip) const noexcept;
 
    private:
     friend class IpCache;

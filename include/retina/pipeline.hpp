@@ -2,7 +2,8 @@
 // every sink and subscriber. One thread feeds a Pipeline.
 //
 //   * A FlowSink runs inline on the feeding thread and sees a Flow view.
-//     It must be quick and must never block (the metric aggregator is one).
+//     It must be quick and must never block (the metric aggregator is one;
+//     the Hubble flow store, which keeps flows, is another).
 //   * A Subscription gets its own bounded queue of OwnedFlow. When it falls
 //     behind, its own flows are dropped and counted; the kernel reader and
 //     the other consumers never wait for it.
@@ -44,6 +45,16 @@ class FlowSink {
   virtual void on_flow(const Flow& flow) noexcept = 0;
   // Called after each batch; sinks that accumulate locally publish here.
   virtual void on_batch_end() noexcept {}
+  // A sink that keeps flows past the call (a ring of recent flows) says so
+  // here, once, when added: the pipeline then calls on_kept_flow() instead
+  // of on_flow(), with owning references to the flow's endpoints (the
+  // pipeline memoizes them per endpoint, so usually a reference count).
+  virtual bool keeps_flows() const noexcept { return false; }
+  virtual void on_kept_flow(const Flow& flow, EndpointPtr source, EndpointPtr destination) noexcept {
+    (void)source;
+    (void)destination;
+    on_flow(flow);
+  }
 };
 
 // A Flow that owns what it points to; safe to keep and pass across threads.

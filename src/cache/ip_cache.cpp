@@ -45,7 +45,7 @@ constexpr size_t kSources = static_cast<size_t>(EndpointSource::kCount);
 
 struct Op {
   IpAddr ip;
-  const Endpoint* ep;  // nullptr: erase
+  EndpointPtr ep;  // null: erase
 };
 
 // Everything one write call changes, published as one swap.
@@ -245,8 +245,8 @@ struct IpCache::Impl {
       const Record* w = winner(ip);
       const Endpoint* ep = w ? w->ep.get() : nullptr;
       auto it = current.find(ip);
-      const Endpoint* cur = it == current.end() ? nullptr : it->second;
-      if (cur != ep) ops.push_back({ip, ep});
+      const Endpoint* cur = it == current.end() ? nullptr : it->second.get();
+      if (cur != ep) ops.push_back({ip, w ? w->ep : nullptr});
     }
     return ops;
   }
@@ -418,7 +418,13 @@ IpCache::ReadGuard::~ReadGuard() {
 const Endpoint* IpCache::ReadGuard::lookup(const IpAddr& ip) const noexcept {
   const IpIndex& m = *static_cast<const IpIndex*>(index_);
   auto it = m.find(ip);
-  return it == m.end() ? nullptr : it->second;
+  return it == m.end() ? nullptr : it->second.get();
+}
+
+const EndpointPtr* IpCache::ReadGuard::lookup_owned(const IpAddr& ip) const noexcept {
+  const IpIndex& m = *static_cast<const IpIndex*>(index_);
+  auto it = m.find(ip);
+  return it == m.end() ? nullptr : &it->second;
 }
 
 void IpCache::ReadGuard::prefetch(const IpAddr& ip) const noexcept {

@@ -36,6 +36,8 @@ struct IpEq {
   }
 };
 
-using IpIndex = absl::flat_hash_map<IpAddr, const Endpoint*, IpHash, IpEq>;
+// Each copy holds a reference to its endpoints, so a reader can take an
+// owning reference from the copy it reads (ReadGuard::lookup_owned).
+using IpIndex = absl::flat_hash_map<IpAddr, EndpointPtr, IpHash, IpEq>;
 
 }  // namespace retina::cache

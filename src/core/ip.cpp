@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <xxhash.h>
 
+#include <cstring>
 #include <string>
 
 namespace retina {
@@ -55,12 +56,11 @@ uint32_t IpAddr::v4_host_order() const {
          uint32_t{bytes[15]};
 }
 
-void IpAddr::append_to(std::string& out) const {
+size_t IpAddr::format(char* out) const {
   if (is_v4()) {
     // Dotted quad by hand: inet_ntop formats IPv4 through sprintf, which
     // costs more than the rest of rendering a flow.
-    char buf[16];
-    char* p = buf;
+    char* p = out;
     for (int i = 12; i < 16; ++i) {
       const unsigned v = bytes[i];
       if (v >= 100) *p++ = static_cast<char>('0' + v / 100);
@@ -68,11 +68,16 @@ void IpAddr::append_to(std::string& out) const {
       *p++ = static_cast<char>('0' + v % 10);
       if (i < 15) *p++ = '.';
     }
-    out.append(buf, static_cast<size_t>(p - buf));
-    return;
+    return static_cast<size_t>(p - out);
   }
-  char buf[INET6_ADDRSTRLEN];
-  if (inet_ntop(AF_INET6, bytes.data(), buf, sizeof buf)) out += buf;
+  static_assert(kMaxText >= INET6_ADDRSTRLEN);
+  if (!inet_ntop(AF_INET6, bytes.data(), out, INET6_ADDRSTRLEN)) return 0;
+  return std::strlen(out);
+}
+
+void IpAddr::append_to(std::string& out) const {
+  char buf[kMaxText];
+  out.append(buf, format(buf));
 }
 
 std::string IpAddr::to_string() const {

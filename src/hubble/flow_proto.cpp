@@ -9,75 +9,101 @@ namespace retina::hubble {
 
 namespace {
 
+#define RETINA_INLINE [[gnu::always_inline]] inline
+
 // Appends protobuf wire format to a string. Proto3 leaves scalars that hold
 // their default out; sub-messages are written when present, even empty.
-// Bytes go through a cursor into the string's spare room (grown as
-// needed), not one append per field; finish() trims the string.
+// Bytes go through a cursor into the string's spare room, not one append
+// per field: each field checks for room once (growing is an out-of-line
+// call, rare once the caller's buffer has reached its size) and then
+// writes unchecked, and everything per field is inlined so that a field
+// of constant number costs a few stores. finish() trims the string.
 class Wire {
  public:
   enum Type : uint8_t { kVarint = 0, kFixed64 = 1, kLen = 2 };
-  explicit Wire(std::string& out) : out_(out), at_(out.size()) { out_.resize(std::max(out_.capacity(), at_ + 512)); }
+  explicit Wire(std::string& out) : out_(out), at_(out.size()) {
+    out_.resize(std::max(out_.capacity(), at_ + 512));
+    data_ = out_.data();
+    end_ = out_.size();
+  }
   void finish() { out_.resize(at_); }
 
-  void varint(uint64_t v) {
+  RETINA_INLINE void varint(uint64_t v) {
     room(10);
-    at_ += encode(v, &out_[at_]);
+    put_varint(v);
   }
-  void tag(uint32_t field, Type t) { varint((uint64_t{field} << 3) | t); }
-  void number(uint32_t field, uint64_t v) {
+  RETINA_INLINE void tag(uint32_t field, Type t) { varint((uint64_t{field} << 3) | t); }
+  RETINA_INLINE void number(uint32_t field, uint64_t v) {
     if (!v) return;
-    tag(field, kVarint);
-    varint(v);
+    room(20);
+    put_varint((uint64_t{field} << 3) | kVarint);
+    put_varint(v);
   }
-  void string(uint32_t field, std::string_view s) {
+  RETINA_INLINE void string(uint32_t field, std::string_view s) {
     if (!s.empty()) element(field, s);
   }
   // A repeated string's element: written even when empty.
-  void element(uint32_t field, std::string_view s) {
-    tag(field, kLen);
-    varint(s.size());
-    bytes(s.data(), s.size());
+  RETINA_INLINE void element(uint32_t field, std::string_view s) {
+    room(s.size() + 20);
+    put_varint((uint64_t{field} << 3) | kLen);
+    put_varint(s.size());
+    std::memcpy(data_ + at_, s.data(), s.size());
+    at_ += s.size();
   }
   void ip(uint32_t field, const IpAddr& ip) {
     // At most 45 characters (INET6_ADDRSTRLEN - 1): a one-byte length.
-    ip_text_.clear();
-    ip.append_to(ip_text_);
-    element(field, ip_text_);
+    room(IpAddr::kMaxText + 12);
+    put_varint((uint64_t{field} << 3) | kLen);
+    const size_t n = ip.format(data_ + at_ + 1);
+    data_[at_] = static_cast<char>(n);
+    at_ += 1 + n;
   }
-  void float64(uint32_t field, double v) {
-    tag(field, kFixed64);
-    bytes(reinterpret_cast<const char*>(&v), 8);  // little-endian hosts only, as the ABI headers assume
+  RETINA_INLINE void float64(uint32_t field, double v) {
+    room(20);
+    put_varint((uint64_t{field} << 3) | kFixed64);
+    std::memcpy(data_ + at_, &v, 8);  // little-endian hosts only, as the ABI headers assume
+    at_ += 8;
   }
   // A sub-message: open() writes the tag and a one-byte length that
   // close() fills in, moving the body when the length needs more bytes.
-  size_t open(uint32_t field) {
-    tag(field, kLen);
-    room(1);
-    out_[at_++] = 0;
+  RETINA_INLINE size_t open(uint32_t field) {
+    room(12);
+    put_varint((uint64_t{field} << 3) | kLen);
+    data_[at_++] = 0;
     return at_;
   }
-  void close(size_t start) {
+  RETINA_INLINE void close(size_t start) {
     const size_t len = at_ - start;
-    if (len < 0x80) {
-      out_[start - 1] = static_cast<char>(len);
+    if (len < 0x80) [[likely]] {
+      data_[start - 1] = static_cast<char>(len);
       return;
     }
-    char buf[10];
-    const size_t n = encode(len, buf);
-    room(n - 1);
-    std::memmove(&out_[start + n - 1], &out_[start], len);
-    std::memcpy(&out_[start - 1], buf, n);
-    at_ += n - 1;
+    close_long(start, len);
   }
 
  private:
-  void room(size_t n) {
-    if (out_.size() - at_ < n) out_.resize(std::max(out_.size() * 2, at_ + n));
+  RETINA_INLINE void room(size_t n) {
+    if (end_ - at_ < n) [[unlikely]] grow(n);
   }
-  void bytes(const char* p, size_t n) {
-    room(n);
-    std::memcpy(&out_[at_], p, n);
-    at_ += n;
+  [[gnu::noinline]] void grow(size_t n) {
+    out_.resize(std::max(out_.size() * 2, at_ + n));
+    data_ = out_.data();
+    end_ = out_.size();
+  }
+  [[gnu::noinline]] void close_long(size_t start, size_t len) {
+    char buf[10];
+    const size_t n = encode(len, buf);
+    room(n - 1);
+    std::memmove(data_ + start + n - 1, data_ + start, len);
+    std::memcpy(data_ + start - 1, buf, n);
+    at_ += n - 1;
+  }
+  RETINA_INLINE void put_varint(uint64_t v) {
+    if (v < 0x80) [[likely]] {
+      data_[at_++] = static_cast<char>(v);
+      return;
+    }
+    at_ += encode(v, data_ + at_);
   }
   static size_t encode(uint64_t v, char* buf) {
     size_t n = 0;
@@ -89,8 +115,9 @@ class Wire {
     return n;
   }
   std::string& out_;
-  size_t at_;  // end of what is written; out_ beyond it is spare room
-  std::string ip_text_;
+  char* data_;  // out_.data(), kept across the writes
+  size_t at_;   // end of what is written; out_ beyond it is spare room
+  size_t end_;  // out_.size()
 };
 
 void timestamp(Wire& w, uint32_t field, uint64_t ns) {
@@ -315,6 +342,12 @@ const ::observer::GetFlowsResponse& FlowResponse::set(const Flow& flow) {
   bytes_->clear();
   append_flow_wire(flow, node_, *bytes_);
   set_timestamp(flow.time_ns, *resp_.mutable_time());
+  return resp_;
+}
+
+const ::observer::GetFlowsResponse& FlowResponse::set_encoded(uint64_t time_ns, std::string& bytes) {
+  bytes_->swap(bytes);
+  set_timestamp(time_ns, *resp_.mutable_time());
   return resp_;
 }
 

@@ -37,6 +37,9 @@ class FlowResponse {
   explicit FlowResponse(std::string_view node_name);
   // Sets the response to `flow`; returns the message to write.
   const ::observer::GetFlowsResponse& set(const Flow& flow);
+  // Sets the response to a flow already encoded by append_flow_wire();
+  // takes `bytes` (it gets the previous flow's buffer back).
+  const ::observer::GetFlowsResponse& set_encoded(uint64_t time_ns, std::string& bytes);
 
  private:
   std::string node_;

@@ -4,99 +4,177 @@
 
 namespace retina::hubble {
 
-WriterFirstLock::WriterFirstLock() {
-  pthread_rwlockattr_t attr;
-  pthread_rwlockattr_init(&attr);
-  pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-  pthread_rwlock_init(&rw_, &attr);
-  pthread_rwlockattr_destroy(&attr);
+namespace {
+
+size_t ring_flows_for(size_t capacity) {
+  const size_t flows = std::max(capacity, FlowStore::kMinRingFlows);
+  // Whole blocks, plus one: the block being rewritten never holds one of
+  // the last `capacity` published flows.
+  return ((flows + FlowStore::kBlockFlows - 1) / FlowStore::kBlockFlows + 1) * FlowStore::kBlockFlows;
 }
 
-WriterFirstLock::~WriterFirstLock() { pthread_rwlock_destroy(&rw_); }
+}  // namespace
 
-FlowStore::FlowStore(size_t capacity) : slots_(std::max<size_t>(capacity, 1)) {}
+FlowStore::FlowStore(size_t capacity)
+    : capacity_(std::max<size_t>(capacity, 1)),
+      ring_flows_(ring_flows_for(capacity_)),
+      ring_(ring_flows_ / kBlockFlows) {
+  for (auto& pos : ring_) pos.store(new_block(), std::memory_order_relaxed);
+}
 
 FlowStore::~FlowStore() { detach(); }
 
-void FlowStore::attach(Pipeline& pipeline, size_t intake_capacity, std::function<void(const Flow&)> on_flow) {
-  detach();
-  stop_.store(false);
-  on_flow_ = std::move(on_flow);
-  sub_ = pipeline.subscribe("hubble", intake_capacity);
-  thread_ = std::thread([this] { run(); });
+FlowStore::Block* FlowStore::new_block() {
+  owned_.push_back(std::make_unique<Block>());
+  allocated_.store(owned_.size(), std::memory_order_relaxed);
+  return owned_.back().get();
+}
+
+void FlowStore::attach(const std::shared_ptr<FlowStore>& self, Pipeline& pipeline,
+                       std::function<void(const Flow&)> on_flow) {
+  self->detach();
+  self->stop_.store(false);
+  self->on_flow_ = std::move(on_flow);
+  if (self->on_flow_) self->observer_ = std::thread([s = self.get()] { s->observe_run(); });
+  self->pipeline_ = &pipeline;
+  // The pipeline holds the store until the batch it was last part of ends.
+  self->sink_id_ = pipeline.add_sink(self);
 }
 
 void FlowStore::detach() noexcept {
+  if (pipeline_) {
+    pipeline_->remove_sink(sink_id_);
+    pipeline_ = nullptr;
+    sink_id_ = 0;
+  }
   stop_.store(true);
-  if (sub_) sub_->close();
-  if (thread_.joinable()) thread_.join();
-  sub_.reset();
-}
-
-void FlowStore::run() {
-  std::vector<OwnedFlow> batch;
-  batch.reserve(1024);
-  while (!stop_.load(std::memory_order_acquire)) {
-    batch.clear();
-    if (sub_->pop_batch(batch, 1024, std::chrono::milliseconds(100)) == 0) {
-      if (sub_->closed()) break;
-      continue;
-    }
-    if (on_flow_)
-      for (const auto& f : batch) on_flow_(f.flow());
-    append(batch);
-  }
-}
-
-void FlowStore::append(std::vector<OwnedFlow>& flows) {
-  if (flows.empty()) return;
-  // Allocated before the lock; the flows they replace are released after it.
-  incoming_.clear();
-  for (auto& f : flows) incoming_.push_back(std::make_shared<const OwnedFlow>(std::move(f)));
   {
-    std::unique_lock lock(ring_mu_);
-    uint64_t h = head_.load(std::memory_order_relaxed);
-    for (auto& f : incoming_) slots_[h++ % slots_.size()].swap(f);
-    head_.store(h, std::memory_order_release);
+    std::lock_guard lock(wait_mu_);
   }
-  incoming_.clear();
-  // Taking the mutex orders the head update before a waiter's check.
-  { std::lock_guard lock(wait_mu_); }
   wait_cv_.notify_all();
+  if (observer_.joinable()) observer_.join();
 }
 
-uint64_t FlowStore::oldest() const noexcept {
-  const uint64_t h = head();
-  return h > slots_.size() ? h - slots_.size() : 0;
-}
-
-uint64_t FlowStore::read(uint64_t* cursor, std::vector<StoredFlow>& out, size_t max) const {
-  std::shared_lock lock(ring_mu_);
-  const uint64_t h = head_.load(std::memory_order_acquire);
-  const uint64_t first = h > slots_.size() ? h - slots_.size() : 0;
-  uint64_t lost = 0;
-  if (*cursor < first) {
-    lost = first - *cursor;
-    *cursor = first;
+void FlowStore::observe_run() {
+  uint64_t cursor = head();
+  auto each = [this](uint64_t, const Flow& f) {
+    on_flow_(f);
+    return true;
+  };
+  while (!stop_.load(std::memory_order_acquire)) {
+    if (const uint64_t lost = read_impl(&cursor, kNone, 1024, ring_flows_ - kBlockFlows, each))
+      observer_lost_.fetch_add(lost, std::memory_order_relaxed);
+    if (cursor >= head()) wait(cursor, std::chrono::milliseconds(100));
   }
-  const uint64_t end = std::min<uint64_t>(h, *cursor + max);
-  for (uint64_t s = *cursor; s < end; ++s) out.push_back({s, slots_[s % slots_.size()]});
-  *cursor = end;
-  return lost;
 }
 
-void FlowStore::read_range(uint64_t from, uint64_t to, std::vector<StoredFlow>& out) const {
-  std::shared_lock lock(ring_mu_);
-  const uint64_t h = head_.load(std::memory_order_acquire);
-  const uint64_t first = h > slots_.size() ? h - slots_.size() : 0;
-  from = std::max(from, first);
-  to = std::min(to, h);
-  for (uint64_t s = from; s < to; ++s) out.push_back({s, slots_[s % slots_.size()]});
+// ---- writer ----
+
+void FlowStore::start_block() noexcept {
+  const uint64_t number = written_ / kBlockFlows;
+  std::atomic<Block*>& pos = ring_[number % ring_.size()];
+  Block* b = pos.load(std::memory_order_relaxed);
+  if (const uint64_t old = b->first.load(std::memory_order_relaxed); old != kNone) {
+    // Readers learn that the block's flows are gone before it changes.
+    low_.store(old + kBlockFlows, std::memory_order_seq_cst);
+    b->first.store(kNone, std::memory_order_seq_cst);
+    // A reader pins, then checks `first`; the writer marks, then checks
+    // pins: one of the two sees the other.
+    if (b->pins.load(std::memory_order_seq_cst) != 0) {
+      // A reader is inside: it keeps the block, a spare takes its place.
+      // Set-aside blocks are invalid, so once unpinned nobody pins them again.
+      std::erase_if(set_aside_, [this](Block* x) {
+        if (x->pins.load(std::memory_order_acquire) != 0) return false;
+        spares_.push_back(x);
+        return true;
+      });
+      Block* fresh = nullptr;
+      if (!spares_.empty()) {
+        fresh = spares_.back();
+        spares_.pop_back();
+      } else {
+        try {
+          fresh = new_block();
+        } catch (...) {
+        }
+      }
+      if (fresh) {
+        set_aside_.push_back(b);
+        b = fresh;
+        pos.store(b, std::memory_order_release);
+      } else {
+        // Out of memory: wait for the reader, which holds a pin for one
+        // block's worth of flows and never across a wait.
+        while (b->pins.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+      }
+    }
+  }
+  b->first.store(number * kBlockFlows, std::memory_order_release);
+  current_ = b;
+}
+
+FlowStore::Slot& FlowStore::next_slot() noexcept {
+  if (written_ % kBlockFlows == 0) start_block();
+  return current_->slots[written_++ % kBlockFlows];
+}
+
+void FlowStore::on_kept_flow(const Flow& f, EndpointPtr source, EndpointPtr destination) noexcept {
+  Slot& s = next_slot();
+  s.flow = f;
+  s.source = std::move(source);
+  s.destination = std::move(destination);
+  s.flow.source = s.source.get();
+  s.flow.destination = s.destination.get();
+  if (f.dns) {
+    // Assigned member by member: the strings and vector keep their capacity.
+    s.dns.query.assign(f.dns->query);
+    s.dns.ips.assign(f.dns->ips.begin(), f.dns->ips.end());
+    s.dns.id = f.dns->id;
+    s.dns.qtype = f.dns->qtype;
+    s.dns.rcode = f.dns->rcode;
+    s.dns.answer_count = f.dns->answer_count;
+    s.dns.is_response = f.dns->is_response;
+    s.flow.dns = &s.dns;
+  }
+  if (!f.drop_reason_desc.empty()) {
+    s.drop_reason_desc.assign(f.drop_reason_desc.data(), f.drop_reason_desc.size());
+    s.flow.drop_reason_desc = s.drop_reason_desc;
+  }
+}
+
+void FlowStore::on_flow(const Flow& f) noexcept {
+  on_kept_flow(f, f.source ? std::make_shared<const Endpoint>(*f.source) : nullptr,
+               f.destination ? std::make_shared<const Endpoint>(*f.destination) : nullptr);
+}
+
+void FlowStore::on_batch_end() noexcept {
+  if (written_ == head_.load(std::memory_order_relaxed)) return;
+  head_.store(written_, std::memory_order_seq_cst);
+  // A waiter counts itself, then checks the head under the lock.
+  if (waiters_.load(std::memory_order_seq_cst) != 0) {
+    { std::lock_guard lock(wait_mu_); }
+    wait_cv_.notify_all();
+  }
+}
+
+// ---- readers ----
+
+const FlowStore::Block* FlowStore::pin(uint64_t seq) const noexcept {
+  const uint64_t number = seq / kBlockFlows;
+  const Block* b = ring_[number % ring_.size()].load(std::memory_order_acquire);
+  b->pins.fetch_add(1, std::memory_order_seq_cst);
+  if (b->first.load(std::memory_order_seq_cst) == number * kBlockFlows) return b;
+  unpin(b);
+  return nullptr;
 }
 
 bool FlowStore::wait(uint64_t cursor, std::chrono::milliseconds timeout) const {
   std::unique_lock lock(wait_mu_);
-  wait_cv_.wait_for(lock, timeout, [&] { return head() > cursor || closed(); });
+  waiters_.fetch_add(1, std::memory_order_seq_cst);
+  wait_cv_.wait_for(lock, timeout, [&] {
+    return head() > cursor || closed() || stop_.load(std::memory_order_relaxed);
+  });
+  waiters_.fetch_sub(1, std::memory_order_relaxed);
   return head() > cursor;
 }
 

@@ -2,16 +2,26 @@
 // ring buffer, hubbleEventBufferCapacity entries), read by any number of
 // followers.
 //
-// The pipeline hands flows to the store through one subscription; a store
-// thread appends them, each flow once, as an immutable shared object. Each
-// reader keeps its own cursor (a sequence number) and takes references to
-// the flows under a shared lock (a reference count each, not a copy of the
-// flow), so readers never wait for each other, the pipeline never waits
-// for a reader, and any number of readers cost the store nothing per flow. A reader that falls a
-// whole ring behind loses the overwritten flows and is told how many.
+// The store is a sink of the pipeline: the pipeline thread copies each
+// flow into the next slot of a ring of fixed-size blocks (no allocation
+// and no lock per flow; the slots' strings keep their capacity) with
+// owning references to its endpoints, so stored flows stay valid after the
+// IP cache changes. The new flows are published once per batch (one
+// release store of the head) and waiting followers are woken once per
+// batch.
+//
+// Each follower reads by cursor (a sequence number) at its own pace. To
+// read, it pins the block holding its cursor and checks that the block
+// still holds it. The writer, before reusing a block, marks it invalid
+// and looks for pins: a pinned block is set aside for its readers and a
+// spare takes its place, so the pipeline never waits for a reader. A
+// follower that falls more than the capacity behind finds its flows
+// overwritten and is told how many it lost.
+//
+// Besides the capacity that history requests see, the ring keeps a
+// slack of older flows for the store's own follower (the hubble_* metrics),
+// so that metrics see bursts that outrun a small history.
 #pragma once
-
-#include <pthread.h>
 
 #include <atomic>
 #include <chrono>
@@ -20,7 +30,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <shared_mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -28,88 +38,146 @@
 
 namespace retina::hubble {
 
-// A reader-writer lock that lets a waiting writer in before new readers:
-// with many followers reading back to back, glibc's default rwlock (which
-// prefers readers) could keep the store thread out indefinitely.
-class WriterFirstLock {
+class FlowStore final : public FlowSink {
  public:
-  WriterFirstLock();
-  ~WriterFirstLock();
-  WriterFirstLock(const WriterFirstLock&) = delete;
-  WriterFirstLock& operator=(const WriterFirstLock&) = delete;
-  void lock() { pthread_rwlock_wrlock(&rw_); }
-  void unlock() { pthread_rwlock_unlock(&rw_); }
-  void lock_shared() { pthread_rwlock_rdlock(&rw_); }
-  void unlock_shared() { pthread_rwlock_unlock(&rw_); }
+  static constexpr size_t kBlockFlows = 64;
+  // The least the ring holds, whatever the capacity: the metrics follower's slack.
+  static constexpr size_t kMinRingFlows = size_t{1} << 15;
 
- private:
-  pthread_rwlock_t rw_;
-};
-
-using SharedFlow = std::shared_ptr<const OwnedFlow>;
-
-struct StoredFlow {
-  uint64_t seq = 0;
-  SharedFlow flow;
-};
-
-class FlowStore {
- public:
   explicit FlowStore(size_t capacity);
-  ~FlowStore();  // detaches
+  ~FlowStore() override;
   FlowStore(const FlowStore&) = delete;
   FlowStore& operator=(const FlowStore&) = delete;
 
-  // Subscribes to `pipeline` (subscriber name "hubble", whose drops the
-  // pipeline counts) and appends from a thread of its own until detach().
-  // `on_flow`, when set, sees every flow first, on that thread.
-  void attach(Pipeline& pipeline, size_t intake_capacity = 1 << 16,
-              std::function<void(const Flow&)> on_flow = {});
+  // Adds `self` to `pipeline` as a sink until detach(). `on_flow`, when
+  // set, sees every flow on a follower thread of the store's own; the
+  // flows it loses (it fell a whole ring behind) are counted in lost_by_observer().
+  static void attach(const std::shared_ptr<FlowStore>& self, Pipeline& pipeline,
+                     std::function<void(const Flow&)> on_flow = {});
   void detach() noexcept;
-  // Flows the intake queue dropped because the store thread fell behind.
-  uint64_t intake_dropped() const noexcept { return sub_ ? sub_->dropped() : 0; }
+  uint64_t lost_by_observer() const noexcept { return observer_lost_.load(std::memory_order_relaxed); }
 
-  // Appends flows (the store thread, or tests and benchmarks directly).
-  void append(std::vector<OwnedFlow>& flows);
+  // ---- the writer: the pipeline thread (or a test), one at a time ----
+  bool keeps_flows() const noexcept override { return true; }
+  void on_kept_flow(const Flow& flow, EndpointPtr source, EndpointPtr destination) noexcept override;
+  // Copies the flow's endpoints (for flows whose endpoints nobody owns).
+  void on_flow(const Flow& flow) noexcept override;
+  // Publishes the flows written since the last call and wakes followers.
+  void on_batch_end() noexcept override;
 
-  size_t capacity() const noexcept { return slots_.size(); }
-  // Sequence number the next flow gets; flows [oldest(), head()) are stored.
+  // ---- readers: any thread ----
+  size_t capacity() const noexcept { return capacity_; }
+  // Sequence number the next published flow gets.
   uint64_t head() const noexcept { return head_.load(std::memory_order_acquire); }
-  uint64_t oldest() const noexcept;
-  size_t size() const noexcept { return static_cast<size_t>(head() - oldest()); }
-  // Flows appended since the store started (Hubble's seen_flows).
+  // Flows [oldest(), head()) are stored (at most capacity()).
+  uint64_t oldest() const noexcept { return oldest(head(), capacity_); }
+  size_t size() const noexcept {
+    const uint64_t h = head();
+    return static_cast<size_t>(h - oldest(h, capacity_));
+  }
+  // Flows published since the store started (Hubble's seen_flows).
   uint64_t seen() const noexcept { return head(); }
 
-  // Appends up to `max` flows from `*cursor` on to `out` and
-  // advances the cursor. Returns how many flows between the cursor and the
-  // oldest stored flow were overwritten before this read (0 normally).
-  uint64_t read(uint64_t* cursor, std::vector<StoredFlow>& out, size_t max) const;
-  // Appends flows [from, to) that are still stored, newest last.
-  void read_range(uint64_t from, uint64_t to, std::vector<StoredFlow>& out) const;
+  // Calls fn(seq, flow) for the stored flows from *cursor up to `end`, at
+  // most `max` of them, advancing the cursor past each flow fn accepts
+  // (returns true); a false return stops the read at that flow. fn runs
+  // while the flow's block is pinned: it must not block (copy or encode
+  // what it needs). Returns how many flows from the cursor on had been
+  // overwritten before they could be read (0 normally); the cursor skips them.
+  template <class Fn>
+  uint64_t read(uint64_t* cursor, uint64_t end, size_t max, Fn&& fn) const {
+    return read_impl(cursor, end, max, capacity_, fn);
+  }
 
-  // Waits until a flow at or after `cursor` exists, `timeout` passes or the
-  // store closes. Returns whether one exists.
+  // Waits until a flow at or after `cursor` is published, `timeout` passes
+  // or the store closes. Returns whether one exists.
   bool wait(uint64_t cursor, std::chrono::milliseconds timeout) const;
   // Wakes every waiter for good (shutdown).
   void close() noexcept;
   bool closed() const noexcept { return closed_.load(std::memory_order_acquire); }
 
- private:
-  void run();
+  // Blocks the ring holds now, for tests: the ring's, spares and set-aside ones.
+  size_t blocks_allocated() const noexcept { return allocated_.load(std::memory_order_relaxed); }
 
-  std::vector<SharedFlow> slots_;
-  std::vector<SharedFlow> incoming_;  // append()'s scratch
-  mutable WriterFirstLock ring_mu_;
+ private:
+  static constexpr uint64_t kNone = ~uint64_t{0};
+  struct Slot {
+    Flow flow;
+    EndpointPtr source, destination;
+    DnsInfo dns;
+    std::string drop_reason_desc;
+  };
+  struct Block {
+    std::atomic<uint64_t> first{kNone};  // sequence number of slot 0; kNone while unused or rewritten
+    mutable std::atomic<uint32_t> pins{0};
+    std::unique_ptr<Slot[]> slots{new Slot[kBlockFlows]};
+  };
+
+  uint64_t oldest(uint64_t head, size_t keep) const noexcept {
+    const uint64_t by_size = head > keep ? head - keep : 0;
+    const uint64_t held = low_.load(std::memory_order_seq_cst);
+    return by_size > held ? by_size : held;
+  }
+  // The block holding `seq`, pinned, or null if it no longer holds it.
+  const Block* pin(uint64_t seq) const noexcept;
+  static void unpin(const Block* b) noexcept { b->pins.fetch_sub(1, std::memory_order_release); }
+
+  template <class Fn>
+  uint64_t read_impl(uint64_t* cursor, uint64_t end, size_t max, size_t keep, Fn& fn) const {
+    uint64_t lost = 0;
+    size_t n = 0;
+    while (n < max) {
+      const uint64_t h = head();
+      const uint64_t first = oldest(h, keep);
+      if (*cursor < first) {
+        lost += first - *cursor;
+        *cursor = first;
+      }
+      const uint64_t stop = h < end ? h : end;
+      if (*cursor >= stop) break;
+      const Block* b = pin(*cursor);
+      if (!b) continue;  // rewritten since `h` was read: oldest() has moved past the cursor
+      const uint64_t block_end = (*cursor / kBlockFlows + 1) * kBlockFlows;
+      bool more = true;
+      for (; *cursor < stop && *cursor < block_end && n < max; ++*cursor, ++n)
+        if (!(more = fn(*cursor, b->slots[*cursor % kBlockFlows].flow))) break;
+      unpin(b);
+      if (!more) break;
+    }
+    return lost;
+  }
+
+  Slot& next_slot() noexcept;
+  void start_block() noexcept;
+  Block* new_block();
+  void observe_run();
+
+  const size_t capacity_;
+  const size_t ring_flows_;  // the ring's size: capacity and slack, whole blocks
+  std::vector<std::atomic<Block*>> ring_;
+  std::vector<std::unique_ptr<Block>> owned_;  // every block, for the destructor
+  std::atomic<size_t> allocated_{0};
+
+  // ---- writer state ----
+  uint64_t written_ = 0;  // flows written, published or not
+  Block* current_ = nullptr;
+  std::vector<Block*> spares_, set_aside_;
+
   std::atomic<uint64_t> head_{0};
+  std::atomic<uint64_t> low_{0};  // first sequence number the ring still holds
 
   mutable std::mutex wait_mu_;
   mutable std::condition_variable wait_cv_;
+  mutable std::atomic<uint32_t> waiters_{0};
   std::atomic<bool> closed_{false};
 
-  std::shared_ptr<Subscription> sub_;
+  // The store's own follower (hubble_* metrics).
+  Pipeline* pipeline_ = nullptr;
+  uint64_t sink_id_ = 0;
   std::function<void(const Flow&)> on_flow_;
-  std::thread thread_;
+  std::thread observer_;
   std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> observer_lost_{0};
 };
 
 }  // namespace retina::hubble

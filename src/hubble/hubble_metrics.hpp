@@ -10,9 +10,10 @@
 //   (always)           hubble_lost_events_total{source}
 //
 // plus "source"/"destination" (contexts) or labelsContext labels. They are
-// computed from the flows the flow store receives, off the pipeline thread,
-// as Hubble computes them from its events queue; flows that queue drops
-// are counted as hubble_lost_events_total{source="observer_events_queue"}.
+// computed off the pipeline thread by the flow store's own follower, as
+// Hubble computes them from its events queue; flows that follower loses
+// (it fell a whole ring behind) are counted as
+// hubble_lost_events_total{source="observer_events_queue"}.
 // One thread calls observe().
 #pragma once
 
@@ -37,7 +38,7 @@ class HubbleMetrics {
 
   // hubble_lost_events_total{source="hubble_ring_buffer"}: flows followers lost.
   metrics::Counter& ring_buffer_lost() { return *ring_lost_; }
-  // hubble_lost_events_total{source="observer_events_queue"}: flows the store's intake dropped.
+  // hubble_lost_events_total{source="observer_events_queue"}: flows the metrics follower lost.
   metrics::Counter& queue_lost() { return *queue_lost_; }
 
  private:

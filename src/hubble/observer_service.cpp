@@ -17,6 +17,11 @@ namespace {
 constexpr size_t kChunk = 256;
 constexpr auto kPoll = std::chrono::milliseconds(200);
 
+struct EncodedFlow {
+  uint64_t time_ns = 0;
+  std::string bytes;  // flow.Flow wire bytes
+};
+
 uint64_t now_ns() {
   return static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -38,8 +43,24 @@ grpc::Status ObserverService::GetFlows(grpc::ServerContext* ctx, const ::observe
   const std::string& node = node_.name();
   auto keep = [&](const Flow& f) { return f.time_ns >= since && filters->matches(f, node); };
 
+  // Flows are filtered and encoded while the store has their block
+  // pinned, then written once it is let go: a slow client never holds a pin.
   FlowResponse resp(node);
-  auto send = [&](const StoredFlow& s) { return writer->Write(resp.set(s.flow->flow())); };
+  std::vector<EncodedFlow> chunk(kChunk);
+  size_t filled = 0;
+  auto encode = [&](const Flow& f) {
+    if (filled == chunk.size()) chunk.emplace_back();
+    EncodedFlow& e = chunk[filled++];
+    e.time_ns = f.time_ns;
+    e.bytes.clear();
+    append_flow_wire(f, node, e.bytes);
+  };
+  auto send_chunk = [&] {
+    for (size_t i = 0; i < filled; ++i)
+      if (!writer->Write(resp.set_encoded(chunk[i].time_ns, chunk[i].bytes))) return false;
+    filled = 0;
+    return true;
+  };
   auto send_lost = [&](uint64_t n) {
     lost_.fetch_add(n, std::memory_order_relaxed);
     if (lost_counter_) lost_counter_->add(n);
@@ -52,41 +73,43 @@ grpc::Status ObserverService::GetFlows(grpc::ServerContext* ctx, const ::observe
   };
 
   const uint64_t head = store_.head();
-  std::vector<StoredFlow> chunk;
-  chunk.reserve(kChunk);
 
   if (req->number() > 0 && !req->first()) {
-    // The last `number` matching flows: scan back from the newest.
-    std::vector<StoredFlow> picked;
+    // The last `number` matching flows: scan back from the newest, a
+    // chunk at a time, keeping the newest matches of each chunk.
+    std::vector<EncodedFlow> picked;  // newest first
     uint64_t hi = head;
-    const uint64_t lo_all = store_.oldest();
-    while (hi > lo_all && picked.size() < req->number()) {
-      const uint64_t lo = hi - std::min<uint64_t>(kChunk, hi - lo_all);
-      chunk.clear();
-      store_.read_range(lo, hi, chunk);
-      for (auto it = chunk.rbegin(); it != chunk.rend() && picked.size() < req->number(); ++it) {
-        const Flow& f = it->flow->flow();
-        if (f.time_ns <= until && keep(f)) picked.push_back(std::move(*it));
-      }
+    while (hi > store_.oldest() && picked.size() < req->number()) {
+      const uint64_t lo = hi - std::min<uint64_t>(kChunk, hi - store_.oldest());
+      uint64_t cursor = lo;
+      filled = 0;
+      store_.read(&cursor, hi, kChunk, [&](uint64_t, const Flow& f) {
+        if (f.time_ns <= until && keep(f)) encode(f);
+        return true;
+      });
+      for (size_t i = filled; i-- > 0 && picked.size() < req->number();) picked.push_back(std::move(chunk[i]));
       hi = lo;
     }
     for (auto it = picked.rbegin(); it != picked.rend(); ++it)
-      if (!send(*it)) return grpc::Status::OK;
+      if (!writer->Write(resp.set_encoded(it->time_ns, it->bytes))) return grpc::Status::OK;
+    filled = 0;
   } else if (req->first() || req->has_since() || !req->follow()) {
     // From the oldest stored flow on, up to `number` (0: no limit).
     uint64_t remaining = req->number() ? req->number() : std::numeric_limits<uint64_t>::max();
     uint64_t cursor = store_.oldest();
-    while (cursor < head && remaining) {
-      chunk.clear();
-      if (const uint64_t lost = store_.read(&cursor, chunk, std::min<uint64_t>(kChunk, head - cursor)))
-        if (!send_lost(lost)) return grpc::Status::OK;
-      for (const auto& s : chunk) {
-        if (s.flow->flow().time_ns > until) return grpc::Status::OK;
-        if (!keep(s.flow->flow())) continue;
-        if (!send(s)) return grpc::Status::OK;
-        if (--remaining == 0) break;
-      }
-      if (ctx->IsCancelled()) return grpc::Status::OK;
+    bool past_until = false;
+    while (cursor < head && remaining && !past_until) {
+      filled = 0;
+      const uint64_t lost = store_.read(&cursor, head, kChunk, [&](uint64_t, const Flow& f) {
+        if (f.time_ns > until) return !(past_until = true);
+        if (keep(f)) {
+          encode(f);
+          --remaining;
+        }
+        return remaining != 0;
+      });
+      if (lost && !send_lost(lost)) return grpc::Status::OK;
+      if (!send_chunk() || past_until || ctx->IsCancelled()) return grpc::Status::OK;
     }
   }
   if (!req->follow()) return grpc::Status::OK;
@@ -99,17 +122,17 @@ grpc::Status ObserverService::GetFlows(grpc::ServerContext* ctx, const ::observe
   uint64_t cursor = head;
   while (!ctx->IsCancelled() && !store_.closed()) {
     if (req->has_until() && now_ns() > until) return grpc::Status::OK;
-    chunk.clear();
-    if (const uint64_t lost = store_.read(&cursor, chunk, kChunk))
-      if (!send_lost(lost)) return grpc::Status::OK;
-    if (chunk.empty()) {
-      store_.wait(cursor, kPoll);
-      continue;
-    }
-    for (const auto& s : chunk) {
-      if (s.flow->flow().time_ns > until) return grpc::Status::OK;
-      if (keep(s.flow->flow()) && !send(s)) return grpc::Status::OK;
-    }
+    filled = 0;
+    bool past_until = false;
+    const uint64_t lost = store_.read(&cursor, std::numeric_limits<uint64_t>::max(), kChunk,
+                                      [&](uint64_t, const Flow& f) {
+                                        if (f.time_ns > until) return !(past_until = true);
+                                        if (keep(f)) encode(f);
+                                        return true;
+                                      });
+    if (lost && !send_lost(lost)) return grpc::Status::OK;
+    if (!send_chunk() || past_until) return grpc::Status::OK;
+    if (cursor >= store_.head()) store_.wait(cursor, kPoll);
   }
   return grpc::Status::OK;
 }

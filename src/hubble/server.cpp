@@ -19,9 +19,6 @@ namespace retina {
 
 namespace {
 
-// Intake queue between the pipeline and the store thread.
-constexpr size_t kIntakeCapacity = 1 << 16;
-
 struct HostPort {
   std::string host;  // without brackets
   uint16_t port = 0;
@@ -74,7 +71,7 @@ HubbleOptions HubbleOptions::from(const Config& c) {
 
 struct HubbleServer::Impl {
   HubbleOptions options;
-  std::unique_ptr<hubble::FlowStore> store;
+  std::shared_ptr<hubble::FlowStore> store;
   metrics::Registry registry;
   std::unique_ptr<hubble::HubbleMetrics> hubble_metrics;
   uint64_t collector_id = 0;
@@ -123,7 +120,7 @@ Result<std::unique_ptr<HubbleServer>> HubbleServer::start(Pipeline& pipeline, Hu
     tls_server_name = hubble::tls_server_name(options.node_name);
   }
 
-  m.store = std::make_unique<hubble::FlowStore>(options.buffer_capacity);
+  m.store = std::make_shared<hubble::FlowStore>(options.buffer_capacity);
   hubble::NodeInfo node;
   node.name = options.node_name;
   node.version = options.version;
@@ -155,13 +152,13 @@ Result<std::unique_ptr<HubbleServer>> HubbleServer::start(Pipeline& pipeline, Hu
   }
   m.node->set_address(address);
 
-  m.store->attach(pipeline, kIntakeCapacity, [hm = m.hubble_metrics.get()](const Flow& f) { hm->observe(f); });
+  hubble::FlowStore::attach(m.store, pipeline, [hm = m.hubble_metrics.get()](const Flow& f) { hm->observe(f); });
 
-  // The intake queue's drops, mirrored at scrape time.
+  // Flows the metrics follower lost to the ring, mirrored at scrape time.
   struct QueueLost final : metrics::Collector {
     hubble::FlowStore* store;
     metrics::Counter* counter;
-    void refresh() override { counter->set(store->intake_dropped()); }
+    void refresh() override { counter->set(store->lost_by_observer()); }
   };
   auto collector = std::make_shared<QueueLost>();
   collector->store = m.store.get();

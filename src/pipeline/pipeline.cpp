@@ -24,13 +24,13 @@ using pipeline::SubscriptionState;
 namespace {
 
 constexpr size_t kRejectKinds = static_cast<size_t>(DecodeError::kCount);
-// How often the boot-to-realtime offset is sampled again (NTP steps), and
-// how long subscriber endpoint references are memoized.
+// How often the boot-to-realtime offset is sampled again (NTP steps).
 constexpr auto kClockResync = std::chrono::seconds(1);
 
 struct SinkEntry {
   uint64_t id;
   std::shared_ptr<FlowSink> sink;
+  bool keeps;  // keeps_flows(): gets owning endpoint references
 };
 using SinkList = std::vector<SinkEntry>;
 using SubList = std::vector<std::shared_ptr<SubscriptionState>>;
@@ -89,18 +89,10 @@ struct Pipeline::Impl {
   // Decoder reject counters by plugin, resolved on a plugin's first reject.
   std::vector<std::pair<std::string, metrics::Counter*>> reject_counters;
 
-  // Owning endpoint references handed to subscribers, memoized by the
-  // address the read section returned. An entry holds the endpoint alive,
-  // so no other endpoint can appear at that address while it is cached;
-  // entries are kept across batches and dropped every kClockResync so that
-  // endpoints removed from the cache are not kept for long.
-  struct Memo {
-    const Endpoint* raw = nullptr;
-    EndpointPtr owned;
-  };
-  static constexpr unsigned kMemoBits = 13;
-  std::vector<Memo> memo;  // 1 << kMemoBits slots once a subscriber needs it
-  bool memo_used = false;
+  // The cache's own references to the current flow's endpoints (valid
+  // for the batch's read section): what subscribers and keeping sinks get.
+  const EndpointPtr* source_ref = nullptr;
+  const EndpointPtr* destination_ref = nullptr;
 
   Impl(IpCache* c, metrics::Registry* r) : cache(c), registry(r) {
     if (registry) {
@@ -126,10 +118,6 @@ struct Pipeline::Impl {
     if (now - clock_synced >= kClockResync) {
       ctx.boot_to_realtime_ns = boot_to_realtime_offset_ns();
       clock_synced = now;
-      if (memo_used) {
-        for (Memo& m : memo) m = Memo{};
-        memo_used = false;
-      }
     }
     if (batch_enrich) guard.emplace(cache->read());
   }
@@ -149,41 +137,33 @@ struct Pipeline::Impl {
   }
 
   void enrich_flow(Flow& f) {
+    source_ref = destination_ref = nullptr;
     if (!guard || f.ip_version == IpVersion::IP_NOT_USED) return;
-    f.source = guard->lookup(f.src);
-    f.destination = guard->lookup(f.dst);
+    source_ref = guard->lookup_owned(f.src);
+    destination_ref = guard->lookup_owned(f.dst);
+    f.source = source_ref ? source_ref->get() : nullptr;
+    f.destination = destination_ref ? destination_ref->get() : nullptr;
     const uint64_t found = (f.source != nullptr) + (f.destination != nullptr);
     hits += found;
     misses += 2 - found;
   }
 
-  EndpointPtr owned_endpoint(const Endpoint* raw, const IpAddr& ip, bool from_cache) {
+  // An owning reference to `raw`: the cache's own when the flow was
+  // enriched here (a reference count), else a copy of the endpoint.
+  static EndpointPtr owned_endpoint(const Endpoint* raw, const EndpointPtr* ref) {
     if (!raw) return nullptr;
-    Memo* slot = nullptr;
-    if (from_cache) {
-      if (memo.empty()) memo.resize(size_t{1} << kMemoBits);
-      const uint64_t h = (reinterpret_cast<uintptr_t>(raw) >> 4) * 0x9E3779B97F4A7C15ull;
-      slot = &memo[h >> (64 - kMemoBits)];
-      if (slot->raw == raw) return slot->owned;
-    }
-    EndpointPtr p = from_cache ? cache->find(ip) : nullptr;
-    if (p.get() != raw) {
-      // The cache moved on since this batch's read section began: the
-      // subscriber gets a copy of what the flow was enriched with. Not
-      // memoized: nothing keeps `raw` itself alive.
-      return std::make_shared<const Endpoint>(*raw);
-    }
-    if (slot) {
-      slot->raw = raw;
-      slot->owned = std::move(p);
-      memo_used = true;
-      return slot->owned;
-    }
-    return p;
+    if (ref && ref->get() == raw) return *ref;
+    return std::make_shared<const Endpoint>(*raw);
   }
 
   void dispatch(const Flow& f, bool enriched_here) {
-    for (const SinkEntry& e : *batch_sinks) e.sink->on_flow(f);
+    for (const SinkEntry& e : *batch_sinks) {
+      if (e.keeps)
+        e.sink->on_kept_flow(f, owned_endpoint(f.source, enriched_here ? source_ref : nullptr),
+                             owned_endpoint(f.destination, enriched_here ? destination_ref : nullptr));
+      else
+        e.sink->on_flow(f);
+    }
     if (batch_subs->empty()) return;
     // The flow is copied once for the first taker; each further taker gets
     // a copy and the last one the original, moved.
@@ -200,8 +180,8 @@ struct Pipeline::Impl {
         continue;
       }
       if (!owned) {
-        owned.emplace(f, owned_endpoint(f.source, f.src, enriched_here),
-                      owned_endpoint(f.destination, f.dst, enriched_here));
+        owned.emplace(f, owned_endpoint(f.source, enriched_here ? source_ref : nullptr),
+                      owned_endpoint(f.destination, enriched_here ? destination_ref : nullptr));
       }
       if (pending) pending->push(OwnedFlow(*owned));
       pending = s.get();
@@ -283,7 +263,8 @@ uint64_t Pipeline::add_sink(std::shared_ptr<FlowSink> sink) {
   std::lock_guard lock(im.mu);
   auto next = std::make_shared<SinkList>(*im.sinks);
   const uint64_t id = im.next_sink_id++;
-  next->push_back({id, std::move(sink)});
+  const bool keeps = sink->keeps_flows();
+  next->push_back({id, std::move(sink), keeps});
   im.sinks = std::move(next);
   im.bump();
   return id;
