@@ -62,7 +62,7 @@ std::vector<uint64_t> read_all(const FlowStore& s, uint64_t* cursor, uint64_t* l
 
 }  // namespace
 
-TEST_CASE("flow store: publishes per batch; the ring wraps and keeps the last `capacity` flows", "[hubble][store]") {
+TEST_CASE("flow store: publishes per batch, the ring wraps and keeps the last `capacity` flows", "[hubble][store]") {
   FlowStore s(1000);
   CHECK(s.capacity() == 1000);
   CHECK(s.head() == 0);
@@ -122,7 +122,7 @@ TEST_CASE("flow store: a slow follower counts exactly the flows it lost", "[hubb
   CHECK(c3 == total - 40);
 }
 
-TEST_CASE("flow store: a reader inside a block never stalls the writer; its block stays intact", "[hubble][store]") {
+TEST_CASE("flow store: a reader inside a block never stalls the writer, its block stays intact", "[hubble][store]") {
   FlowStore s(128);
   write(s, 0, 1000);
   std::atomic<bool> inside{false}, written{false};
@@ -243,7 +243,7 @@ TEST_CASE("flow store: as a pipeline sink it owns its flows' endpoints", "[hubbl
   CHECK(store->head() == 2);  // detached: no more flows
 }
 
-TEST_CASE("flow store: its own follower sees every flow; a waiter wakes once per batch", "[hubble][store]") {
+TEST_CASE("flow store: its own follower sees every flow, a waiter wakes once per batch", "[hubble][store]") {
   Pipeline p(nullptr, nullptr);
   auto store = std::make_shared<FlowStore>(16);
   std::atomic<uint64_t> observed{0};

@@ -14,7 +14,7 @@ def test_defaults_match_retina():
     assert c.api_server_port == 10093
     assert c.enable_tcx == "auto"
     assert c.host_interfaces == ["auto"]
-    assert c.packet_parser_ring_buffer_size == 8 << 20
+    assert c.packet_parser_ring_buffer_size == 0  # sized by CPU count
     assert repr(c) == "Config()"
 
 
