@@ -235,15 +235,25 @@ def check_dashboards(n):
         "scrape_series_added"}
     assert names and all(x.startswith("hubble_") for x in names), names
 
-    missing, cluster_only = [], []
-    for where, expr in expressions():
-        e = substitute(expr)
-        result = query(n, prom_port, e)
-        if NEEDS_CLUSTER.search(e):
-            assert not result, f"{where}: {e} has data without a cluster?"
-            cluster_only.append(where)
-        elif not result:
-            missing.append(f"{where}: {e}")
+    def evaluate():
+        missing, cluster_only = [], []
+        for where, expr in expressions():
+            e = substitute(expr)
+            result = query(n, prom_port, e)
+            if NEEDS_CLUSTER.search(e):
+                assert not result, f"{where}: {e} has data without a cluster?"
+                cluster_only.append(where)
+            elif not result:
+                missing.append(f"{where}: {e}")
+        return missing, cluster_only
+
+    # A loaded machine can miss a scrape: rate() over a window needs two
+    # samples, so give the panels a few more scrape intervals before failing.
+    deadline = time.monotonic() + 30
+    missing, cluster_only = evaluate()
+    while missing and time.monotonic() < deadline:
+        time.sleep(2)
+        missing, cluster_only = evaluate()
     print(f"\nneeds a cluster (kube-state-metrics, an API server): {len(cluster_only)}")
     for w in cluster_only:
         print("  " + w)
