@@ -54,6 +54,7 @@ struct HubbleStatus {
   uint64_t max_flows = 0;    // the store's capacity
   uint64_t seen_flows = 0;   // stored since start
   uint64_t lost_flows = 0;   // lost by slow followers, summed
+  uint64_t metered_flows = 0;  // of seen_flows, those the hubble_* metrics have taken in
   std::chrono::nanoseconds uptime{0};
   size_t followers = 0;      // GetFlows calls streaming now
 };

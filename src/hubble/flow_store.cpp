@@ -35,7 +35,10 @@ void FlowStore::attach(const std::shared_ptr<FlowStore>& self, Pipeline& pipelin
   self->detach();
   self->stop_.store(false);
   self->on_flow_ = std::move(on_flow);
-  if (self->on_flow_) self->observer_ = std::thread([s = self.get()] { s->observe_run(); });
+  // The follower starts at the head as of now, not as of when its thread runs.
+  const uint64_t from = self->head();
+  self->observed_.store(from, std::memory_order_relaxed);
+  if (self->on_flow_) self->observer_ = std::thread([s = self.get(), from] { s->observe_run(from); });
   self->pipeline_ = &pipeline;
   // The pipeline holds the store until the batch it was last part of ends.
   self->sink_id_ = pipeline.add_sink(self);
@@ -55,8 +58,7 @@ void FlowStore::detach() noexcept {
   if (observer_.joinable()) observer_.join();
 }
 
-void FlowStore::observe_run() {
-  uint64_t cursor = head();
+void FlowStore::observe_run(uint64_t cursor) {
   auto each = [this](uint64_t, const Flow& f) {
     on_flow_(f);
     return true;
@@ -64,6 +66,7 @@ void FlowStore::observe_run() {
   while (!stop_.load(std::memory_order_acquire)) {
     if (const uint64_t lost = read_impl(&cursor, kNone, 1024, ring_flows_ - kBlockFlows, each))
       observer_lost_.fetch_add(lost, std::memory_order_relaxed);
+    observed_.store(cursor, std::memory_order_release);
     if (cursor >= head()) wait(cursor, std::chrono::milliseconds(100));
   }
 }

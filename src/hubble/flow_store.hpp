@@ -56,6 +56,8 @@ class FlowStore final : public FlowSink {
                      std::function<void(const Flow&)> on_flow = {});
   void detach() noexcept;
   uint64_t lost_by_observer() const noexcept { return observer_lost_.load(std::memory_order_relaxed); }
+  // Sequence number up to which `on_flow` has seen (or lost) every flow.
+  uint64_t observed() const noexcept { return observed_.load(std::memory_order_acquire); }
 
   // ---- the writer: the pipeline thread (or a test), one at a time ----
   bool keeps_flows() const noexcept override { return true; }
@@ -150,7 +152,7 @@ class FlowStore final : public FlowSink {
   Slot& next_slot() noexcept;
   void start_block() noexcept;
   Block* new_block();
-  void observe_run();
+  void observe_run(uint64_t cursor);
 
   const size_t capacity_;
   const size_t ring_flows_;  // the ring's size: capacity and slack, whole blocks
@@ -178,6 +180,7 @@ class FlowStore final : public FlowSink {
   std::thread observer_;
   std::atomic<bool> stop_{false};
   std::atomic<uint64_t> observer_lost_{0};
+  std::atomic<uint64_t> observed_{0};
 };
 
 }  // namespace retina::hubble

@@ -199,6 +199,7 @@ HubbleStatus HubbleServer::status() const {
   st.num_flows = impl_->store->size();
   st.max_flows = impl_->store->capacity();
   st.seen_flows = impl_->store->seen();
+  st.metered_flows = impl_->store->observed();
   if (impl_->observer) {
     st.lost_flows = impl_->observer->lost();
     st.uptime = impl_->observer->uptime();

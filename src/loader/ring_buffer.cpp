@@ -114,7 +114,8 @@ size_t RingBuffer::drain(RecordFn fn, void* user, size_t max) {
       // Headers are 8-byte aligned and never wrap; a payload may.
       const uint64_t start = (cons & mask) + kRingHeaderSize;
       const std::byte* payload;
-      if (start + len <= layout_.size || layout_.mapped_twice) {
+      // An empty record needs no copy (and the scratch may have no storage).
+      if (len == 0 || start + len <= layout_.size || layout_.mapped_twice) {
         payload = layout_.data + start;
       } else {
         if (wrap_scratch_.size() < len) wrap_scratch_.resize(len);

@@ -51,26 +51,6 @@ std::string config_for(uint16_t port, const std::vector<std::string>& plugins) {
                      fmt::join(plugins, ", "));
 }
 
-// "packetparser=running dropreason=failed ..." of the agent's plugins line.
-std::map<std::string, std::string> plugin_states(const std::string& logs) {
-  std::map<std::string, std::string> out;
-  const std::string key = "msg=plugins states=\"";
-  const size_t at = logs.find(key);
-  if (at == std::string::npos) return out;
-  const size_t begin = at + key.size();
-  const std::string states = logs.substr(begin, logs.find('"', begin) - begin);
-  size_t pos = 0;
-  while (pos < states.size()) {
-    size_t end = states.find(' ', pos);
-    if (end == std::string::npos) end = states.size();
-    const std::string item = states.substr(pos, end - pos);
-    const size_t eq = item.find('=');
-    if (eq != std::string::npos) out[item.substr(0, eq)] = item.substr(eq + 1);
-    pos = end + 1;
-  }
-  return out;
-}
-
 // What shows that a running plugin really did its privileged work.
 std::string proof_line(const std::string& plugin, const CapNode& n) {
   if (plugin == "packetparser") return "attached to " + n.node.pod(0).host_if + " ";
@@ -128,7 +108,7 @@ TEST_CASE("capabilities: each plugin starts with its table start set, and not wi
                    .port = port});
       REQUIRE(agent.wait_log("msg=plugins", 30s));
       INFO(agent.log_tail(30));
-      const auto states = plugin_states(agent.logs());
+      const auto states = test::plugin_states(agent.logs());
       REQUIRE(states.count(name) == 1);
       if (i == 0) {
         CHECK(states.at(name) == "running");
@@ -161,7 +141,7 @@ TEST_CASE("capabilities: without NET_ADMIN /healthz names it for packetparser an
                .port = port});
   REQUIRE(agent.wait_log("msg=plugins", 30s));
   INFO(agent.log_tail(40));
-  const auto states = plugin_states(agent.logs());
+  const auto states = test::plugin_states(agent.logs());
   for (const char* p : {"dropreason", "packetforward", "linuxutil", "tcpretrans"}) {
     INFO(p);
     CHECK(states.at(p) == "running");
@@ -202,7 +182,7 @@ TEST_CASE("capabilities: after start-up every agent thread holds exactly the run
   agent.wait_ready(30s);
   REQUIRE(agent.wait_log("msg=\"capabilities after start-up\"", 10s));
   INFO(agent.log_tail(40));
-  const auto states = plugin_states(agent.logs());
+  const auto states = test::plugin_states(agent.logs());
   for (const auto& p : plugins) CHECK(states.at(p) == "running");
   CHECK(agent.logs().find("kept=\"CAP_NET_ADMIN, CAP_NET_RAW\"") != std::string::npos);
 

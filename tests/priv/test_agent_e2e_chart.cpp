@@ -78,25 +78,6 @@ struct Node {
   }
 };
 
-// "packetparser=running dropreason=running ..." of the agent's plugins line.
-std::map<std::string, std::string> plugin_states(const std::string& logs) {
-  std::map<std::string, std::string> out;
-  const size_t at = logs.find("msg=plugins states=\"");
-  if (at == std::string::npos) return out;
-  const size_t begin = at + std::string("msg=plugins states=\"").size();
-  const std::string states = logs.substr(begin, logs.find('"', begin) - begin);
-  size_t pos = 0;
-  while (pos < states.size()) {
-    size_t end = states.find(' ', pos);
-    if (end == std::string::npos) end = states.size();
-    const std::string item = states.substr(pos, end - pos);
-    const size_t eq = item.find('=');
-    if (eq != std::string::npos) out[item.substr(0, eq)] = item.substr(eq + 1);
-    pos = end + 1;
-  }
-  return out;
-}
-
 }  // namespace
 
 TEST_CASE("chart: the agent runs with the DaemonSet's command line, config and capabilities only",
@@ -122,7 +103,7 @@ TEST_CASE("chart: the agent runs with the DaemonSet's command line, config and c
   REQUIRE(agent.wait_log("msg=plugins", 30s));
   INFO(agent.log_tail(60));
   // Every plugin the chart enables runs with these capabilities only.
-  const auto states = plugin_states(agent.logs());
+  const auto states = test::plugin_states(agent.logs());
   const std::vector<std::string> enabled = {"packetparser", "dropreason", "packetforward", "linuxutil", "dns",
                                             "tcpretrans"};
   for (const auto& p : enabled) {

@@ -354,6 +354,22 @@ std::vector<FlowLine> parse_flow_lines(std::string_view text) {
   return out;
 }
 
+std::map<std::string, std::string> plugin_states(std::string_view logs) {
+  std::map<std::string, std::string> out;
+  constexpr std::string_view key = "msg=plugins states=\"";
+  const size_t at = logs.find(key);
+  if (at == std::string_view::npos) return out;
+  std::string_view states = logs.substr(at + key.size());
+  states = states.substr(0, states.find('"'));
+  while (!states.empty()) {
+    const std::string_view item = states.substr(0, states.find(' '));
+    const size_t eq = item.find('=');
+    if (eq != std::string_view::npos) out[std::string(item.substr(0, eq))] = std::string(item.substr(eq + 1));
+    states.remove_prefix(std::min(states.size(), item.size() + 1));
+  }
+  return out;
+}
+
 // ------------------------------------------------------------- agent
 
 AgentProcess::AgentProcess() {

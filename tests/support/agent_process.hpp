@@ -119,6 +119,10 @@ struct FlowLine {
 // Parses JSON lines; throws std::runtime_error naming the first bad line.
 std::vector<FlowLine> parse_flow_lines(std::string_view text);
 
+// The agent's start-up line `msg=plugins states="packetparser=running
+// dropreason=failed ..."` as plugin -> state; empty when it is not there.
+std::map<std::string, std::string> plugin_states(std::string_view logs);
+
 // ------------------------------------------------------------- agent
 
 struct AgentOptions {

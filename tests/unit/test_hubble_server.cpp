@@ -81,9 +81,12 @@ struct Harness {
     }
     pipeline.end_batch();
     const auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (server->status().seen_flows < want && std::chrono::steady_clock::now() < deadline)
+    // Stored, and taken in by the hubble_* metrics, which follow the store on their own thread.
+    while ((server->status().seen_flows < want || server->status().metered_flows < want) &&
+           std::chrono::steady_clock::now() < deadline)
       std::this_thread::sleep_for(5ms);
     REQUIRE(server->status().seen_flows == want);
+    REQUIRE(server->status().metered_flows == want);
   }
 
   std::vector<uint16_t> ports(const observer::GetFlowsRequest& req, grpc::Status* status = nullptr) {
