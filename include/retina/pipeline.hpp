@@ -45,12 +45,17 @@ class FlowSink {
   virtual void on_flow(const Flow& flow) noexcept = 0;
   // Called after each batch; sinks that accumulate locally publish here.
   virtual void on_batch_end() noexcept {}
+  // Called on the pipeline's thread when it has had no records for a while
+  // (Pipeline::idle()): for work a sink put off at a batch end.
+  virtual void on_idle() noexcept {}
   // A sink that keeps flows past the call (a ring of recent flows) says so
   // here, once, when added: the pipeline then calls on_kept_flow() instead
-  // of on_flow(), with owning references to the flow's endpoints (the
-  // pipeline memoizes them per endpoint, so usually a reference count).
+  // of on_flow(), with the IP cache's own references to the flow's
+  // endpoints, valid for the call: a set `source` owns flow.source (copy it
+  // to keep the endpoint: a reference count); a null one means the sink
+  // copies *flow.source, if any, to keep it.
   virtual bool keeps_flows() const noexcept { return false; }
-  virtual void on_kept_flow(const Flow& flow, EndpointPtr source, EndpointPtr destination) noexcept {
+  virtual void on_kept_flow(const Flow& flow, const EndpointPtr* source, const EndpointPtr* destination) noexcept {
     (void)source;
     (void)destination;
     on_flow(flow);
@@ -163,6 +168,9 @@ class Pipeline {
   void process_flow(Flow& flow) noexcept;
   // Ends a batch: releases the cache read section, flushes sinks.
   void end_batch() noexcept;
+  // Tells the sinks the producer is idle (FlowSink::on_idle), from the
+  // producer's thread between batches; the engine calls it on idle rounds.
+  void idle() noexcept;
 
   void set_drop_reason_names(std::shared_ptr<const std::vector<std::string>> names);
   // Disables enrichment (for benchmarks of decode alone).

@@ -135,7 +135,20 @@ struct IpCache::Impl {
     b.changed = true;
   }
 
+  // Readers of stored flows (Hubble followers) read an endpoint's fields
+  // while the pipeline thread takes and drops references to it for the
+  // flows it stores. Made by make_shared, the counts share a cache line
+  // with the endpoint's first fields, and each change of them evicts that
+  // line from every reader. So the cache's reference counts in a block
+  // allocated apart, which holds the caller's (same object, same address).
+  static EndpointPtr counted_apart(EndpointPtr ep) {
+    if (!ep) return ep;
+    const Endpoint* raw = ep.get();
+    return EndpointPtr(raw, [keep = std::move(ep)](const Endpoint*) noexcept {});
+  }
+
   void upsert(EndpointPtr ep, EndpointSource source, std::string_view key, Batch& b) {
+    ep = counted_apart(std::move(ep));
     drop_lingering_key(source, key, b);
     RecordSet& set = live[index_of(source)];
     auto it = set.find(key);

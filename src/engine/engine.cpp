@@ -315,8 +315,12 @@ void Engine::Impl::reader_loop() {
     // Every wakeup (or the idle timer) drains all sources: a drain of an
     // empty ring costs a couple of loads, and no source can starve.
     // The advanced metrics' housekeeping (new series, ttl, configuration)
-    // runs at each batch end; an idle round runs it here, on this thread.
-    if (drain_all(more) == 0 && adv) adv->maintain();
+    // runs at each batch end; an idle round runs it here, on this thread,
+    // and gives sinks their idle call (the flow store's owed wakeups).
+    if (drain_all(more) == 0) {
+      pipeline->idle();
+      if (adv) adv->maintain();
+    }
   }
   // Final drain: what plugins flushed while stopping.
   do {

@@ -112,6 +112,9 @@ void FlowStore::start_block() noexcept {
       }
     }
   }
+  // Nobody reads the block now: its old endpoints can go.
+  b->refs.clear();
+  memo_.fill(nullptr);
   b->first.store(number * kBlockFlows, std::memory_order_release);
   current_ = b;
 }
@@ -121,13 +124,32 @@ FlowStore::Slot& FlowStore::next_slot() noexcept {
   return current_->slots[written_++ % kBlockFlows];
 }
 
-void FlowStore::on_kept_flow(const Flow& f, EndpointPtr source, EndpointPtr destination) noexcept {
+const Endpoint* FlowStore::keep(const Endpoint* raw, const EndpointPtr* owner) noexcept {
+  if (!raw) return nullptr;
+  auto& refs = current_->refs;
+  if (owner) {
+    const auto bits = reinterpret_cast<uintptr_t>(raw);
+    const Endpoint*& seen = memo_[((bits >> 4) ^ (bits >> 12)) % kMemo];
+    if (seen == raw) return raw;  // this block already holds it
+    seen = raw;
+    // Within the reserve (two per slot): no allocation.
+    refs.push_back(*owner);
+    return raw;
+  }
+  // Nobody owns it: the block keeps a copy.
+  try {
+    refs.push_back(std::make_shared<const Endpoint>(*raw));
+    return refs.back().get();
+  } catch (...) {
+    return nullptr;
+  }
+}
+
+void FlowStore::on_kept_flow(const Flow& f, const EndpointPtr* source, const EndpointPtr* destination) noexcept {
   Slot& s = next_slot();
   s.flow = f;
-  s.source = std::move(source);
-  s.destination = std::move(destination);
-  s.flow.source = s.source.get();
-  s.flow.destination = s.destination.get();
+  s.flow.source = keep(f.source, source);
+  s.flow.destination = keep(f.destination, destination);
   if (f.dns) {
     // Assigned member by member: the strings and vector keep their capacity.
     s.dns.query.assign(f.dns->query);
@@ -145,19 +167,28 @@ void FlowStore::on_kept_flow(const Flow& f, EndpointPtr source, EndpointPtr dest
   }
 }
 
-void FlowStore::on_flow(const Flow& f) noexcept {
-  on_kept_flow(f, f.source ? std::make_shared<const Endpoint>(*f.source) : nullptr,
-               f.destination ? std::make_shared<const Endpoint>(*f.destination) : nullptr);
-}
+void FlowStore::on_flow(const Flow& f) noexcept { on_kept_flow(f, nullptr, nullptr); }
 
 void FlowStore::on_batch_end() noexcept {
-  if (written_ == head_.load(std::memory_order_relaxed)) return;
-  head_.store(written_, std::memory_order_seq_cst);
-  // A waiter counts itself, then checks the head under the lock.
-  if (waiters_.load(std::memory_order_seq_cst) != 0) {
-    { std::lock_guard lock(wait_mu_); }
-    wait_cv_.notify_all();
+  if (written_ != head_.load(std::memory_order_relaxed)) head_.store(written_, std::memory_order_seq_cst);
+  wake_if_owed();
+}
+
+void FlowStore::wake_if_owed() noexcept {
+  const uint64_t head = head_.load(std::memory_order_relaxed);
+  if (woken_ == head) return;
+  // A waiter counts itself, then checks the head under the lock: with no
+  // waiter counted now, any later one sees this head.
+  if (waiters_.load(std::memory_order_seq_cst) == 0) {
+    woken_ = head;
+    return;
   }
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_wake_ < kWakeEvery) return;
+  last_wake_ = now;
+  woken_ = head;
+  { std::lock_guard lock(wait_mu_); }
+  wait_cv_.notify_all();
 }
 
 // ---- readers ----

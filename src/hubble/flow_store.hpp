@@ -4,11 +4,11 @@
 //
 // The store is a sink of the pipeline: the pipeline thread copies each
 // flow into the next slot of a ring of fixed-size blocks (no allocation
-// and no lock per flow; the slots' strings keep their capacity) with
-// owning references to its endpoints, so stored flows stay valid after the
-// IP cache changes. The new flows are published once per batch (one
-// release store of the head) and waiting followers are woken once per
-// batch.
+// and no lock per flow; the slots' strings keep their capacity). Each
+// block owns references to the endpoints its flows point to, one per
+// distinct endpoint, so stored flows stay valid after the IP cache
+// changes. The new flows are published once per batch (one release store
+// of the head); waiting followers are woken at most once per kWakeEvery.
 //
 // Each follower reads by cursor (a sequence number) at its own pace. To
 // read, it pins the block holding its cursor and checks that the block
@@ -23,6 +23,7 @@
 // so that metrics see bursts that outrun a small history.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -61,11 +62,16 @@ class FlowStore final : public FlowSink {
 
   // ---- the writer: the pipeline thread (or a test), one at a time ----
   bool keeps_flows() const noexcept override { return true; }
-  void on_kept_flow(const Flow& flow, EndpointPtr source, EndpointPtr destination) noexcept override;
+  void on_kept_flow(const Flow& flow, const EndpointPtr* source, const EndpointPtr* destination) noexcept override;
   // Copies the flow's endpoints (for flows whose endpoints nobody owns).
   void on_flow(const Flow& flow) noexcept override;
-  // Publishes the flows written since the last call and wakes followers.
+  // Publishes the flows written since the last call and wakes waiting
+  // followers, at most once per kWakeEvery: waking n threads costs the
+  // pipeline thread microseconds each, too much per batch under load. A
+  // wake put off is made at a later batch end or idle call.
   void on_batch_end() noexcept override;
+  void on_idle() noexcept override { wake_if_owed(); }
+  static constexpr std::chrono::milliseconds kWakeEvery{2};
 
   // ---- readers: any thread ----
   size_t capacity() const noexcept { return capacity_; }
@@ -103,17 +109,28 @@ class FlowStore final : public FlowSink {
 
  private:
   static constexpr uint64_t kNone = ~uint64_t{0};
-  struct Slot {
-    Flow flow;
-    EndpointPtr source, destination;
+  // Readers and the writer work on neighbouring data at the same time: what
+  // one side writes often sits on cache lines of its own (no false sharing).
+  static constexpr size_t kLine = 64;
+  struct alignas(kLine) Slot {
+    Flow flow;  // source and destination: held by the block's refs
     DnsInfo dns;
     std::string drop_reason_desc;
   };
   struct Block {
-    std::atomic<uint64_t> first{kNone};  // sequence number of slot 0; kNone while unused or rewritten
+    Block() { refs.reserve(2 * kBlockFlows); }
+    // Written by readers (pins) with each read.
+    alignas(kLine) std::atomic<uint64_t> first{kNone};  // sequence number of slot 0; kNone while unused or rewritten
     mutable std::atomic<uint32_t> pins{0};
-    std::unique_ptr<Slot[]> slots{new Slot[kBlockFlows]};
+    // Read by the writer with each flow.
+    alignas(kLine) std::unique_ptr<Slot[]> slots{new Slot[kBlockFlows]};
+    // The endpoints the slots point to, one reference per distinct
+    // endpoint (mostly): flows share endpoints, and a reference count per
+    // flow would be two atomic operations more per flow.
+    std::vector<EndpointPtr> refs;
   };
+  // Entries of the writer's memo of endpoints the current block holds.
+  static constexpr size_t kMemo = 16;
 
   uint64_t oldest(uint64_t head, size_t keep) const noexcept {
     const uint64_t by_size = head > keep ? head - keep : 0;
@@ -150,6 +167,9 @@ class FlowStore final : public FlowSink {
   }
 
   Slot& next_slot() noexcept;
+  void wake_if_owed() noexcept;
+  // The endpoint a stored flow points to: `raw`, held by the current block.
+  const Endpoint* keep(const Endpoint* raw, const EndpointPtr* owner) noexcept;
   void start_block() noexcept;
   Block* new_block();
   void observe_run(uint64_t cursor);
@@ -161,14 +181,18 @@ class FlowStore final : public FlowSink {
   std::atomic<size_t> allocated_{0};
 
   // ---- writer state ----
-  uint64_t written_ = 0;  // flows written, published or not
+  alignas(kLine) uint64_t written_ = 0;  // flows written, published or not
   Block* current_ = nullptr;
+  std::array<const Endpoint*, kMemo> memo_{};  // cleared with each block
+  uint64_t woken_ = 0;                         // head as of the last wake (or of no waiters)
+  std::chrono::steady_clock::time_point last_wake_{};
   std::vector<Block*> spares_, set_aside_;
 
-  std::atomic<uint64_t> head_{0};
+  // Read by every reader all the time, written once per batch or block.
+  alignas(kLine) std::atomic<uint64_t> head_{0};
   std::atomic<uint64_t> low_{0};  // first sequence number the ring still holds
 
-  mutable std::mutex wait_mu_;
+  alignas(kLine) mutable std::mutex wait_mu_;
   mutable std::condition_variable wait_cv_;
   mutable std::atomic<uint32_t> waiters_{0};
   std::atomic<bool> closed_{false};

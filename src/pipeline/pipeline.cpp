@@ -148,19 +148,23 @@ struct Pipeline::Impl {
     misses += 2 - found;
   }
 
-  // An owning reference to `raw`: the cache's own when the flow was
-  // enriched here (a reference count), else a copy of the endpoint.
+  // The cache's reference that owns `raw`, when the flow was enriched here.
+  static const EndpointPtr* owner_of(const Endpoint* raw, const EndpointPtr* ref) {
+    return raw && ref && ref->get() == raw ? ref : nullptr;
+  }
+  // An owning reference to `raw`: the cache's own (a reference count), else
+  // a copy of the endpoint.
   static EndpointPtr owned_endpoint(const Endpoint* raw, const EndpointPtr* ref) {
     if (!raw) return nullptr;
-    if (ref && ref->get() == raw) return *ref;
+    if (const EndpointPtr* owner = owner_of(raw, ref)) return *owner;
     return std::make_shared<const Endpoint>(*raw);
   }
 
   void dispatch(const Flow& f, bool enriched_here) {
     for (const SinkEntry& e : *batch_sinks) {
       if (e.keeps)
-        e.sink->on_kept_flow(f, owned_endpoint(f.source, enriched_here ? source_ref : nullptr),
-                             owned_endpoint(f.destination, enriched_here ? destination_ref : nullptr));
+        e.sink->on_kept_flow(f, owner_of(f.source, enriched_here ? source_ref : nullptr),
+                             owner_of(f.destination, enriched_here ? destination_ref : nullptr));
       else
         e.sink->on_flow(f);
     }
@@ -349,6 +353,16 @@ void Pipeline::process_flow(Flow& flow) noexcept {
 }
 
 void Pipeline::end_batch() noexcept { impl_->end_batch(); }
+
+void Pipeline::idle() noexcept {
+  if (impl_->in_batch) return;
+  std::shared_ptr<const SinkList> list;
+  {
+    std::lock_guard lock(impl_->mu);
+    list = impl_->sinks;
+  }
+  for (const SinkEntry& e : *list) e.sink->on_idle();
+}
 
 void Pipeline::set_drop_reason_names(std::shared_ptr<const std::vector<std::string>> names) {
   std::shared_ptr<const Names> old;  // released outside the lock

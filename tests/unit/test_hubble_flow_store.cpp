@@ -243,7 +243,57 @@ TEST_CASE("flow store: as a pipeline sink it owns its flows' endpoints", "[hubbl
   CHECK(store->head() == 2);  // detached: no more flows
 }
 
-TEST_CASE("flow store: its own follower sees every flow, a waiter wakes once per batch", "[hubble][store]") {
+TEST_CASE("flow store: a block holds one reference per endpoint and lets go when rewritten", "[hubble][store]") {
+  auto cache = std::make_shared<IpCache>();
+  for (const char* ip : {"10.0.0.1", "10.0.0.2"}) {
+    auto ep = std::make_shared<Endpoint>();
+    ep->kind = EndpointKind::kPod;
+    ep->namespace_ = "default";
+    ep->name = std::string("pod-") + ip;
+    ep->ips = {*IpAddr::parse(ip)};
+    cache->upsert(ep);
+  }
+  const EndpointPtr src = cache->find(*IpAddr::parse("10.0.0.1"));
+  const EndpointPtr dst = cache->find(*IpAddr::parse("10.0.0.2"));
+  REQUIRE(src);
+  REQUIRE(dst);
+  const long src_refs = src.use_count(), dst_refs = dst.use_count();
+
+  Pipeline p(cache, nullptr);
+  auto store = std::make_shared<FlowStore>(16);
+  FlowStore::attach(store, p);
+  // Three blocks' worth of flows between the same two pods.
+  for (uint64_t i = 0; i < 3 * FlowStore::kBlockFlows; ++i) {
+    Flow f = numbered(i);
+    p.process_flow(f);
+  }
+  p.end_batch();
+  CHECK(src.use_count() == src_refs + 3);
+  CHECK(dst.use_count() == dst_refs + 3);
+  uint64_t cursor = 0;
+  size_t named = 0;
+  store->read(&cursor, ~uint64_t{0}, 1000, [&](uint64_t, const Flow& g) {
+    named += g.source == src.get() && g.destination == dst.get();
+    return true;
+  });
+  CHECK(named == store->capacity());  // what history requests see
+
+  // Flows of unknown addresses go round the whole ring: the blocks let go.
+  const size_t ring = FlowStore::kMinRingFlows + 2 * FlowStore::kBlockFlows;
+  for (uint64_t i = 0; i < ring; ++i) {
+    Flow f = numbered(i);
+    f.src = *IpAddr::parse("192.0.2.1");
+    f.dst = *IpAddr::parse("192.0.2.2");
+    p.process_flow(f);
+    if (i % 256 == 255) p.end_batch();
+  }
+  p.end_batch();
+  CHECK(src.use_count() == src_refs);
+  CHECK(dst.use_count() == dst_refs);
+  store->detach();
+}
+
+TEST_CASE("flow store: its own follower sees every flow, a waiter wakes at most once per batch", "[hubble][store]") {
   Pipeline p(nullptr, nullptr);
   auto store = std::make_shared<FlowStore>(16);
   std::atomic<uint64_t> observed{0};
@@ -270,5 +320,43 @@ TEST_CASE("flow store: its own follower sees every flow, a waiter wakes once per
   while (observed < 1000 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
   CHECK(observed == 1000);
   CHECK(store->lost_by_observer() == 0);
+  store->detach();
+}
+
+TEST_CASE("flow store: a wake put off between close batches is made by the idle call", "[hubble][store]") {
+  Pipeline p(nullptr, nullptr);
+  auto store = std::make_shared<FlowStore>(16);
+  FlowStore::attach(store, p);
+  auto batch = [&](uint64_t first) {
+    for (uint64_t i = first; i < first + 10; ++i) {
+      Flow f = numbered(i);
+      p.process_flow(f);
+    }
+    p.end_batch();
+  };
+  batch(0);
+  std::atomic<bool> done{false};
+  std::atomic<uint64_t> at{0};
+  std::thread waiter([&] {
+    uint64_t cursor = store->head();
+    while (cursor < 30) {
+      store->wait(cursor, 30s);
+      cursor = store->head();
+      at = cursor;
+    }
+    done = true;
+  });
+  std::this_thread::sleep_for(50ms);  // the waiter sleeps by now
+  const auto t0 = std::chrono::steady_clock::now();
+  batch(10);  // wakes it
+  while (at < 20) std::this_thread::yield();
+  std::this_thread::sleep_for(200us);  // back asleep
+  batch(20);  // within kWakeEvery of that wake: put off
+  std::this_thread::sleep_for(FlowStore::kWakeEvery * 2);
+  p.idle();
+  waiter.join();
+  // Woken by the idle call, not by its 30 s timeout.
+  CHECK(std::chrono::steady_clock::now() - t0 < 10s);
+  CHECK(done);
   store->detach();
 }
