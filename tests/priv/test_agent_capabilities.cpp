@@ -146,6 +146,8 @@ TEST_CASE("capabilities: without NET_ADMIN /healthz names it for packetparser an
     INFO(p);
     CHECK(states.at(p) == "running");
   }
+  // The API server starts after the plugins line.
+  REQUIRE(agent.wait_log("component=api msg=listening", 10s));
   const auto health = agent.get("/healthz");
   INFO(health.body);
   CHECK(health.status == 503);  // a failed plugin fails the health check
