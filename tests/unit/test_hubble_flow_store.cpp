@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -29,6 +30,16 @@ Flow numbered(uint64_t seq) {
   f.src_port = static_cast<uint16_t>(seq);
   f.dst_port = static_cast<uint16_t>(seq >> 16);
   return f;
+}
+
+// A pod in namespace "default" with one address.
+EndpointPtr pod(std::string name, const char* ip) {
+  auto ep = std::make_shared<Endpoint>();
+  ep->kind = EndpointKind::kPod;
+  ep->namespace_ = "default";
+  ep->name = std::move(name);
+  ep->ips = {*IpAddr::parse(ip)};
+  return ep;
 }
 
 bool is_flow(const Flow& f, uint64_t seq) {
@@ -208,11 +219,7 @@ TEST_CASE("flow store: concurrent followers see every flow in order or count it 
 
 TEST_CASE("flow store: as a pipeline sink it owns its flows' endpoints", "[hubble][store]") {
   auto cache = std::make_shared<IpCache>();
-  auto ep = std::make_shared<Endpoint>();
-  ep->kind = EndpointKind::kPod;
-  ep->namespace_ = "default";
-  ep->name = "web-1";
-  ep->ips = {*IpAddr::parse("10.0.0.1")};
+  EndpointPtr ep = pod("web-1", "10.0.0.1");
   cache->upsert(ep);
   std::weak_ptr<const Endpoint> weak = ep;
   ep.reset();
@@ -245,14 +252,7 @@ TEST_CASE("flow store: as a pipeline sink it owns its flows' endpoints", "[hubbl
 
 TEST_CASE("flow store: a block holds one reference per endpoint and lets go when rewritten", "[hubble][store]") {
   auto cache = std::make_shared<IpCache>();
-  for (const char* ip : {"10.0.0.1", "10.0.0.2"}) {
-    auto ep = std::make_shared<Endpoint>();
-    ep->kind = EndpointKind::kPod;
-    ep->namespace_ = "default";
-    ep->name = std::string("pod-") + ip;
-    ep->ips = {*IpAddr::parse(ip)};
-    cache->upsert(ep);
-  }
+  for (const char* ip : {"10.0.0.1", "10.0.0.2"}) cache->upsert(pod(std::string("pod-") + ip, ip));
   const EndpointPtr src = cache->find(*IpAddr::parse("10.0.0.1"));
   const EndpointPtr dst = cache->find(*IpAddr::parse("10.0.0.2"));
   REQUIRE(src);
