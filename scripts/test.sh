@@ -92,7 +92,19 @@ rc=0
 for name in "${!PIDS[@]}"; do
   finish "$name" || rc=1
 done
-[ "$rc" -eq 0 ] || { echo "tests failed" >&2; exit 1; }
+if [ "$rc" -ne 0 ]; then
+  # ctest's own output scrolls far up a CI log: repeat, last, what failed.
+  # Catch2 reports "file:line: FAILED:" with its expansion and messages,
+  # pytest "E " lines; capped so the digest stays readable.
+  if [ -f build/Testing/Temporary/LastTestsFailed.log ]; then
+    echo "== failed ctest entries"
+    cat build/Testing/Temporary/LastTestsFailed.log
+    echo "== why (build/Testing/Temporary/LastTest.log)"
+    grep -E -B3 -A25 ': FAILED:$|^E   ' build/Testing/Temporary/LastTest.log | cut -c1-400 | head -300 || true
+  fi
+  echo "tests failed" >&2
+  exit 1
+fi
 
 if [ -n "$SANITIZE" ]; then
   ./scripts/sanitizers.sh asan-priv

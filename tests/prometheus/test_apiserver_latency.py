@@ -18,18 +18,16 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 NODE_IP, SERVER_IP, SERVER_PORT = "10.128.0.1", "10.128.0.2", 6443
 
 # Accepts connections, answers every request 404 and counts the connections.
+# Each connection is served on its own thread: the accept loop never waits on
+# a slow client, so a connection whose handshake the kernel completed is
+# counted at once, not after the ones queued ahead of it.
 SERVER = r'''
-import os, socket, sys
+import os, socket, sys, threading
 count_file = sys.argv[1]
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind((sys.argv[2], int(sys.argv[3]))); s.listen(64)
-n = 0
-while True:
-    c, _ = s.accept(); n += 1
-    # Replaced whole, so the test never reads a half-written count.
-    with open(count_file + ".tmp", "w") as f:
-        f.write(str(n))
-    os.replace(count_file + ".tmp", count_file)
+
+def serve(c):
     c.settimeout(2)
     try:
         c.recv(65536)
@@ -37,6 +35,15 @@ while True:
     except OSError:
         pass
     c.close()
+
+n = 0
+while True:
+    c, _ = s.accept(); n += 1
+    # Replaced whole, so the test never reads a half-written count.
+    with open(count_file + ".tmp", "w") as f:
+        f.write(str(n))
+    os.replace(count_file + ".tmp", count_file)
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
 '''
 
 
@@ -85,15 +92,21 @@ def check_latency(n, agent):
         assert time.monotonic() < deadline, n.log("agent.log")
         time.sleep(0.2)
 
+    hs = "networkobservability_adv_node_apiserver_tcp_handshake_latency_count"
+
     def settled():
-        # Quiet for a moment: no connection in flight between the two readings.
+        # Quiet for a moment: no connection in flight between the two readings,
+        # on either side. The server counts a connection when it accepts it,
+        # the agent when its event has been read from the ring buffer, a
+        # little later; a snapshot taken between the two would skew every
+        # delta taken against it by one.
         a0 = int(count.read_text()) if count.exists() else 0
-        m = metrics(n, port)
+        m0 = metrics(n, port)
         time.sleep(0.3)
         a1 = int(count.read_text()) if count.exists() else 0
-        return (a0, m) if a0 == a1 else None
+        m1 = metrics(n, port)
+        return (a1, m1) if a0 == a1 and m0.get(hs) == m1.get(hs) else None
 
-    hs = "networkobservability_adv_node_apiserver_tcp_handshake_latency_count"
     lat = "networkobservability_adv_node_apiserver_latency_count"
     first = None
     deadline = time.monotonic() + 30
