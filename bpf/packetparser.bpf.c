@@ -21,8 +21,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* The same layout as user space sees (see the C++ static_asserts). */
 _Static_assert(sizeof(struct retina_packet_event) == 128, "retina_packet_event layout");
 _Static_assert(sizeof(struct retina_ct_key) == 44, "retina_ct_key layout");
-_Static_assert(sizeof(struct retina_ct_side) == 80, "retina_ct_side layout");
-_Static_assert(sizeof(struct retina_ct_entry) == 208, "retina_ct_entry layout");
+_Static_assert(sizeof(struct retina_ct_side) == 72, "retina_ct_side layout");
+_Static_assert(sizeof(struct retina_ct_entry) == 192, "retina_ct_entry layout");
 _Static_assert(sizeof(struct retina_ct_gauges) == 48, "retina_ct_gauges layout");
 _Static_assert(sizeof(struct retina_lpm_key) == 20, "retina_lpm_key layout");
 
@@ -192,12 +192,11 @@ static __always_inline void pp_emit_packet(struct pp_ctx *c, __u8 flags, __u8 re
 
 /* ----------------------------------------------------------- conntrack */
 
-/* A spill of the packed words starts once a field passes half its range:
+/* A spill of the packed word starts once a field passes half its range:
  * every CPU that adds after that spills too, so neither field can wrap
  * before the spill took it (packets below 16 MiB go to the packed word). */
 #define CT_PEND_MAX_PACKET (1U << 24)
 #define CT_PEND_SPILL_BYTES (1ULL << (RETINA_CT_PEND_BYTES_BITS - 1))
-#define CT_PEND_FLAG_MASK (RETINA_TCP_ACK | RETINA_TCP_PSH)
 
 static __always_inline void ct_add_flags(struct retina_ct_side *s, __u16 f)
 {
@@ -207,38 +206,36 @@ static __always_inline void ct_add_flags(struct retina_ct_side *s, __u16 f)
 			__sync_fetch_and_add(&s->pending_flags[i], 1);
 }
 
-/* Moves the packed words into the wide counters. */
-static __noinline void ct_spill(struct retina_ct_side *s)
+/* Moves the packed word into the wide counters; tcp: its packets carried
+ * ACK. */
+static __noinline void ct_spill(struct retina_ct_side *s, bool tcp)
 {
 	if (!s)
 		return;
 	__u64 v = __sync_lock_test_and_set(&s->pending, 0);
-	__u64 a = __sync_lock_test_and_set(&s->pending_ack_psh, 0);
-	__sync_fetch_and_add(&s->pending_packets, (__u32)(v >> RETINA_CT_PEND_BYTES_BITS));
+	__u32 packets = (__u32)(v >> RETINA_CT_PEND_BYTES_BITS);
+	__sync_fetch_and_add(&s->pending_packets, packets);
 	__sync_fetch_and_add(&s->pending_bytes, v & RETINA_CT_PEND_BYTES_MASK);
-	__sync_fetch_and_add(&s->pending_flags[RETINA_FLAG_IDX_ACK], (__u32)a);
-	__sync_fetch_and_add(&s->pending_flags[RETINA_FLAG_IDX_PSH], (__u32)(a >> 32));
+	if (tcp)
+		__sync_fetch_and_add(&s->pending_flags[RETINA_FLAG_IDX_ACK], packets);
 }
 
 /* The per-packet path of an established connection: one atomic add (two
- * with ACK or PSH), never a record. */
-static __always_inline void ct_add_pending(struct retina_ct_side *s, __u32 bytes, __u16 tcp_flags)
+ * with PSH), never a record. */
+static __always_inline void ct_add_pending(struct retina_ct_side *s, __u32 bytes, __u16 tcp_flags, bool tcp)
 {
-	if (bytes >= CT_PEND_MAX_PACKET) {
+	if (bytes >= CT_PEND_MAX_PACKET || (tcp && !(tcp_flags & RETINA_TCP_ACK))) {
 		__sync_fetch_and_add(&s->pending_packets, 1);
 		__sync_fetch_and_add(&s->pending_bytes, bytes);
 		ct_add_flags(s, tcp_flags);
 		return;
 	}
 	__u64 old = __sync_fetch_and_add(&s->pending, RETINA_CT_PEND_ONE_PACKET | bytes);
-	if (tcp_flags & CT_PEND_FLAG_MASK)
-		__sync_fetch_and_add(&s->pending_ack_psh, ((tcp_flags & RETINA_TCP_ACK) ? 1ULL : 0) |
-								  ((tcp_flags & RETINA_TCP_PSH) ? 1ULL << 32 : 0));
-	if (tcp_flags & ~CT_PEND_FLAG_MASK)
-		ct_add_flags(s, tcp_flags & ~CT_PEND_FLAG_MASK);
+	if (tcp_flags & ~RETINA_TCP_ACK)
+		ct_add_flags(s, tcp_flags & ~RETINA_TCP_ACK);
 	/* The packet count's top bit, or the byte count's. */
 	if ((__s64)old < 0 || (old & RETINA_CT_PEND_BYTES_MASK) >= CT_PEND_SPILL_BYTES)
-		ct_spill(s);
+		ct_spill(s, tcp);
 }
 
 static __always_inline __u32 ct_take32(__u32 *v)
@@ -249,19 +246,19 @@ static __always_inline __u32 ct_take32(__u32 *v)
 /* Moves the pending counts into the record with atomic exchanges: a packet
  * another CPU adds concurrently lands either here or in the next report.
  * Returns the packets taken. */
-static __always_inline __u32 ct_take_pending(struct retina_ct_side *s, struct retina_packet_event *ev)
+static __always_inline __u32 ct_take_pending(struct retina_ct_side *s, struct retina_packet_event *ev, bool tcp)
 {
 	__u64 v = s->pending ? __sync_lock_test_and_set(&s->pending, 0) : 0;
-	__u64 a = s->pending_ack_psh ? __sync_lock_test_and_set(&s->pending_ack_psh, 0) : 0;
 	__u64 wide_bytes = s->pending_bytes ? __sync_lock_test_and_set(&s->pending_bytes, 0) : 0;
+	__u32 packed = (__u32)(v >> RETINA_CT_PEND_BYTES_BITS);
 
-	ev->prev_packets = (__u32)(v >> RETINA_CT_PEND_BYTES_BITS) + ct_take32(&s->pending_packets);
+	ev->prev_packets = packed + ct_take32(&s->pending_packets);
 	ev->prev_bytes = (v & RETINA_CT_PEND_BYTES_MASK) + wide_bytes;
 #pragma unroll
 	for (int i = 0; i < RETINA_FLAG_IDX_MAX; i++)
 		ev->prev_flag_counts[i] = ct_take32(&s->pending_flags[i]);
-	ev->prev_flag_counts[RETINA_FLAG_IDX_ACK] += (__u32)a;
-	ev->prev_flag_counts[RETINA_FLAG_IDX_PSH] += (__u32)(a >> 32);
+	if (tcp)
+		ev->prev_flag_counts[RETINA_FLAG_IDX_ACK] += packed;
 	return ev->prev_packets;
 }
 
@@ -414,20 +411,21 @@ static __always_inline void ct_first_packet(const struct pp_ctx *c, struct retin
 			pp_fill(ev, &c->pkt.tuple, c->ifindex, c->bytes,
 				pp_obs_of(state & RETINA_CT_HOST_IF, c->side), ct_report_flags(state, reply), f,
 				RETINA_REPORT_NEW, c->pkt.tcp_tsval);
-			ct_take_pending(side, ev); /* counts a reset entry carried over */
+			ct_take_pending(side, ev, c->pkt.tuple.proto == IPPROTO_TCP); /* counts a reset entry carried over */
 			ct_count_reported(e, reply, ev, true);
 			side->flags_seen = f;
 			pp_submit(ev);
 			return;
 		}
 	}
-	ct_add_pending(side, c->bytes, f);
+	ct_add_pending(side, c->bytes, f, c->pkt.tuple.proto == IPPROTO_TCP);
 }
 
 /* A packet of a live connection. */
 static __always_inline void ct_packet(struct pp_ctx *c, struct retina_ct_entry *e, bool src_lo)
 {
 	__u8 proto = c->pkt.tuple.proto;
+	bool tcp = proto == IPPROTO_TCP;
 	__u16 f = c->pkt.tcp_flags;
 	__u32 bits = ct_packet_bits(proto, f, src_lo);
 	__u32 prev = e->state;
@@ -438,7 +436,11 @@ static __always_inline void ct_packet(struct pp_ctx *c, struct retina_ct_entry *
 	struct retina_ct_side *side = &e->side[c->side & 1];
 	__u8 reason;
 
-	e->expires_ns = ct_expiry(proto, prev, state, f, c->now);
+	/* Stored only when it moves (once a tick): CPUs sharing a connection
+	 * do not pull the line from each other for every packet. */
+	__u64 exp = ct_expiry(proto, prev, state, f, c->now);
+	if (e->expires_ns != exp)
+		e->expires_ns = exp;
 	if (side->last_reply != reply)
 		side->last_reply = reply;
 
@@ -447,19 +449,19 @@ static __always_inline void ct_packet(struct pp_ctx *c, struct retina_ct_entry *
 	else if (c->now >= side->last_report_ns + cfg_report_interval_ns)
 		reason = RETINA_REPORT_INTERVAL;
 	else {
-		ct_add_pending(side, c->bytes, f);
+		ct_add_pending(side, c->bytes, f, tcp);
 		return;
 	}
 
 	struct retina_packet_event *ev = retina_ringbuf_reserve(&retina_pp_evts, sizeof(*ev));
 	if (!ev) {
 		/* Nothing lost: the packet waits for the next report. */
-		ct_add_pending(side, c->bytes, f);
+		ct_add_pending(side, c->bytes, f, tcp);
 		return;
 	}
 	pp_fill(ev, &c->pkt.tuple, c->ifindex, c->bytes, pp_obs_of(state & RETINA_CT_HOST_IF, c->side),
 		ct_report_flags(state, reply), f, reason, c->pkt.tcp_tsval);
-	ct_take_pending(side, ev);
+	ct_take_pending(side, ev, tcp);
 	ct_count_reported(e, reply, ev, true);
 	side->last_report_ns = c->now;
 	side->flags_seen |= f;
@@ -494,7 +496,7 @@ static __always_inline void ct_fill_flush(struct retina_packet_event *ev, const 
 
 	pp_fill(ev, &t, k->ifindex, 0, pp_obs_of(state & RETINA_CT_HOST_IF, s & 1),
 		ct_report_flags(state, reply) | RETINA_PKT_F_NO_PACKET, 0, reason, 0);
-	ct_take_pending(side, ev);
+	ct_take_pending(side, ev, k->proto == IPPROTO_TCP);
 	ct_count_reported(e, reply, ev, false);
 	side->last_report_ns = now;
 }

@@ -263,27 +263,28 @@ struct retina_ct_key {
 /* What one TC hook direction of an entry has seen since its last report.
  * Pending counts are only ever added to atomically and taken with an atomic
  * exchange, so concurrent CPUs never lose or double count a packet. A
- * packet of an established connection costs one atomic add to `pending`
- * (plus one to `pending_ack_psh` for TCP): its packet and byte counts share
- * a word. Before either field of that word can overflow, its contents move
- * ("spill") into the wide counters below, which also take what the packed
- * words cannot (packets of 16 MiB or more, other TCP flags). A report takes
- * the sum of both. */
+ * packet of an established connection costs one atomic add, to `pending`:
+ * its packet and byte counts share a word, and its flags need no count of
+ * their own because the word takes only packets whose flags it implies: a
+ * TCP packet with ACK (the word's packet count is also its ACK count; PSH
+ * and other flags add to pending_flags) and any other protocol's packet (no
+ * flags). The wide counters below take the rest (TCP without ACK, packets
+ * of 16 MiB or more), and the word's contents ("spill") before either of
+ * its fields can overflow. A report takes the sum of both. */
 #define RETINA_CT_PEND_BYTES_BITS 40
 #define RETINA_CT_PEND_BYTES_MASK ((1ULL << RETINA_CT_PEND_BYTES_BITS) - 1)
 #define RETINA_CT_PEND_ONE_PACKET (1ULL << RETINA_CT_PEND_BYTES_BITS)
 struct retina_ct_side {
 	__u64 pending;                /*  0 packets << 40 | bytes */
-	__u64 pending_ack_psh;        /*  8 PSH count << 32 | ACK count */
-	__u64 pending_bytes;          /* 16 wide counters: spills and the rest */
-	__u32 pending_packets;        /* 24 */
-	__u32 pending_flags[RETINA_FLAG_IDX_MAX]; /* 28 per-flag counts of the pending packets */
-	__u64 last_report_ns;         /* 64 */
-	__u16 flags_seen;             /* 72 OR of flags already reported in this direction */
-	__u8 last_reply;              /* 74 1: the last packet here travelled responder -> initiator */
-	__u8 _pad0;                   /* 75 */
-	__u32 _pad1;                  /* 76 */
-};                                /* 80 */
+	__u64 pending_bytes;          /*  8 wide counters: spills and the rest */
+	__u32 pending_packets;        /* 16 */
+	__u32 pending_flags[RETINA_FLAG_IDX_MAX]; /* 20 per-flag counts of the pending packets */
+	__u64 last_report_ns;         /* 56 */
+	__u16 flags_seen;             /* 64 OR of flags already reported in this direction */
+	__u8 last_reply;              /* 66 1: the last packet here travelled responder -> initiator */
+	__u8 _pad0;                   /* 67 */
+	__u32 _pad1;                  /* 68 */
+};                                /* 72 */
 
 #define RETINA_CT_INIT_IS_LO 0x01   /* the initiator is addr_lo:port_lo */
 #define RETINA_CT_DIR_UNKNOWN 0x02  /* first packet was not a SYN */
@@ -312,7 +313,7 @@ struct retina_ct_entry {
 	__u64 packets[2];             /*  16 [0] initiator -> responder (tx), [1] reply (rx) */
 	__u64 bytes[2];               /*  32 */
 	struct retina_ct_side side[2]; /* 48 [0] tc ingress, [1] tc egress */
-};                                /* 208 */
+};                                /* 192: three cache lines */
 
 /* Sums over live conntrack entries, written by the sweeper (array map,
  * one element) and exported as the conntrack_* gauges. */
