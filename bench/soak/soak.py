@@ -26,10 +26,12 @@ Not in CI. Needs root, dnsmasq and a built agent.
 """
 
 import argparse
+import collections
 import http.server
 import json
 import os
 import random
+import re
 import shutil
 import socket
 import socketserver
@@ -394,8 +396,19 @@ class Agent:
                 elif k == "Threads":
                     s["threads"] = int(v)
         s["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
+        # What the fds are ("socket", "anon_inode:bpf-map", a file...), so a
+        # change between samples can be told apart.
+        kinds = collections.Counter()
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                kinds[re.sub(r":\[\d+\]$", "", os.readlink(f"/proc/{pid}/fd/{fd}"))] += 1
+            except OSError:
+                pass
+        s["fd_kinds"] = dict(kinds)
         text = self.get("/metrics") or ""
         s["series"] = sum(1 for line in text.splitlines() if line and not line.startswith("#"))
+        s["families"] = dict(collections.Counter(
+            re.split(r"[{ ]", line, 1)[0] for line in text.splitlines() if line and not line.startswith("#")))
         s["lost"] = metric_sum(text, "controlplane_networkobservability_lost_events_counter")
         s["watch_errors"] = metric_sum(text, "controlplane_networkobservability_k8s_watch_errors_total")
         s["relists"] = metric_sum(text, "controlplane_networkobservability_k8s_relists_total")
@@ -508,6 +521,11 @@ def main():
     if s and e:
         for k in ("rss_kib", "fds", "threads", "series", "lost"):
             print(f"{k:>10}: start {s[k]:>8}  end {e[k]:>8}")
+        for k in ("fd_kinds", "families"):
+            a, b = s.get(k, {}), e.get(k, {})
+            for name in sorted(set(a) | set(b)):
+                if a.get(name, 0) != b.get(name, 0):
+                    print(f"  {k} {name}: {a.get(name, 0)} -> {b.get(name, 0)}")
     print(f"exact checks: {result.get('exact')}")
     print(f"faults injected: {result.get('faults')}, pods created: {result.get('pods_created')}")
     print("PASS" if result["ok"] else "FAIL")
