@@ -401,6 +401,7 @@ static __always_inline void ct_first_packet(const struct pp_ctx *c, struct retin
 	bool reply = src_lo != !!(state & RETINA_CT_INIT_IS_LO);
 	struct retina_ct_side *side = &e->side[c->side & 1];
 	__u16 f = c->pkt.tcp_flags;
+	bool tcp = c->pkt.tuple.proto == IPPROTO_TCP;
 
 	side->last_reply = reply;
 	side->last_report_ns = c->now;
@@ -411,14 +412,14 @@ static __always_inline void ct_first_packet(const struct pp_ctx *c, struct retin
 			pp_fill(ev, &c->pkt.tuple, c->ifindex, c->bytes,
 				pp_obs_of(state & RETINA_CT_HOST_IF, c->side), ct_report_flags(state, reply), f,
 				RETINA_REPORT_NEW, c->pkt.tcp_tsval);
-			ct_take_pending(side, ev, c->pkt.tuple.proto == IPPROTO_TCP); /* counts a reset entry carried over */
+			ct_take_pending(side, ev, tcp); /* counts a reset entry carried over */
 			ct_count_reported(e, reply, ev, true);
 			side->flags_seen = f;
 			pp_submit(ev);
 			return;
 		}
 	}
-	ct_add_pending(side, c->bytes, f, c->pkt.tuple.proto == IPPROTO_TCP);
+	ct_add_pending(side, c->bytes, f, tcp);
 }
 
 /* A packet of a live connection. */

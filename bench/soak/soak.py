@@ -395,11 +395,12 @@ class Agent:
                     s["rss_kib"] = int(v.split()[0])
                 elif k == "Threads":
                     s["threads"] = int(v)
-        s["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
+        fds = os.listdir(f"/proc/{pid}/fd")
+        s["fds"] = len(fds)
         # What the fds are ("socket", "anon_inode:bpf-map", a file...), so a
         # change between samples can be told apart.
         kinds = collections.Counter()
-        for fd in os.listdir(f"/proc/{pid}/fd"):
+        for fd in fds:
             try:
                 kinds[re.sub(r":\[\d+\]$", "", os.readlink(f"/proc/{pid}/fd/{fd}"))] += 1
             except OSError:
