@@ -44,6 +44,9 @@
 #ifndef EEXIST
 #define EEXIST 17
 #endif
+#ifndef EBUSY
+#define EBUSY 16
+#endif
 
 #define RETINA_IP_MF 0x2000
 #define RETINA_IP_OFFSET 0x1fff

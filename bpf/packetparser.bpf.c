@@ -3,7 +3,8 @@
  * packetparser: observes every IPv4/IPv6 packet at the TC hooks of pod
  * veths and node interfaces, never changing a packet.
  *
- * Aggregation "low" sends one record per (sampled) packet. Aggregation
+ * Aggregation "low" sends one record per (sampled) packet, in per-CPU
+ * batches of up to RETINA_BATCH_MAX records (see "batches"). Aggregation
  * "high" keeps an in-kernel conntrack table and sends a record only when a
  * connection starts, shows new TCP flags, closes, or its report interval
  * passes; each record carries the packets, bytes and flags seen since the
@@ -25,6 +26,7 @@ _Static_assert(sizeof(struct retina_ct_side) == 72, "retina_ct_side layout");
 _Static_assert(sizeof(struct retina_ct_entry) == 192, "retina_ct_entry layout");
 _Static_assert(sizeof(struct retina_ct_gauges) == 48, "retina_ct_gauges layout");
 _Static_assert(sizeof(struct retina_lpm_key) == 20, "retina_lpm_key layout");
+_Static_assert(sizeof(struct retina_batch_hdr) == 24, "retina_batch_hdr layout");
 
 /* Set by user space between open and load. */
 const volatile __u8 cfg_aggregation_high = 0;
@@ -32,6 +34,7 @@ const volatile __u8 cfg_bypass_filter = 1;
 const volatile __u32 cfg_sampling_rate = 1;
 const volatile __u64 cfg_report_interval_ns = 30000000000ULL;
 const volatile __u64 cfg_wakeup_bytes = 8704; /* wake the reader once this much is waiting */
+const volatile __u64 cfg_batch_ns = 0; /* aggregation low: a batch waits at most this long; 0: no batches */
 
 /* Conntrack's clock. jiffies cost a memory load where the boot clock reads
  * the clocksource; timeouts and report intervals are whole seconds, so a
@@ -188,6 +191,123 @@ static __always_inline void pp_emit_packet(struct pp_ctx *c, __u8 flags, __u8 re
 	pp_fill(ev, &c->pkt.tuple, c->ifindex, c->bytes, pp_obs(c), flags, c->pkt.tcp_flags, reason,
 		c->pkt.tcp_tsval);
 	pp_submit(ev);
+}
+
+/* ------------------------------------------------------------- batches */
+
+/* At aggregation low each CPU stages its packets' records in a batch and
+ * sends RETINA_BATCH_MAX of them with one ring-buffer copy, or fewer when
+ * the batch's timer fires cfg_batch_ns after the batch's first packet. A
+ * reservation per packet takes the ring's lock and puts a record on a cold
+ * cache line; a batch lives on this CPU's warm lines.
+ *
+ * Element `cpu` of an array (not a per-CPU array: only arrays and hashes
+ * hold timers). The timer is pinned to that CPU, so its callback never
+ * runs while the CPU's program fills the batch: TC programs run with
+ * softirqs off and the callback is a softirq. A test run
+ * (BPF_PROG_TEST_RUN) leaves softirqs on; `busy` makes the callback wait
+ * for it. Where the timer cannot start (no BPF_F_TIMER_CPU_PIN before
+ * 6.7), every batch is sent at once: nothing ever waits unseen. */
+#define PP_CLOCK_MONOTONIC 1
+#define PP_TIMER_NONE 2 /* timer_state: the timer cannot start here */
+
+struct pp_batch {
+	struct bpf_timer timer;      /*  0 */
+	__u32 busy;                  /* 16 the program is changing the batch */
+	__u8 armed;                  /* 20 the timer will fire */
+	__u8 timer_state;            /* 21 0 not set up, 1 ready, PP_TIMER_NONE */
+	__u16 _pad0;                 /* 22 */
+	__u64 _pad1;                 /* 24 */
+	struct retina_batch_hdr bh;  /* 32 what is sent: bh and ev[0..bh.count) */
+	struct retina_packet_event ev[RETINA_BATCH_MAX]; /* 56 */
+};
+/* User space reads bh.count at this offset to see that batches are empty. */
+_Static_assert(__builtin_offsetof(struct pp_batch, bh) == 32, "pp_batch layout");
+_Static_assert((RETINA_BATCH_MAX & (RETINA_BATCH_MAX - 1)) == 0, "RETINA_BATCH_MAX is a power of two");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1); /* possible CPUs at aggregation low, set before load */
+	__type(key, __u32);
+	__type(value, struct pp_batch);
+} retina_pp_batch SEC(".maps");
+
+static __always_inline void pp_batch_send(struct pp_batch *b)
+{
+	__u32 n = b->bh.count;
+	if (n == 0)
+		return;
+	if (n > RETINA_BATCH_MAX)
+		n = RETINA_BATCH_MAX;
+	__u32 len = sizeof(b->bh) + n * sizeof(b->ev[0]);
+	retina_hdr_fill(&b->bh.hdr, RETINA_EV_BATCH, RETINA_BATCH_VERSION, len);
+	b->bh.count = n;
+	b->bh.stride = sizeof(b->ev[0]);
+	b->bh._pad = 0;
+	if (bpf_ringbuf_output(&retina_pp_evts, &b->bh, len,
+			       retina_ringbuf_wake_flags(&retina_pp_evts, cfg_wakeup_bytes)))
+		retina_stat_add(RETINA_STAT_RINGBUF_FULL, n);
+	else
+		retina_stat_add(RETINA_STAT_REPORTS, n);
+	b->bh.count = 0;
+}
+
+static int pp_batch_timer(void *map, __u32 *key, struct pp_batch *b)
+{
+	if (b->busy) {
+		bpf_timer_start(&b->timer, cfg_batch_ns, BPF_F_TIMER_CPU_PIN);
+		return 0;
+	}
+	b->armed = 0;
+	pp_batch_send(b);
+	return 0;
+}
+
+/* Arms the batch's timer, or sends the batch now if there is none. */
+static __always_inline void pp_batch_arm(struct pp_batch *b)
+{
+	if (b->timer_state == 0) {
+		long err = bpf_timer_init(&b->timer, &retina_pp_batch, PP_CLOCK_MONOTONIC);
+		if ((err && err != -EBUSY) || bpf_timer_set_callback(&b->timer, pp_batch_timer))
+			b->timer_state = PP_TIMER_NONE;
+		else
+			b->timer_state = 1;
+	}
+	if (b->timer_state == 1) {
+		if (bpf_timer_start(&b->timer, cfg_batch_ns, BPF_F_TIMER_CPU_PIN) == 0) {
+			b->armed = 1;
+			return;
+		}
+		b->timer_state = PP_TIMER_NONE;
+	}
+	pp_batch_send(b);
+}
+
+/* The packet on its own, in this CPU's batch. */
+static __always_inline void pp_batch_packet(struct pp_ctx *c)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct pp_batch *b = bpf_map_lookup_elem(&retina_pp_batch, &cpu);
+	if (!b) {
+		pp_emit_packet(c, 0, RETINA_REPORT_PACKET);
+		return;
+	}
+	b->busy = 1;
+	barrier();
+	__u32 n = b->bh.count;
+	if (n >= RETINA_BATCH_MAX) { /* never left full; sent to be safe */
+		pp_batch_send(b);
+		n = 0;
+	}
+	pp_fill(&b->ev[n & (RETINA_BATCH_MAX - 1)], &c->pkt.tuple, c->ifindex, c->bytes, pp_obs(c), 0,
+		c->pkt.tcp_flags, RETINA_REPORT_PACKET, c->pkt.tcp_tsval);
+	b->bh.count = ++n;
+	if (n >= RETINA_BATCH_MAX)
+		pp_batch_send(b);
+	else if (!b->armed)
+		pp_batch_arm(b);
+	barrier();
+	b->busy = 0;
 }
 
 /* ----------------------------------------------------------- conntrack */
@@ -646,7 +766,10 @@ static __always_inline void pp_handle(struct __sk_buff *skb, __u32 egress)
 		retina_stat_inc(RETINA_STAT_SAMPLED_OUT);
 		return;
 	}
-	pp_emit_packet(&c, 0, RETINA_REPORT_PACKET);
+	if (cfg_batch_ns)
+		pp_batch_packet(&c);
+	else
+		pp_emit_packet(&c, 0, RETINA_REPORT_PACKET);
 }
 
 SEC("tc")

@@ -15,24 +15,28 @@ struct {
 	__type(value, __u64);
 } retina_wake SEC(".maps");
 
-/* Submits without waking the reader until wake_bytes are waiting, and then
- * at most once per jiffy on each CPU. A wakeup per record costs the reader
- * a context switch per event; a forced wakeup per record while a backlog
- * waits costs the producer an interrupt per event. A woken reader drains
- * until the ring is empty; its periodic drain picks up smaller batches. */
-static __always_inline void retina_ringbuf_submit_batched(void *ringbuf, void *rec, __u64 wake_bytes)
+/* Wakes the reader only once wake_bytes are waiting, and then at most once
+ * per jiffy on each CPU. A wakeup per record costs the reader a context
+ * switch per event; a forced wakeup per record while a backlog waits costs
+ * the producer an interrupt per event. A woken reader drains until the
+ * ring is empty; its periodic drain picks up smaller batches. */
+static __always_inline __u64 retina_ringbuf_wake_flags(void *ringbuf, __u64 wake_bytes)
 {
-	__u64 flags = BPF_RB_NO_WAKEUP;
 	if (bpf_ringbuf_query(ringbuf, BPF_RB_AVAIL_DATA) >= wake_bytes) {
 		__u32 zero = 0;
 		__u64 *last = bpf_map_lookup_elem(&retina_wake, &zero);
 		__u64 now = bpf_jiffies64();
 		if (last && *last != now) {
 			*last = now;
-			flags = BPF_RB_FORCE_WAKEUP;
+			return BPF_RB_FORCE_WAKEUP;
 		}
 	}
-	bpf_ringbuf_submit(rec, flags);
+	return BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline void retina_ringbuf_submit_batched(void *ringbuf, void *rec, __u64 wake_bytes)
+{
+	bpf_ringbuf_submit(rec, retina_ringbuf_wake_flags(ringbuf, wake_bytes));
 	retina_stat_inc(RETINA_STAT_REPORTS);
 }
 

@@ -75,7 +75,12 @@ CASES = {
     "high": ({"enabledPlugin": ["packetparser"], "dataAggregationLevel": "high"},
              "packetparser, aggregation high"),
     "low": ({"enabledPlugin": ["packetparser"], "dataAggregationLevel": "low"},
-            "packetparser, aggregation low (one record per packet)"),
+            "packetparser, aggregation low (a record per packet, sent in per-CPU batches)"),
+    # The same with bpf_timer turned off: a ring-buffer record reserved per
+    # packet, as on a kernel before 5.15.
+    "low-unbatched": ({"enabledPlugin": ["packetparser"], "dataAggregationLevel": "low",
+                       "_env": {"RETINA_KERNEL_FEATURES_OFF": "bpf_timer"}},
+                      "packetparser, aggregation low, a ring-buffer reservation per packet (no batches)"),
     "all-high": ({"enabledPlugin": ALL_PLUGINS, "dataAggregationLevel": "high", "enablePodLevel": True,
                   "remoteContext": True},
                  "every Linux plugin and pod-level metrics, aggregation high"),
@@ -251,6 +256,7 @@ class Agent:
     def __init__(self, binary, case, cfg, workdir, endpoints, cpu=None):
         self.binary, self.case, self.workdir, self.cpu = binary, case, workdir, cpu
         self.cfg = dict(cfg)
+        self.env = dict(os.environ, **self.cfg.pop("_env", {}))
         self.cfg.update({"apiServer": {"host": "127.0.0.1", "port": AGENT_PORT}, "logLevel": "info",
                          "endpointsFile": endpoints,
                          "podInterfacePrefixes": ["vpod"]})
@@ -268,7 +274,7 @@ class Agent:
         self.proc = subprocess.Popen([*pin, "ip", "netns", "exec", NODE, "sh", "-c",
                                       'mountpoint -q /sys/fs/cgroup || mount -t cgroup2 none /sys/fs/cgroup; '
                                       'exec "$0" --config "$1"', self.binary, cfg_path],
-                                     stdout=self.log_file, stderr=subprocess.STDOUT)
+                                     stdout=self.log_file, stderr=subprocess.STDOUT, env=self.env)
         deadline = time.time() + 60
         while time.time() < deadline:
             if self.proc.poll() is not None:

@@ -35,7 +35,9 @@ struct DecodeContext {
   const std::vector<std::string>* drop_reason_names = nullptr;
 };
 
-// Decodes `record` into `out`. `out` is fully overwritten on success; on
+// Decodes `record` into `out`. A batch record (is_batch()) is not one
+// record: split_batch() takes it apart; decode() gives kUnknownType for it,
+// or the reason split_batch() cannot. `out` is fully overwritten on success; on
 // error its content is unspecified. Never reads outside `record`, never
 // throws, and allocates nothing except when a DNS message needs more
 // room in *ctx.dns_scratch than earlier ones did.
@@ -56,6 +58,27 @@ expected<void, DecodeError> decode(std::span<const std::byte> record, const Deco
 // (flow_sources()), or "unknown" when the header is short or the type is not
 // in the table. Labels rejects of records whose origin the caller does not know.
 std::string_view record_source(std::span<const std::byte> record) noexcept;
+
+// A batch record (RETINA_EV_BATCH, abi/events.h) carries `count` whole
+// records of `stride` bytes each, back to back; decode() takes them one at
+// a time. packetparser sends its packets in batches at aggregation low.
+struct BatchView {
+  std::span<const std::byte> records;  // count * stride bytes
+  size_t count = 0;
+  size_t stride = 0;
+  std::span<const std::byte> record(size_t i) const noexcept { return records.subspan(i * stride, stride); }
+};
+
+// Whether the record's header names a batch (reads the type only).
+bool is_batch(std::span<const std::byte> record) noexcept;
+
+// Checks a batch's framing, in the decoder's order: the batch header fits
+// (kTooShort); hdr.len covers it and not more than the record
+// (kLengthMismatch); the version is known (kUnsupportedVersion); count is
+// 1..RETINA_BATCH_MAX and stride a non-zero multiple of 8 that holds a
+// record header (kBadField); count * stride fits in hdr.len (kTooShort).
+// The records themselves are checked by decode().
+expected<BatchView, DecodeError> split_batch(std::span<const std::byte> record) noexcept;
 
 // CLOCK_REALTIME - CLOCK_BOOTTIME, sampled now.
 int64_t boot_to_realtime_offset_ns();

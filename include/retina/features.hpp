@@ -23,6 +23,7 @@ enum class KernelFeature : uint8_t {
   kFentry,         // fentry/fexit trampolines
   kAtomics,        // BPF atomic xchg/fetch-add (5.12+)
   kForEachMapElem, // bpf_for_each_map_elem helper (5.13+)
+  kBpfTimer,       // bpf_timer helpers (5.15+)
   kCount,
 };
 

@@ -125,7 +125,7 @@ class Subscription {
 
 // Counts are published at end_batch().
 struct PipelineStats {
-  uint64_t records = 0;        // records handed to process()
+  uint64_t records = 0;        // records handed to process(); a batch counts those it holds
   uint64_t decoded = 0;
   uint64_t rejected[static_cast<size_t>(DecodeError::kCount)] = {};
   uint64_t enrich_hits = 0;    // endpoint lookups that found something
@@ -152,7 +152,8 @@ class Pipeline {
 
   // ---- producer: one thread at a time ----
   // Decodes one record from `source` (its name labels reject counters),
-  // enriches and dispatches it. Malformed records are counted, never thrown.
+  // enriches and dispatches it; a batch record (is_batch()), each record it
+  // holds. Malformed records are counted, never thrown.
   void process(std::span<const std::byte> record, std::string_view source) noexcept;
   // The same, with rejects labelled by the source the record's header names
   // (record_source()): for recorded events whose ring buffer is not known.
@@ -180,6 +181,8 @@ class Pipeline {
   IpCache& cache() { return *cache_; }
 
  private:
+  // Counts a record that could not be taken apart.
+  void reject(std::span<const std::byte> record, std::string_view source, DecodeError e) noexcept;
   struct Impl;
   std::shared_ptr<IpCache> cache_;
   std::unique_ptr<Impl> impl_;

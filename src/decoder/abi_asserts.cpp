@@ -24,6 +24,11 @@ RETINA_ASSERT_OFFSET(struct retina_event_hdr, len, 4);
 RETINA_ASSERT_OFFSET(struct retina_event_hdr, _pad1, 6);
 RETINA_ASSERT_OFFSET(struct retina_event_hdr, ts_ns, 8);
 
+RETINA_ASSERT_SIZE(struct retina_batch_hdr, 24);
+RETINA_ASSERT_OFFSET(struct retina_batch_hdr, count, 16);
+RETINA_ASSERT_OFFSET(struct retina_batch_hdr, stride, 18);
+RETINA_ASSERT_OFFSET(struct retina_batch_hdr, _pad, 20);
+
 RETINA_ASSERT_SIZE(struct retina_tuple, 40);
 RETINA_ASSERT_OFFSET(struct retina_tuple, saddr, 0);
 RETINA_ASSERT_OFFSET(struct retina_tuple, daddr, 16);
@@ -134,6 +139,7 @@ RETINA_ASSERT_SIZE(struct retina_lpm_key, 20);
 RETINA_ASSERT_OFFSET(struct retina_lpm_key, addr, 4);
 
 // The decoder memcpy()s records into these; they must stay plain data.
+static_assert(std::is_trivially_copyable_v<struct retina_batch_hdr>);
 static_assert(std::is_trivially_copyable_v<struct retina_packet_event>);
 static_assert(std::is_trivially_copyable_v<struct retina_drop_event>);
 static_assert(std::is_trivially_copyable_v<struct retina_dns_event>);

@@ -259,17 +259,47 @@ expected<void, DecodeError> decode(std::span<const std::byte> record, const Deco
   std::memcpy(&hdr, record.data(), sizeof hdr);
   if (hdr.len > record.size() || hdr.len < sizeof hdr) return Fail(DecodeError::kLengthMismatch);
   const EventType* t = event_type(hdr.type);
-  if (!t) return Fail(DecodeError::kUnknownType);
+  if (!t) {
+    // A batch is taken apart first (split_batch()); one that cannot be says why.
+    if (hdr.type == RETINA_EV_BATCH) {
+      auto batch = split_batch(record);
+      if (!batch) return Fail(batch.error());
+    }
+    return Fail(DecodeError::kUnknownType);
+  }
   // Version 0 was never produced; a newer layout may move fields.
   if (hdr.version == 0 || hdr.version > t->version) return Fail(DecodeError::kUnsupportedVersion);
   if (hdr.len < t->min_len) return Fail(DecodeError::kTooShort);
   return t->decode(record.first(hdr.len), ctx, out);
 }
 
+bool is_batch(std::span<const std::byte> record) noexcept {
+  uint16_t type;
+  if (record.size() < sizeof(retina_event_hdr)) return false;
+  std::memcpy(&type, record.data() + offsetof(retina_event_hdr, type), sizeof type);
+  return type == RETINA_EV_BATCH;
+}
+
+expected<BatchView, DecodeError> split_batch(std::span<const std::byte> record) noexcept {
+  retina_batch_hdr b;
+  if (record.size() < sizeof b) return Fail(DecodeError::kTooShort);
+  std::memcpy(&b, record.data(), sizeof b);
+  if (b.hdr.len > record.size() || b.hdr.len < sizeof b) return Fail(DecodeError::kLengthMismatch);
+  if (b.hdr.type != RETINA_EV_BATCH) return Fail(DecodeError::kUnknownType);
+  if (b.hdr.version == 0 || b.hdr.version > RETINA_BATCH_VERSION) return Fail(DecodeError::kUnsupportedVersion);
+  if (b.count == 0 || b.count > RETINA_BATCH_MAX || b.stride < sizeof(retina_event_hdr) || b.stride % 8 != 0)
+    return Fail(DecodeError::kBadField);
+  const size_t body = size_t{b.count} * b.stride;
+  if (body > b.hdr.len - sizeof b) return Fail(DecodeError::kTooShort);
+  return BatchView{record.subspan(sizeof b, body), b.count, b.stride};
+}
+
 std::string_view record_source(std::span<const std::byte> record) noexcept {
   retina_event_hdr hdr;
   if (record.size() < sizeof hdr) return "unknown";
   std::memcpy(&hdr, record.data(), sizeof hdr);
+  if (hdr.type == RETINA_EV_BATCH && record.size() >= sizeof(retina_batch_hdr) + sizeof hdr)
+    std::memcpy(&hdr, record.data() + sizeof(retina_batch_hdr), sizeof hdr);  // its first record's
   const EventType* t = event_type(hdr.type);
   return t ? t->info.name : std::string_view("unknown");
 }

@@ -12,11 +12,13 @@
 #include <bpf/libbpf.h>
 
 #include <array>
+#include <cstdlib>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <mutex>
 #include <optional>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -41,6 +43,7 @@ const char* to_string(KernelFeature f) {
     case KernelFeature::kFentry: return "fentry";
     case KernelFeature::kAtomics: return "atomics";
     case KernelFeature::kForEachMapElem: return "for_each_map_elem";
+    case KernelFeature::kBpfTimer: return "bpf_timer";
     case KernelFeature::kCount: break;
   }
   return "unknown";
@@ -192,9 +195,28 @@ Status run_probe(KernelFeature f) {
     case KernelFeature::kForEachMapElem:
       return need(libbpf_probe_bpf_helper(BPF_PROG_TYPE_SCHED_CLS, BPF_FUNC_for_each_map_elem, nullptr) == 1,
                   "kernel lacks the bpf_for_each_map_elem helper (needs 5.13+)");
+    case KernelFeature::kBpfTimer:
+      return need(libbpf_probe_bpf_helper(BPF_PROG_TYPE_SCHED_CLS, BPF_FUNC_timer_start, nullptr) == 1,
+                  "kernel lacks the bpf_timer helpers (needs 5.15+)");
     case KernelFeature::kCount: break;
   }
   return unexpected(Error::invalid("unknown kernel feature"));
+}
+
+// RETINA_KERNEL_FEATURES_OFF: feature names (to_string) separated by
+// commas, which the detector reports missing without probing, to run the
+// fallbacks on a kernel that has the features (tests, comparisons).
+bool turned_off(KernelFeature f) {
+  const char* env = std::getenv("RETINA_KERNEL_FEATURES_OFF");
+  if (!env) return false;
+  std::string_view list(env), name(to_string(f));
+  while (!list.empty()) {
+    const size_t comma = list.find(',');
+    if (list.substr(0, comma) == name) return true;
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return false;
 }
 
 class KernelFeatureDetector final : public FeatureDetector {
@@ -204,7 +226,9 @@ class KernelFeatureDetector final : public FeatureDetector {
     if (i >= cache_.size()) return unexpected(Error::invalid("unknown kernel feature"));
     std::lock_guard lock(mu_);
     if (!cache_[i]) {
-      Status st = run_probe(f);
+      Status st = turned_off(f) ? Status(unexpected(Error::unsupported(
+                                      fmt::format("{} turned off by RETINA_KERNEL_FEATURES_OFF", to_string(f)))))
+                                : run_probe(f);
       if (!st && st.error().kind != Error::Kind::kUnsupported) {
         // A probe that failed for another reason (e.g. EPERM) also means
         // the feature cannot be used here; say which probe failed.

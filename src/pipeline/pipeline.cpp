@@ -305,7 +305,24 @@ std::shared_ptr<Subscription> Pipeline::subscribe(std::string name, size_t capac
 // then, never on the hot path.
 void Pipeline::process(std::span<const std::byte> record) noexcept { process(record, std::string_view()); }
 
+// A batch record is taken apart here, so sinks, counts and rejects see
+// each record it holds as if it had come alone. A batch whose framing is
+// bad is one reject.
+template <class Fn>
+static void for_each_record(std::span<const std::byte> record, Fn&& fn, auto&& reject) noexcept {
+  if (!is_batch(record)) return fn(record);
+  auto batch = split_batch(record);
+  if (!batch) return reject(batch.error());
+  for (size_t i = 0; i < batch->count; ++i) fn(batch->record(i));
+}
+
 void Pipeline::process(std::span<const std::byte> record, std::string_view plugin) noexcept {
+  if (is_batch(record)) [[unlikely]] {
+    for_each_record(
+        record, [&](std::span<const std::byte> r) { process(r, plugin); },
+        [&](DecodeError e) { reject(record, plugin, e); });
+    return;
+  }
   Impl& im = *impl_;
   if (!im.in_batch) im.begin_batch();
   im.flush_ahead();
@@ -322,6 +339,12 @@ void Pipeline::process(std::span<const std::byte> record, std::string_view plugi
 }
 
 void Pipeline::process_ahead(std::span<const std::byte> record, std::string_view plugin) noexcept {
+  if (is_batch(record)) {
+    for_each_record(
+        record, [&](std::span<const std::byte> r) { process_ahead(r, plugin); },
+        [&](DecodeError e) { reject(record, plugin, e); });
+    return;
+  }
   Impl& im = *impl_;
   if (!im.in_batch) im.begin_batch();
   if (im.ahead_count == kLookahead) im.finish_oldest();
@@ -341,6 +364,13 @@ void Pipeline::process_ahead(std::span<const std::byte> record, std::string_view
     im.guard->prefetch(a.flow.dst);
   }
   ++im.ahead_count;
+}
+
+void Pipeline::reject(std::span<const std::byte> record, std::string_view plugin, DecodeError e) noexcept {
+  Impl& im = *impl_;
+  if (!im.in_batch) im.begin_batch();
+  ++im.records;
+  im.count_reject(e, plugin.empty() ? record_source(record) : plugin);
 }
 
 void Pipeline::process_flow(Flow& flow) noexcept {

@@ -450,7 +450,9 @@ TEST_CASE("capture: through the agent's HTTP API, from POST to download", "[capt
   agent.wait_ready();
   INFO(agent.log_tail());
   REQUIRE(agent.wait_log("msg=\"endpoints file applied\""));
-  node.wait_quiet(500ms);
+  // The pods' MLD reports for their IPv6 addresses come up to ~2 s after
+  // the addresses, spaced up to a second apart: quiet for 1.5 s means done.
+  node.wait_quiet(1500ms);
 
   // Bad input: 400 with the reason.
   auto bad = agent_request(agent, "POST", "/captures",

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "plugins/packetparser/packetparser.hpp"
+#include "retina/decoder.hpp"
 #include "plugins/services.hpp"
 #include "retina/metrics/registry.hpp"
 #include "support/privileged.hpp"
@@ -153,10 +154,12 @@ struct Harness {
   PacketParserPlugin pp;
   std::array<uint64_t, RETINA_STAT_MAX> base{};
 
-  explicit Harness(Config c) : cfg(std::move(c)) {
+  // `features`, when set, answers the plugin's kernel probes.
+  explicit Harness(Config c, FeatureDetector* features = nullptr) : cfg(std::move(c)) {
     cfg.host_interfaces.clear();
     PluginContext ctx;
     ctx.config = &cfg;
+    ctx.features = features;
     REQUIRE(services.provide(PacketParserPlugin::kNeeds, ctx));
     auto st = pp.init(ctx);
     if (!st) FAIL("init: " << st.error().message);
@@ -178,14 +181,23 @@ struct Harness {
     CHECK(std::memcmp(out.data(), pkt.data(), pkt.size()) == 0);
   }
 
+  // Aggregation low: waits for the batches, then takes each record of one.
   std::vector<retina_packet_event> drain() {
+    REQUIRE(pp.wait_batches_sent() == 0);
     std::vector<retina_packet_event> evs;
     auto fn = [](void* user, std::span<const std::byte> rec) {
       auto* v = static_cast<std::vector<retina_packet_event>*>(user);
-      REQUIRE(rec.size() == sizeof(retina_packet_event));
-      retina_packet_event e;
-      std::memcpy(&e, rec.data(), sizeof e);
-      v->push_back(e);
+      auto one = [v](std::span<const std::byte> r) {
+        REQUIRE(r.size() == sizeof(retina_packet_event));
+        retina_packet_event e;
+        std::memcpy(&e, r.data(), sizeof e);
+        v->push_back(e);
+      };
+      if (!is_batch(rec)) return one(rec);
+      auto batch = split_batch(rec);
+      REQUIRE(batch);
+      CHECK(batch->stride == sizeof(retina_packet_event));
+      for (size_t i = 0; i < batch->count; ++i) one(batch->record(i));
     };
     for (auto* src : pp.event_sources())
       while (src->drain(fn, &evs, 1024)) {
@@ -395,6 +407,92 @@ TEST_CASE("packetparser samples 1 in N at aggregation low", "[priv][packetparser
   // Binomial(4000, 1/4): mean 1000, sd about 27.
   CHECK(evs.size() > 850);
   CHECK(evs.size() < 1150);
+}
+
+// The kernel's answers, except that it lacks bpf_timer.
+class WithoutTimer final : public FeatureDetector {
+ public:
+  Status probe(KernelFeature f) override {
+    if (f == KernelFeature::kBpfTimer) return unexpected(Error::unsupported("test kernel lacks bpf_timer"));
+    return kernel_->probe(f);
+  }
+
+ private:
+  std::unique_ptr<FeatureDetector> kernel_ = make_kernel_feature_detector();
+};
+
+// Ring records as they come: (batch size or 0 for a lone record).
+std::vector<size_t> record_shapes(PacketParserPlugin& pp) {
+  std::vector<size_t> shapes;
+  auto fn = [](void* user, std::span<const std::byte> rec) {
+    auto* v = static_cast<std::vector<size_t>*>(user);
+    if (!is_batch(rec)) return v->push_back(0);
+    auto batch = split_batch(rec);
+    REQUIRE(batch);
+    v->push_back(batch->count);
+  };
+  for (auto* src : pp.event_sources())
+    while (src->drain(fn, &shapes, 1024)) {
+    }
+  return shapes;
+}
+
+TEST_CASE("packetparser at aggregation low sends packets in batches and counts each", "[priv][packetparser][batch]") {
+  RETINA_REQUIRE_PRIVILEGED();
+  Harness h(low_config());
+  REQUIRE(h.pp.batched());
+  const Bytes pkt = ipv4("10.0.0.1", "10.0.0.2", IPPROTO_UDP, udp(1, 2, 3));
+
+  // Full batches go at once; the last, partial one when its timer fires.
+  const uint32_t packets = 5 * RETINA_BATCH_MAX + 3;
+  h.run(pkt, false, packets);
+  REQUIRE(h.pp.wait_batches_sent() == 0);
+  CHECK(h.stat(RETINA_STAT_REPORTS) == packets);
+  CHECK(h.stat(RETINA_STAT_RINGBUF_FULL) == 0);
+  auto shapes = record_shapes(h.pp);
+  size_t total = 0;
+  for (size_t n : shapes) {
+    CHECK(n >= 1);  // never a lone record while batching
+    CHECK(n <= RETINA_BATCH_MAX);
+    total += n;
+  }
+  CHECK(total == packets);
+  CHECK(shapes.size() >= 6);
+  CHECK(shapes.size() <= 8);  // a timer may cut one batch short during the run
+
+  // A single packet is not left waiting: its batch goes within a millisecond.
+  h.run(pkt);
+  const auto t0 = std::chrono::steady_clock::now();
+  REQUIRE(h.pp.wait_batches_sent(std::chrono::milliseconds(500)) == 0);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(250));
+  CHECK(record_shapes(h.pp) == std::vector<size_t>{1});
+  CHECK(h.stat(RETINA_STAT_REPORTS) == packets + 1);
+}
+
+TEST_CASE("packetparser at aggregation low counts whole batches lost when the ring is full", "[priv][packetparser][batch]") {
+  RETINA_REQUIRE_PRIVILEGED();
+  Config c = low_config();
+  c.packet_parser_ring_buffer_size = 1 << 16;  // 64 KiB: 31 full batches (2080 bytes each)
+  Harness h(c);
+  const uint32_t packets = 100 * RETINA_BATCH_MAX;
+  h.run(ipv4("10.0.0.1", "10.0.0.2", IPPROTO_UDP, udp(1, 2, 3)), false, packets);
+  REQUIRE(h.pp.wait_batches_sent() == 0);
+  const uint64_t sent = h.stat(RETINA_STAT_REPORTS), lost = h.stat(RETINA_STAT_RINGBUF_FULL);
+  CHECK(sent + lost == packets);
+  CHECK(lost > 0);
+  size_t total = 0;
+  for (size_t n : record_shapes(h.pp)) total += n;
+  CHECK(total == sent);
+}
+
+TEST_CASE("packetparser without bpf_timer sends one record per packet", "[priv][packetparser][batch]") {
+  RETINA_REQUIRE_PRIVILEGED();
+  WithoutTimer features;
+  Harness h(low_config(), &features);
+  CHECK_FALSE(h.pp.batched());
+  h.run(ipv4("10.0.0.1", "10.0.0.2", IPPROTO_UDP, udp(1, 2, 3)), false, 40);
+  CHECK(record_shapes(h.pp) == std::vector<size_t>(40, 0));
+  CHECK(h.stat(RETINA_STAT_REPORTS) == 40);
 }
 
 TEST_CASE("packetparser reports only IPs of interest unless bypassed", "[priv][packetparser]") {
@@ -693,14 +791,31 @@ TEST_CASE("packetparser's ring buffer is pollable and drains in bounded batches"
   CHECK(src->name() == "packetparser");
   pollfd p{src->fd(), POLLIN, 0};
   CHECK(::poll(&p, 1, 0) == 0);
-  h.run(ipv4("10.0.0.1", "10.0.0.2", IPPROTO_UDP, udp(1, 2, 3)), false, 10);
+  // 160 packets: ten full batches, or more records when a batch's timer
+  // fired during the run.
+  const uint32_t packets = 10 * RETINA_BATCH_MAX;
+  h.run(ipv4("10.0.0.1", "10.0.0.2", IPPROTO_UDP, udp(1, 2, 3)), false, packets);
+  REQUIRE(h.pp.wait_batches_sent() == 0);
+  const uint64_t records = h.stat(RETINA_STAT_REPORTS);  // counts packets
+  CHECK(records == packets);
   CHECK(::poll(&p, 1, 1000) == 1);
-  size_t n = 0;
-  auto count = [](void* user, std::span<const std::byte>) { ++*static_cast<size_t*>(user); };
+  struct Count {
+    size_t records = 0, packets = 0;
+  } n;
+  auto count = [](void* user, std::span<const std::byte> rec) {
+    auto* c = static_cast<Count*>(user);
+    ++c->records;
+    auto batch = split_batch(rec);
+    REQUIRE(batch);
+    c->packets += batch->count;
+  };
   CHECK(src->drain(count, &n, 3) == 3);
   CHECK(::poll(&p, 1, 0) == 1);  // still records waiting
-  CHECK(src->drain(count, &n, 100) == 7);
-  CHECK(n == 10);
+  const size_t rest = src->drain(count, &n, 1000);
+  CHECK(rest >= 7);
+  CHECK(src->drain(count, &n, 1000) == 0);
+  CHECK(n.records == 3 + rest);
+  CHECK(n.packets == packets);
   CHECK(::poll(&p, 1, 0) == 0);
 }
 

@@ -442,10 +442,94 @@ TEST_CASE("decoder: every seed of the fuzz corpus is a valid record", "[decoder]
     std::ifstream in(entry.path(), std::ios::binary);
     std::vector<char> buf((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     Flow f;
-    auto r = decode(std::as_bytes(std::span<const char>(buf)), ctx, f);
-    INFO(entry.path().filename().string() << ": " << (r ? "ok" : to_string(r.error())));
-    CHECK(r);
+    const auto rec = std::as_bytes(std::span<const char>(buf));
+    INFO(entry.path().filename().string());
+    if (is_batch(rec)) {
+      auto batch = split_batch(rec);
+      REQUIRE(batch);
+      for (size_t i = 0; i < batch->count; ++i) CHECK(decode(batch->record(i), ctx, f));
+    } else {
+      auto r = decode(rec, ctx, f);
+      INFO((r ? "ok" : to_string(r.error())));
+      CHECK(r);
+    }
     ++n;
   }
   CHECK(n >= 10);
+}
+
+TEST_CASE("decoder: a batch is split into the records it holds", "[decoder]") {
+  std::vector<retina_packet_event> evs;
+  for (uint16_t i = 0; i < 3; ++i) {
+    auto ev = packet_event(1000 + i);
+    ev.tuple.sport = static_cast<uint16_t>(40000 + i);
+    ev.bytes = 100u + i;
+    evs.push_back(ev);
+  }
+  auto rec = batch_record(evs);
+  REQUIRE(is_batch(rec));
+  CHECK_FALSE(is_batch(record_of(packet_event())));
+  CHECK(record_source(rec) == "packetparser");
+
+  auto batch = split_batch(rec);
+  REQUIRE(batch);
+  REQUIRE(batch->count == 3);
+  CHECK(batch->stride == sizeof(retina_packet_event));
+  DecodeContext ctx;
+  ctx.boot_to_realtime_ns = 5;
+  for (size_t i = 0; i < batch->count; ++i) {
+    Flow f;
+    REQUIRE(decode(batch->record(i), ctx, f));
+    CHECK(f.src_port == 40000 + i);
+    CHECK(f.bytes == 100 + i);
+    CHECK(f.time_ns == 1005 + i);  // each record keeps its own packet's time
+  }
+  // decode() takes one record, never a batch.
+  Flow f;
+  CHECK(decode(rec, ctx, f).error() == DecodeError::kUnknownType);
+  // The ring buffer pads records to 8 bytes: bytes past hdr.len are ignored.
+  rec.resize(rec.size() + 8);
+  CHECK(split_batch(rec)->count == 3);
+}
+
+TEST_CASE("decoder: batch framing rejects", "[decoder]") {
+  std::vector<retina_packet_event> evs(2, packet_event());
+  const auto good = batch_record(evs);
+  auto with = [&](auto edit) {
+    auto rec = good;
+    retina_batch_hdr b;
+    std::memcpy(&b, rec.data(), sizeof b);
+    edit(b, rec);
+    std::memcpy(rec.data(), &b, sizeof b);
+    return split_batch(rec);
+  };
+  auto err = [](const auto& r) { return r ? DecodeError::kCount : r.error(); };
+  CHECK(err(split_batch(std::span(good).first(sizeof(retina_batch_hdr) - 1))) == DecodeError::kTooShort);
+  CHECK(err(with([](retina_batch_hdr& b, auto&) { b.hdr.len = 1000; })) == DecodeError::kLengthMismatch);
+  CHECK(err(with([](retina_batch_hdr& b, auto&) { b.hdr.len = 20; })) == DecodeError::kLengthMismatch);
+  CHECK(err(with([](retina_batch_hdr& b, auto&) { b.hdr.version = 0; })) == DecodeError::kUnsupportedVersion);
+  CHECK(err(with([](retina_batch_hdr& b, auto&) { b.hdr.version = RETINA_BATCH_VERSION + 1; })) ==
+        DecodeError::kUnsupportedVersion);
+  CHECK(err(with([](retina_batch_hdr& b, auto&) { b.count = 0; })) == DecodeError::kBadField);
+  CHECK(err(with([](retina_batch_hdr& b, auto&) { b.count = RETINA_BATCH_MAX + 1; })) == DecodeError::kBadField);
+  CHECK(err(with([](retina_batch_hdr& b, auto&) { b.stride = 8; })) == DecodeError::kBadField);
+  CHECK(err(with([](retina_batch_hdr& b, auto&) { b.stride = 132; })) == DecodeError::kBadField);
+  CHECK(err(with([](retina_batch_hdr& b, auto&) { b.count = 3; })) == DecodeError::kTooShort);
+  CHECK(err(with([](retina_batch_hdr& b, auto&) { b.stride = 136; })) == DecodeError::kTooShort);
+  // decode() names the framing error of a batch it was handed.
+  auto bad = good;
+  bad[offsetof(retina_batch_hdr, count)] = std::byte{0};
+  Flow f;
+  CHECK(decode(bad, DecodeContext{}, f).error() == DecodeError::kBadField);
+  // A batch inside a batch is not a record decode() knows.
+  std::vector<std::byte> nested = good;
+  retina_batch_hdr inner{};
+  inner.hdr.type = RETINA_EV_BATCH;
+  inner.hdr.version = RETINA_BATCH_VERSION;
+  inner.hdr.len = sizeof(retina_packet_event);
+  std::memcpy(nested.data() + sizeof(retina_batch_hdr), &inner, sizeof inner);
+  auto b = split_batch(nested);
+  REQUIRE(b);
+  CHECK(decode(b->record(0), DecodeContext{}, f).error() == DecodeError::kBadField);
+  CHECK(decode(b->record(1), DecodeContext{}, f));
 }

@@ -92,6 +92,21 @@ inline std::vector<std::byte> dns_record(std::span<const std::byte> msg, bool fu
   return out;
 }
 
+// A batch record holding `evs` (stride: the event's size).
+inline std::vector<std::byte> batch_record(std::span<const retina_packet_event> evs) {
+  retina_batch_hdr b{};
+  b.hdr.type = RETINA_EV_BATCH;
+  b.hdr.version = RETINA_BATCH_VERSION;
+  b.hdr.len = static_cast<uint16_t>(sizeof b + evs.size() * sizeof(retina_packet_event));
+  b.hdr.ts_ns = 9000;
+  b.count = static_cast<uint16_t>(evs.size());
+  b.stride = sizeof(retina_packet_event);
+  std::vector<std::byte> out(b.hdr.len);
+  std::memcpy(out.data(), &b, sizeof b);
+  if (!evs.empty()) std::memcpy(out.data() + sizeof b, evs.data(), evs.size_bytes());
+  return out;
+}
+
 // The record of a struct, padded to `size` bytes (at least sizeof(T)).
 template <class T>
 std::vector<std::byte> record_of(const T& ev, size_t size = sizeof(T)) {

@@ -52,6 +52,25 @@ TEST_CASE("every kernel feature has a distinct name", "[loader]") {
   CHECK(std::string(to_string(KernelFeature::kRingBuf)) == "ringbuf");
 }
 
+TEST_CASE("RETINA_KERNEL_FEATURES_OFF turns named features off without probing", "[loader]") {
+  ::setenv("RETINA_KERNEL_FEATURES_OFF", "tcx,bpf_timer", 1);
+  auto features = make_kernel_feature_detector();
+  for (auto f : {KernelFeature::kTcx, KernelFeature::kBpfTimer}) {
+    auto st = features->probe(f);
+    REQUIRE_FALSE(st);
+    CHECK(st.error().kind == Error::Kind::kUnsupported);
+    CHECK_THAT(st.error().message, Catch::Contains("turned off by RETINA_KERNEL_FEATURES_OFF"));
+  }
+  // Whole names only, not prefixes.
+  ::setenv("RETINA_KERNEL_FEATURES_OFF", "bpf_time,ring", 1);
+  auto other = make_kernel_feature_detector();
+  for (auto f : {KernelFeature::kBpfTimer, KernelFeature::kRingBuf}) {
+    auto st = other->probe(f);
+    CHECK((st || st.error().message.find("RETINA_KERNEL_FEATURES_OFF") == std::string::npos));
+  }
+  ::unsetenv("RETINA_KERNEL_FEATURES_OFF");
+}
+
 TEST_CASE("packetparser refuses to load on a kernel without ring buffers", "[loader][packetparser]") {
   Config cfg;
   FakeFeatures features({KernelFeature::kRingBuf});

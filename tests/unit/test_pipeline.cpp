@@ -171,6 +171,35 @@ TEST_CASE("pipeline: parsed packets count every decoded packetparser record", "[
   CHECK(metric(reg, metrics::names::kParsedPackets) == 40);
 }
 
+TEST_CASE("pipeline: a batch record counts and dispatches each record it holds", "[pipeline]") {
+  metrics::Registry reg;
+  Pipeline p(nullptr, &reg);
+  auto sink = std::make_shared<CountingSink>();
+  p.add_sink(sink);
+  std::vector<retina_packet_event> evs;
+  for (int i = 0; i < RETINA_BATCH_MAX; ++i) evs.push_back(packet_event(i));
+  auto bad_inner = evs;
+  bad_inner[3].obs_point = 99;
+  auto broken = batch_record(evs);
+  broken[offsetof(retina_batch_hdr, stride)] = std::byte{3};  // not a multiple of 8
+
+  // process() and process_ahead() alike, with or without a source name.
+  p.process(batch_record(evs), "packetparser");
+  p.process(batch_record(std::span(evs).first(1)));
+  p.process_ahead(batch_record(std::span(evs).first(5)), "packetparser");
+  p.process_ahead(batch_record(bad_inner), "packetparser");
+  p.process(broken);
+  p.end_batch();
+
+  auto s = p.stats();
+  CHECK(s.records == RETINA_BATCH_MAX + 1 + 5 + RETINA_BATCH_MAX + 1);
+  CHECK(s.decoded == RETINA_BATCH_MAX + 1 + 5 + RETINA_BATCH_MAX - 1);
+  CHECK(s.rejected[static_cast<size_t>(DecodeError::kBadField)] == 2);  // one record, one batch
+  CHECK(sink->flows == s.decoded);
+  CHECK(metric(reg, metrics::names::kParsedPackets) == static_cast<double>(s.decoded));
+  CHECK(metric(reg, metrics::names::kLostEvents, {{"type", "decoder"}, {"reason", "packetparser"}}) == 2);
+}
+
 TEST_CASE("pipeline: drop reason names reach the decoder at the next batch", "[pipeline]") {
   Pipeline p(nullptr, nullptr);
   struct DescSink : FlowSink {

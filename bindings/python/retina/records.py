@@ -21,6 +21,8 @@ EV_PACKET = 1
 EV_DROP = 2
 EV_DNS = 3
 EV_TCPRETRANS = 4
+EV_BATCH = 5
+BATCH_HDR_SIZE = 24
 
 # enum retina_obs_point
 OBS_FROM_ENDPOINT = 0
@@ -180,6 +182,17 @@ def dns_message(query: str, *, qtype="A", id: int = 1, response: bool = False, r
         rtype = 1 if a.version == 4 else 28
         msg += struct.pack(">HHHIH", 0xC00C, rtype, 1, 30, len(a.packed)) + a.packed
     return msg
+
+
+def batch(records: Sequence[bytes], *, ts_ns: int = 0) -> bytes:
+    """A batch record (struct retina_batch_hdr) holding `records`, all of one
+    size, as packetparser sends packets at aggregation low. decode_many()
+    and Pipeline.feed() take it apart."""
+    if not records or len({len(r) for r in records}) != 1 or len(records[0]) % 8:
+        raise ValueError("a batch holds one or more records of one size, a multiple of 8")
+    stride = len(records[0])
+    length = BATCH_HDR_SIZE + stride * len(records)
+    return _hdr(EV_BATCH, length, ts_ns) + struct.pack("<HHI", len(records), stride, 0) + b"".join(records)
 
 
 def concat(records: Iterable[bytes], align: int = 1) -> bytes:

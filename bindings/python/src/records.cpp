@@ -41,8 +41,21 @@ RecordSet::RecordSet(py::handle data, size_t align) {
     if (!PyBuffer_IsContiguous(buffers_.back().view(), 'C')) {
       raise_invalid(fmt::format("records[{}]: the buffer is not contiguous", i));
     }
-    records_.push_back({span_of(buffers_.back()), i, 0});
+    add(span_of(buffers_.back()), i, 0);
   }
+}
+
+// A batch's records are taken one by one; a batch that cannot be split is
+// kept whole, for decode() to say why.
+void RecordSet::add(std::span<const std::byte> rec, size_t index, size_t offset) {
+  if (is_batch(rec)) {
+    if (auto batch = split_batch(rec)) {
+      for (size_t i = 0; i < batch->count; ++i)
+        records_.push_back({batch->record(i), index, offset + sizeof(retina_batch_hdr) + i * batch->stride});
+      return;
+    }
+  }
+  records_.push_back({rec, index, offset});
 }
 
 void RecordSet::split(std::span<const std::byte> buf, size_t align) {
@@ -66,7 +79,7 @@ void RecordSet::split(std::span<const std::byte> buf, size_t align) {
                                           index, off, len, left, sizeof(retina_event_hdr))};
       return;
     }
-    records_.push_back({buf.subspan(off, len), index, off});
+    add(buf.subspan(off, len), index, off);
     const size_t step = (static_cast<size_t>(len) + align - 1) / align * align;
     off = std::min(buf.size(), off + step);
     ++index;

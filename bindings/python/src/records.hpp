@@ -1,6 +1,7 @@
 // Splitting Python input into ring-buffer records: a bytes-like buffer of
 // records back to back (each hdr.len bytes, rounded up to `align`), or an
-// iterable of bytes-like objects holding one record each.
+// iterable of bytes-like objects holding one record each. A batch record
+// counts as the records it holds (RecordRef::index is the batch's).
 #pragma once
 
 #include <cstddef>
@@ -37,6 +38,7 @@ class RecordSet {
 
  private:
   void split(std::span<const std::byte> buf, size_t align);
+  void add(std::span<const std::byte> rec, size_t index, size_t offset);
   std::vector<py::buffer_info> buffers_;
   py::object keep_;
   std::vector<RecordRef> records_;

@@ -23,6 +23,7 @@ enum retina_event_type {
 	RETINA_EV_DROP = 2,       /* dropreason: one dropped packet */
 	RETINA_EV_DNS = 3,        /* dns: one DNS message; the message bytes follow */
 	RETINA_EV_TCPRETRANS = 4, /* tcpretrans: one retransmitted segment */
+	RETINA_EV_BATCH = 5,      /* several records of the above, back to back (struct retina_batch_hdr) */
 	RETINA_EV_MAX,
 };
 
@@ -84,6 +85,21 @@ struct retina_tuple {
 	__u8 family; /* 4 or 6 */
 	__u16 _pad;
 };
+
+/* A batch: `count` records of `stride` bytes each follow this header, each
+ * a whole record with its own header (never a batch itself). packetparser
+ * at aggregation "low" stages packets per CPU and sends them in batches:
+ * one ring-buffer reservation, one copy and one reader callback for up to
+ * RETINA_BATCH_MAX packets. hdr.ts_ns is when the batch was sent; each
+ * record keeps its own packet's time. */
+#define RETINA_BATCH_VERSION 1
+#define RETINA_BATCH_MAX 16
+struct retina_batch_hdr {
+	struct retina_event_hdr hdr;  /*   0 type RETINA_EV_BATCH, len = 24 + count * stride */
+	__u16 count;                  /*  16 records that follow, 1..RETINA_BATCH_MAX */
+	__u16 stride;                 /*  18 bytes per record: a multiple of 8 */
+	__u32 _pad;                   /*  20 */
+};                                /*  24 */
 
 /* packet event flags */
 #define RETINA_PKT_F_REPLY 0x01      /* packet travels responder -> initiator */
@@ -235,14 +251,14 @@ enum retina_tcpretrans_stat {
 /* Per-CPU statistics every BPF object keeps (array map "retina_stats").
  * Lost entries are events that never reached user space. */
 enum retina_stat {
-	RETINA_STAT_RINGBUF_FULL = 0, /* lost: bpf_ringbuf_reserve failed */
+	RETINA_STAT_RINGBUF_FULL = 0, /* lost: no room in the ring (a batch counts the records it held) */
 	RETINA_STAT_CT_FULL = 1,      /* conntrack map full: packet reported without aggregation */
 	RETINA_STAT_SAMPLED_OUT = 2,  /* not reported because of dataSamplingRate */
 	RETINA_STAT_RATE_LIMITED = 3, /* not reported because of a rate limit; counts carried on */
 	RETINA_STAT_NOT_IP = 4,       /* packets that carried no IPv4/IPv6 */
 	RETINA_STAT_TRUNCATED = 5,    /* headers shorter than they claim */
 	RETINA_STAT_CT_EXPIRED = 6,   /* connections removed after their timeout */
-	RETINA_STAT_REPORTS = 7,      /* records successfully submitted */
+	RETINA_STAT_REPORTS = 7,      /* records successfully submitted (a batch counts the records it holds) */
 	RETINA_STAT_OTHER_PROTO = 8,  /* IP packets of a protocol other than TCP, UDP, ICMP, ICMPv6 (not reported) */
 	RETINA_STAT_MAX = 9,
 };

@@ -45,6 +45,14 @@ using loader::TcDirection;
 
 constexpr auto kSweepPeriod = std::chrono::seconds(1);
 
+// Aggregation low: a CPU's batch of packet records waits at most this long
+// for more before it is sent (bpf/packetparser.bpf.c, "batches"); under
+// load batches fill up (RETINA_BATCH_MAX records) long before.
+constexpr auto kBatchWait = std::chrono::milliseconds(1);
+// Where bh.count sits in an element of retina_pp_batch (the BPF side
+// asserts the batch header's offset).
+constexpr size_t kBatchCountOffset = 32 + offsetof(retina_batch_hdr, count);
+
 // packetParserRingBufferSize, or when 0 (the default) 512 KiB per online
 // CPU and at least 1 MiB: ~3800 records per CPU, while the reader is woken
 // every 64.
@@ -93,6 +101,7 @@ struct PacketParserPlugin::Impl {
   BpfPlugin<packetparser> obj{"packetparser"};
   bool use_tcx = false;
   bool sweeper_loaded = false;
+  bool batched = false;
   std::string degraded;
 
   mutable std::mutex mu;  // attachments, checked, failed
@@ -111,6 +120,31 @@ struct PacketParserPlugin::Impl {
   bool started = false;
 
   bool high() const { return cfg.data_aggregation_level == AggregationLevel::kHigh; }
+
+  // Records waiting in the CPUs' batches.
+  uint32_t batched_records() const {
+    const int fd = bpf_map__fd(obj->maps.retina_pp_batch);
+    const uint32_t entries = bpf_map__max_entries(obj->maps.retina_pp_batch);
+    std::vector<std::byte> value(bpf_map__value_size(obj->maps.retina_pp_batch));
+    uint32_t waiting = 0;
+    for (uint32_t cpu = 0; cpu < entries; ++cpu) {
+      uint16_t count = 0;
+      if (bpf_map_lookup_elem(fd, &cpu, value.data()) == 0)
+        std::memcpy(&count, value.data() + kBatchCountOffset, sizeof count);
+      waiting += count;
+    }
+    return waiting;
+  }
+
+  uint32_t wait_batches_sent(std::chrono::milliseconds timeout) const {
+    if (!batched || !obj.loaded()) return 0;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      const uint32_t waiting = batched_records();
+      if (waiting == 0 || std::chrono::steady_clock::now() >= deadline) return waiting;
+      std::this_thread::sleep_for(kBatchWait);
+    }
+  }
 
   int prog_fd(TcDirection d) const {
     return bpf_program__fd(d == TcDirection::kIngress ? obj->progs.retina_pp_ing : obj->progs.retina_pp_egr);
@@ -319,6 +353,7 @@ Status PacketParserPlugin::init(PluginContext& ctx) {
   const bool for_each = features->probe(KernelFeature::kForEachMapElem).has_value();
   m.use_tcx = m.cfg.enable_tcx == TcxMode::kAuto && features->probe(KernelFeature::kTcx).has_value();
   m.sweeper_loaded = m.high() && for_each;
+  m.batched = !m.high() && features->probe(KernelFeature::kBpfTimer).has_value();
   if (m.high() && !for_each) {
     m.degraded =
         "kernel lacks bpf_for_each_map_elem (5.13+): no conntrack sweeper, so idle connections report their "
@@ -333,16 +368,21 @@ Status PacketParserPlugin::init(PluginContext& ctx) {
   skel->rodata->cfg_sampling_rate = m.cfg.data_sampling_rate;
   skel->rodata->cfg_report_interval_ns =
       static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(m.cfg.conntrack_report_interval).count());
-  // The reader is woken once 64 records wait (at most a quarter of the
-  // ring); smaller batches wait for its periodic drain.
+  // The reader is woken once 64 records' bytes wait (at most a quarter of
+  // the ring); less waits for its periodic drain.
   constexpr uint64_t kRecordBytes = sizeof(retina_packet_event) + 8;  // + ring record header
   const uint64_t ring_bytes = packet_parser_ring_size(m.cfg);
   skel->rodata->cfg_wakeup_bytes = std::min<uint64_t>(64 * kRecordBytes, ring_bytes / 4);
+  if (m.batched)
+    skel->rodata->cfg_batch_ns = static_cast<uint64_t>(std::chrono::nanoseconds(kBatchWait).count());
+  const int cpus = libbpf_num_possible_cpus();
+  if (cpus <= 0) return unexpected(Error::system("packetparser: libbpf_num_possible_cpus", -cpus));
   struct Size {
     bpf_map* map;
     uint64_t entries;
   };
   for (const Size& s : {Size{skel->maps.retina_pp_evts, ring_bytes},
+                        Size{skel->maps.retina_pp_batch, m.batched ? static_cast<uint64_t>(cpus) : 1},
                         Size{skel->maps.retina_pp_filt, m.cfg.filter_map_max_entries},
                         // Aggregation low never touches conntrack: keep it tiny.
                         Size{skel->maps.retina_pp_ct, m.high() ? m.cfg.conntrack_max_entries : 1}}) {
@@ -361,7 +401,7 @@ Status PacketParserPlugin::init(PluginContext& ctx) {
     m.obj.add_collector(ctx.registry, std::move(*mx));
   }
   log::info("packetparser", "loaded",
-            {{"aggregation", m.high() ? "high" : "low"}, {"sampling", m.cfg.data_sampling_rate},
+            {{"aggregation", m.high() ? "high" : "low"}, {"sampling", m.cfg.data_sampling_rate}, {"batched", m.batched},
              {"hook", m.use_tcx ? "tcx" : "tc"}, {"sweeper", m.sweeper_loaded}});
   return ok();
 }
@@ -413,8 +453,11 @@ void PacketParserPlugin::stop() noexcept {
     m.checked.clear();
     m.failed.clear();
   }
-  // No packet reaches the programs any more: report what conntrack still
-  // holds, so nothing counted is left behind.
+  // No packet reaches the programs any more: the batches' timers send what
+  // they hold within kBatchWait; wait for that before the ring's last drain.
+  if (const uint32_t left = m.wait_batches_sent(100 * kBatchWait))
+    log::warn("packetparser", "batches not sent on stop", {{"records", left}});
+  // Report what conntrack still holds, so nothing counted is left behind.
   if (m.sweeper_loaded) {
     if (auto st = m.sweep(true); !st) log::warn("packetparser", "final flush failed", {{"error", st.error().message}});
   }
@@ -498,6 +541,12 @@ Result<std::array<uint64_t, RETINA_STAT_MAX>> PacketParserPlugin::stats() const 
 }
 
 Status PacketParserPlugin::sweep(bool flush_all) { return impl_->sweep(flush_all); }
+
+uint32_t PacketParserPlugin::wait_batches_sent(std::chrono::milliseconds timeout) {
+  return impl_->wait_batches_sent(timeout);
+}
+
+bool PacketParserPlugin::batched() const { return impl_->batched; }
 
 Result<retina_ct_gauges> PacketParserPlugin::conntrack_gauges() const {
   if (!impl_->obj.loaded()) return unexpected(Error::internal("packetparser: not loaded"));

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -48,6 +49,12 @@ class PacketParserPlugin final : public Plugin {
   Status sweep(bool flush_all = false);
   // Sums written by the last sweep.
   Result<retina_ct_gauges> conntrack_gauges() const;
+  // Aggregation low sends packets in per-CPU batches, each within a
+  // millisecond of its first packet. Waits until every batch is sent (or,
+  // ring full, counted lost), at most `timeout`; returns the records still
+  // waiting (0 normally, and always 0 when not batched).
+  uint32_t wait_batches_sent(std::chrono::milliseconds timeout = std::chrono::milliseconds(100));
+  bool batched() const;
 
   struct Attachment {
     int ifindex = 0;

@@ -198,3 +198,22 @@ def test_random_buffers_never_crash_decode_many():
             except retina.DecodeError:
                 continue
             assert list(df.columns) == list(retina.COLUMNS)
+
+
+def test_batch_records_decode_as_the_records_they_hold():
+    pkts = [records.packet("10.0.0.5", "10.0.0.9", sport=40000 + i, dport=80, bytes=100 + i, ts_ns=i)
+            for i in range(5)]
+    buf = records.concat([records.batch(pkts[:3]), pkts[3], records.batch(pkts[4:])], align=8)
+    df = retina.decode_many(buf, boot_offset_ns=0)
+    assert len(df) == 5
+    assert list(df["src_port"]) == [40000 + i for i in range(5)]
+    assert list(df["bytes"]) == [100 + i for i in range(5)]
+    # A list item may be a batch too.
+    assert len(retina.decode_many([records.batch(pkts)], boot_offset_ns=0)) == 5
+    # A batch whose framing is bad is one reject, with its reason.
+    bad = bytearray(records.batch(pkts[:2]))
+    bad[16:18] = struct.pack("<H", 0)  # count 0
+    with pytest.raises(retina.DecodeError, match="bad_field"):
+        retina.decode_many(bytes(bad), boot_offset_ns=0)
+    with pytest.raises(ValueError):
+        records.batch([])
