@@ -65,7 +65,13 @@ IPERF_PORT = 5201
 
 ALL_PLUGINS = ["packetparser", "dropreason", "packetforward", "linuxutil", "dns", "tcpretrans"]
 
+HUBBLE_PORT = 14244
+HUBBLE = {"enableHubble": True, "hubbleListenAddress": f"127.0.0.1:{HUBBLE_PORT}",
+          "hubbleMetricsServer": "127.0.0.1:19965"}
+
 # name -> (agent config, description). None is the baseline (no agent).
+# Keys starting with "_" are for this script: "_env" adds to the agent's
+# environment, "_followers" starts that many Hubble clients.
 CASES = {
     # The agent off in both runs of a pair: the table's noise floor.
     "off": (None, "no agent in either run: how far two runs of the same thing differ here"),
@@ -81,6 +87,15 @@ CASES = {
     "low-unbatched": ({"enabledPlugin": ["packetparser"], "dataAggregationLevel": "low",
                        "_env": {"RETINA_KERNEL_FEATURES_OFF": "bpf_timer"}},
                       "packetparser, aggregation low, a ring-buffer reservation per packet (no batches)"),
+    # Hubble mode with 10 `retina observe --follow -o json` clients, each
+    # taking every flow. The clients run at nice 19 on any CPU (they stand
+    # for Relay or a CLI elsewhere, and are not what is measured); the
+    # agent's threads serving them run at nice 10. A follower that falls
+    # behind loses flows of its own (counted in hubble_lost_events_total).
+    "hubble-high": ({"enabledPlugin": ["packetparser"], "dataAggregationLevel": "high", **HUBBLE, "_followers": 10},
+                    "packetparser, aggregation high, Hubble mode with 10 following clients"),
+    "hubble-low": ({"enabledPlugin": ["packetparser"], "dataAggregationLevel": "low", **HUBBLE, "_followers": 10},
+                   "packetparser, aggregation low, Hubble mode with 10 following clients"),
     "all-high": ({"enabledPlugin": ALL_PLUGINS, "dataAggregationLevel": "high", "enablePodLevel": True,
                   "remoteContext": True},
                  "every Linux plugin and pod-level metrics, aggregation high"),
@@ -88,6 +103,9 @@ CASES = {
                  "remoteContext": True},
                 "every Linux plugin and pod-level metrics, aggregation low"),
 }
+
+# Cases a run without --cases leaves out: comparisons and modes of their own.
+OPT_IN = ("low-unbatched", "hubble-high", "hubble-low")
 
 TARGETS = {  # (case, test) -> minimum ratio to baseline, from the numbers
     ("high", "tcp"): 0.98, ("high", "udp64"): 0.98, ("all-high", "tcp"): 0.98, ("all-high", "udp64"): 0.98,
@@ -257,6 +275,8 @@ class Agent:
         self.binary, self.case, self.workdir, self.cpu = binary, case, workdir, cpu
         self.cfg = dict(cfg)
         self.env = dict(os.environ, **self.cfg.pop("_env", {}))
+        self.followers = self.cfg.pop("_followers", 0)
+        self.clients = []
         self.cfg.update({"apiServer": {"host": "127.0.0.1", "port": AGENT_PORT}, "logLevel": "info",
                          "endpointsFile": endpoints,
                          "podInterfacePrefixes": ["vpod"]})
@@ -296,13 +316,28 @@ class Agent:
         not_running = {n: s for n, s in self.states.items() if s != "running"}
         if not_running:
             log(f"case {self.case}: plugins not running: {not_running} (see {self.log_path})")
+        cli = os.path.join(os.path.dirname(os.path.dirname(self.binary)), "retina", "retina")
+        for _ in range(self.followers):
+            self.clients.append(subprocess.Popen(
+                ["nice", "-n", "19", "ip", "netns", "exec", NODE, cli, "observe", "--server", f"127.0.0.1:{HUBBLE_PORT}",
+                 "--follow", "-o", "json"], stdout=subprocess.DEVNULL, stderr=self.log_file))
         time.sleep(1.0)  # attach to the pod veths, first metrics poll
+        gone = [c.returncode for c in self.clients if c.poll() is not None]
+        if gone:
+            raise RuntimeError(f"{len(gone)} Hubble followers exited ({gone}); see {self.log_path}")
         return self
 
     def __exit__(self, *exc):
+        # Every follower must have stayed connected to the end.
+        gone = sum(1 for c in self.clients if c.poll() is not None)
+        for c in self.clients:
+            stop_process(c)
+        self.clients = []
         if self.proc:
             stop_process(self.proc)
         self.log_file.close()
+        if gone and not exc[0]:
+            raise RuntimeError(f"{gone} Hubble followers exited during the run; see {self.log_path}")
 
     def http(self, path, fail=True):
         # The agent listens inside the node namespace: reach it from there.
@@ -617,7 +652,8 @@ def memory(args, work):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--agent", default=os.path.join(ROOT, "build/tools/retina-agent/retina-agent"))
-    ap.add_argument("--cases", default=",".join(CASES), help=f"comma-separated: {', '.join(CASES)}")
+    ap.add_argument("--cases", default=",".join(c for c in CASES if c not in OPT_IN),
+                    help=f"comma-separated: {', '.join(CASES)} (default: all but {', '.join(OPT_IN)})")
     ap.add_argument("--tests", default="tcp,udp64", help="tcp, udp64")
     ap.add_argument("--paths", default="pod-pod,pod-remote", help="pod-pod, pod-remote")
     ap.add_argument("--duration", type=int, default=5, help="seconds per iperf3 run")

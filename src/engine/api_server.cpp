@@ -28,6 +28,7 @@
 #include <fmt/format.h>
 #include <httplib.h>
 
+#include "core/best_effort.hpp"
 #include "core/log.hpp"
 #include "engine/http_gate.hpp"
 #include "engine/http_query.hpp"
@@ -434,6 +435,7 @@ void ApiServer::Impl::flows(const httplib::Request& req, httplib::Response& res)
   res.set_chunked_content_provider(
       kJsonLinesContentType,
       [this, sub, sent, max, follow, deadline](size_t, httplib::DataSink& sink) {
+        if (follow) make_this_thread_best_effort();
         std::vector<OwnedFlow> batch;
         std::string out;
         const FlowJsonOptions json{options.node_name};

@@ -1,5 +1,7 @@
 #include "hubble/observer_service.hpp"
 
+#include "core/best_effort.hpp"
+
 #include <algorithm>
 #include <cstdlib>
 
@@ -114,6 +116,7 @@ grpc::Status ObserverService::GetFlows(grpc::ServerContext* ctx, const ::observe
   }
   if (!req->follow()) return grpc::Status::OK;
 
+  make_this_thread_best_effort();
   followers_.fetch_add(1, std::memory_order_relaxed);
   struct Leave {
     std::atomic<size_t>& n;

@@ -4,15 +4,20 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include <atomic>
-#include <cstdio>
 #include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <map>
+#include <sstream>
 #include <thread>
 #include <vector>
 
+#include "core/best_effort.hpp"
 #include "observer/observer.grpc.pb.h"
 #include "hubble/observer_service.hpp"
 #include "peer/peer.grpc.pb.h"
@@ -214,6 +219,41 @@ TEST_CASE("hubble server: follow delivers later flows, a slow follower's losses 
   REQUIRE(prom.error.empty());
   CHECK(prom.value("hubble_lost_events_total", {{"source", "hubble_ring_buffer"}}) == double(lost));
   CHECK(prom.value("hubble_lost_events_total", {{"source", "observer_events_queue"}}) == 0.0);
+  ctx.TryCancel();
+}
+
+// Threads of this process at each nice value (/proc/self/task/*/stat, field 19).
+std::map<int, int> threads_by_nice() {
+  std::map<int, int> out;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream f(e.path() / "stat");
+    std::string line;
+    std::getline(f, line);
+    const auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 2));
+    std::string field;
+    for (int i = 3; i < 19 && rest >> field; ++i) {
+    }
+    int nice = 0;
+    if (rest >> nice) ++out[nice];
+  }
+  return out;
+}
+
+TEST_CASE("hubble server: the threads serving followers run at a lower priority", "[hubble]") {
+  Harness h(16);
+  const int before = threads_by_nice()[kBestEffortNice];
+  grpc::ClientContext ctx;
+  observer::GetFlowsRequest req;
+  req.set_follow(true);
+  auto reader = h.stub->GetFlows(&ctx, req);
+  REQUIRE(h.wait_followers(1));
+  h.inject(1, 3);
+  observer::GetFlowsResponse r;
+  REQUIRE(reader->Read(&r));  // the follower's thread is serving
+  CHECK(threads_by_nice()[kBestEffortNice] == before + 1);
+  CHECK(::getpriority(PRIO_PROCESS, 0) == 0);  // this thread, and the pipeline's, keep theirs
   ctx.TryCancel();
 }
 
