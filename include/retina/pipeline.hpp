@@ -181,7 +181,9 @@ class Pipeline {
   IpCache& cache() { return *cache_; }
 
  private:
-  // Counts a record that could not be taken apart.
+  // Calls fn for each record a batch holds, or counts the batch as one reject.
+  template <class Fn>
+  void take_apart(std::span<const std::byte> batch, std::string_view source, Fn&& fn) noexcept;
   void reject(std::span<const std::byte> record, std::string_view source, DecodeError e) noexcept;
   struct Impl;
   std::shared_ptr<IpCache> cache_;

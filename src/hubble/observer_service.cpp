@@ -1,13 +1,12 @@
 #include "hubble/observer_service.hpp"
 
-#include "core/best_effort.hpp"
-
 #include <algorithm>
 #include <cstdlib>
 
 #include <fmt/format.h>
 #include <limits>
 
+#include "core/best_effort.hpp"
 #include "hubble/filter.hpp"
 #include "hubble/flow_proto.hpp"
 #include "retina/metrics/registry.hpp"

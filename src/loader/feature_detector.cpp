@@ -12,8 +12,8 @@
 #include <bpf/libbpf.h>
 
 #include <array>
-#include <cstdlib>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <mutex>

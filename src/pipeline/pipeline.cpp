@@ -309,20 +309,15 @@ void Pipeline::process(std::span<const std::byte> record) noexcept { process(rec
 // each record it holds as if it had come alone. A batch whose framing is
 // bad is one reject.
 template <class Fn>
-static void for_each_record(std::span<const std::byte> record, Fn&& fn, auto&& reject) noexcept {
-  if (!is_batch(record)) return fn(record);
-  auto batch = split_batch(record);
-  if (!batch) return reject(batch.error());
-  for (size_t i = 0; i < batch->count; ++i) fn(batch->record(i));
+void Pipeline::take_apart(std::span<const std::byte> batch, std::string_view plugin, Fn&& fn) noexcept {
+  auto view = split_batch(batch);
+  if (!view) return reject(batch, plugin, view.error());
+  for (size_t i = 0; i < view->count; ++i) fn(view->record(i));
 }
 
 void Pipeline::process(std::span<const std::byte> record, std::string_view plugin) noexcept {
-  if (is_batch(record)) [[unlikely]] {
-    for_each_record(
-        record, [&](std::span<const std::byte> r) { process(r, plugin); },
-        [&](DecodeError e) { reject(record, plugin, e); });
-    return;
-  }
+  if (is_batch(record)) [[unlikely]]
+    return take_apart(record, plugin, [&](std::span<const std::byte> r) { process(r, plugin); });
   Impl& im = *impl_;
   if (!im.in_batch) im.begin_batch();
   im.flush_ahead();
@@ -339,12 +334,8 @@ void Pipeline::process(std::span<const std::byte> record, std::string_view plugi
 }
 
 void Pipeline::process_ahead(std::span<const std::byte> record, std::string_view plugin) noexcept {
-  if (is_batch(record)) {
-    for_each_record(
-        record, [&](std::span<const std::byte> r) { process_ahead(r, plugin); },
-        [&](DecodeError e) { reject(record, plugin, e); });
-    return;
-  }
+  if (is_batch(record)) [[unlikely]]
+    return take_apart(record, plugin, [&](std::span<const std::byte> r) { process_ahead(r, plugin); });
   Impl& im = *impl_;
   if (!im.in_batch) im.begin_batch();
   if (im.ahead_count == kLookahead) im.finish_oldest();
