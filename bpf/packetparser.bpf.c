@@ -294,11 +294,7 @@ static __always_inline void pp_batch_packet(struct pp_ctx *c)
 	}
 	b->busy = 1;
 	barrier();
-	__u32 n = b->bh.count;
-	if (n >= RETINA_BATCH_MAX) { /* never left full; sent to be safe */
-		pp_batch_send(b);
-		n = 0;
-	}
+	__u32 n = b->bh.count; /* below RETINA_BATCH_MAX: a full batch is sent at once */
 	pp_fill(&b->ev[n & (RETINA_BATCH_MAX - 1)], &c->pkt.tuple, c->ifindex, c->bytes, pp_obs(c), 0,
 		c->pkt.tcp_flags, RETINA_REPORT_PACKET, c->pkt.tcp_tsval);
 	b->bh.count = ++n;

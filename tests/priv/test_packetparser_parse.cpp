@@ -23,6 +23,7 @@
 #include "retina/decoder.hpp"
 #include "plugins/services.hpp"
 #include "retina/metrics/registry.hpp"
+#include "support/packet_events.hpp"
 #include "support/privileged.hpp"
 #include "support/prom_text.hpp"
 
@@ -182,29 +183,7 @@ struct Harness {
     CHECK(std::memcmp(out.data(), pkt.data(), pkt.size()) == 0);
   }
 
-  // Aggregation low: waits for the batches, then takes each record of one.
-  std::vector<retina_packet_event> drain() {
-    REQUIRE(pp.wait_batches_sent() == 0);
-    std::vector<retina_packet_event> evs;
-    auto fn = [](void* user, std::span<const std::byte> rec) {
-      auto* v = static_cast<std::vector<retina_packet_event>*>(user);
-      auto one = [v](std::span<const std::byte> r) {
-        REQUIRE(r.size() == sizeof(retina_packet_event));
-        retina_packet_event e;
-        std::memcpy(&e, r.data(), sizeof e);
-        v->push_back(e);
-      };
-      if (!is_batch(rec)) return one(rec);
-      auto batch = split_batch(rec);
-      REQUIRE(batch);
-      CHECK(batch->stride == sizeof(retina_packet_event));
-      for (size_t i = 0; i < batch->count; ++i) one(batch->record(i));
-    };
-    for (auto* src : pp.event_sources())
-      while (src->drain(fn, &evs, 1024)) {
-      }
-    return evs;
-  }
+  std::vector<retina_packet_event> drain() { return test::drain_packet_events(pp); }
 
   uint64_t stat(retina_stat s) { return (*pp.stats())[s] - base[s]; }
 };

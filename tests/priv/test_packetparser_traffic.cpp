@@ -15,10 +15,10 @@
 
 #include "plugins/packetparser/packetparser.hpp"
 #include "plugins/services.hpp"
-#include "retina/decoder.hpp"
 #include "retina/endpoint.hpp"
 #include "retina/ip_cache.hpp"
 #include "support/netns.hpp"
+#include "support/packet_events.hpp"
 #include "support/privileged.hpp"
 
 using namespace retina;
@@ -33,29 +33,7 @@ struct Sum {
   uint64_t records = 0;
 };
 
-std::vector<retina_packet_event> drain(PacketParserPlugin& pp) {
-  REQUIRE(pp.wait_batches_sent() == 0);
-  std::vector<retina_packet_event> evs;
-  // Aggregation low sends batches; each record in one is a packet event.
-  auto fn = [](void* user, std::span<const std::byte> rec) {
-    auto* v = static_cast<std::vector<retina_packet_event>*>(user);
-    auto one = [v](std::span<const std::byte> r) {
-      REQUIRE(r.size() >= sizeof(retina_packet_event));
-      retina_packet_event e;
-      std::memcpy(&e, r.data(), sizeof e);
-      REQUIRE(e.hdr.type == RETINA_EV_PACKET);
-      v->push_back(e);
-    };
-    if (!is_batch(rec)) return one(rec);
-    auto batch = split_batch(rec);
-    REQUIRE(batch);
-    for (size_t i = 0; i < batch->count; ++i) one(batch->record(i));
-  };
-  for (auto* src : pp.event_sources())
-    while (src->drain(fn, &evs, 4096)) {
-    }
-  return evs;
-}
+std::vector<retina_packet_event> drain(PacketParserPlugin& pp) { return test::drain_packet_events(pp, 4096); }
 
 // (ifindex, observation point) -> totals with the counting rule.
 std::map<std::pair<uint32_t, uint8_t>, Sum> sum(const std::vector<retina_packet_event>& evs) {
