@@ -24,6 +24,12 @@ Needs root, iperf3 and a built agent (scripts/test.sh or
   sudo bench/e2e/run.py --duration 3 --cases high,low --tests udp
   sudo bench/e2e/run.py --json results.json --compare previous.json
   sudo bench/e2e/run.py --pin 0,1,1 --cases off,tc-nop,high,low --paths pod-pod
+  sudo bench/e2e/run.py --pin 0,1,1 --cases high,retina-high,low,retina-low --retina-src ~/src/retina
+
+--retina-src takes a checkout of github.com/microsoft/retina: the retina-*
+cases build its packetparser.c as Retina does and run it with perf_reader.c,
+a minimal C reader, so Retina's kernel program is measured beside the whole
+retina agent on the same traffic and hooks.
 
 --pin CLIENT,SERVER,AGENT pins the iperf3 client, the iperf3 server and the
 agent (all its threads) to those CPUs and runs at least 8 pairs: on a
@@ -96,6 +102,14 @@ CASES = {
                     "packetparser, aggregation high, Hubble mode with 10 following clients"),
     "hubble-low": ({"enabledPlugin": ["packetparser"], "dataAggregationLevel": "low", **HUBBLE, "_followers": 10},
                    "packetparser, aggregation low, Hubble mode with 10 following clients"),
+    # Retina's own packetparser program (its kernel side only, built from a
+    # Retina checkout given with --retina-src) drained by perf_reader.c, a
+    # minimal C reader: the cost of Retina's kernel program, beside which the
+    # whole retina agent should cost less.
+    "retina-high": ("retina-kernel:high",
+                    "Retina's packetparser.c at aggregation high, drained by a minimal C reader (no agent)"),
+    "retina-low": ("retina-kernel:low",
+                   "Retina's packetparser.c at aggregation low, drained by a minimal C reader (no agent)"),
     "all-high": ({"enabledPlugin": ALL_PLUGINS, "dataAggregationLevel": "high", "enablePodLevel": True,
                   "remoteContext": True},
                  "every Linux plugin and pod-level metrics, aggregation high"),
@@ -105,7 +119,7 @@ CASES = {
 }
 
 # Cases a run without --cases leaves out: comparisons and modes of their own.
-OPT_IN = ("low-unbatched", "hubble-high", "hubble-low")
+OPT_IN = ("low-unbatched", "hubble-high", "hubble-low", "retina-high", "retina-low")
 
 TARGETS = {  # (case, test) -> minimum ratio to baseline, from the issue's numbers
     ("high", "tcp"): 0.98, ("high", "udp64"): 0.98, ("all-high", "tcp"): 0.98, ("all-high", "udp64"): 0.98,
@@ -237,6 +251,115 @@ class NopFilters:
     def __exit__(self, *exc):
         for dev in ("vpod1", "vpod2"):
             sh(in_ns(NODE, f"tc qdisc del dev {dev} clsact"), check=False)
+
+
+# ------------------------------------------------ Retina's kernel program
+
+RETINA_ARCH = {"x86_64": ("amd64", "x86"), "aarch64": ("arm64", "arm64")}
+
+
+def build_retina_kernel(src, level, workdir):
+    """Retina's packetparser.c compiled as Retina compiles it (its include
+    layout; dynamic.h as its Generate step writes it: every packet looked at,
+    no conntrack metrics, the aggregation level asked for), from a copy of
+    the checkout's sources so the checkout is left as it was."""
+    plugin = os.path.join(src, "pkg", "plugin")
+    pp_src = os.path.join(plugin, "packetparser", "_cprog")
+    if not os.path.isfile(os.path.join(pp_src, "packetparser.c")):
+        raise RuntimeError(f"--retina-src {src}: no pkg/plugin/packetparser/_cprog/packetparser.c there")
+    out = os.path.join(workdir, f"retina-{level}")
+    obj = os.path.join(out, "packetparser.o")
+    if os.path.exists(obj):  # built for an earlier repetition
+        return obj
+    pp = os.path.join(out, "packetparser")
+    ct = os.path.join(out, "conntrack")
+    shutil.copytree(pp_src, pp)
+    shutil.copytree(os.path.join(plugin, "conntrack", "_cprog"), ct)
+    with open(os.path.join(pp, "dynamic.h"), "w") as f:
+        f.write(f"#define BYPASS_LOOKUP_IP_OF_INTEREST 1\n#define DATA_AGGREGATION_LEVEL {1 if level == 'high' else 0}\n")
+    with open(os.path.join(ct, "dynamic.h"), "w") as f:
+        f.write("")  # conntrack metrics off, Retina's default
+    go_arch, our_arch = RETINA_ARCH.get(platform.machine(), ("amd64", "x86"))
+    lib = os.path.join(plugin, "lib")
+    includes = [os.path.join(lib, f"_{go_arch}"), os.path.join(ROOT, "bpf", "vmlinux", our_arch),  # vmlinux.h
+                os.path.join(lib, "common", "libbpf", "_src"), "/usr/include/bpf",  # bpf_helpers.h
+                os.path.join(lib, "common", "libbpf", "_include", "linux"),
+                os.path.join(lib, "common", "libbpf", "_include", "uapi", "linux"),
+                os.path.join(lib, "common", "libbpf", "_include", "asm"),
+                os.path.join(plugin, "filter", "_cprog"), ct]
+    clang = shutil.which("clang") or shutil.which("clang-14") or "clang"
+    sh(f"{clang} -target bpf -Wall -Wno-parentheses -D__TARGET_ARCH_{our_arch} -g -O2 -c {pp}/packetparser.c -o {obj} "
+       + " ".join(f"-I{d}" for d in includes if os.path.isdir(d)))
+    return obj
+
+
+def build_perf_reader(workdir):
+    built = os.path.join(ROOT, "build", "bench", "perf_reader")  # the bench build makes it
+    if os.path.exists(built):
+        return built
+    exe = os.path.join(workdir, "perf_reader")
+    if not os.path.exists(exe):
+        cc = shutil.which("cc") or shutil.which("gcc") or "cc"
+        sh(f"{cc} -O2 -o {exe} {os.path.join(ROOT, 'bench', 'e2e', 'perf_reader.c')} "
+           "$(pkg-config --cflags --libs libbpf)")
+    return exe
+
+
+class RetinaKernel:
+    """A retina-* case: Retina's packetparser program, attached where Retina
+    attaches it (both pod veths; at low also the node's default-route
+    interface), drained by perf_reader. It answers what measure() asks of an
+    agent: CPU, memory and event counts."""
+
+    def __init__(self, src, level, workdir, cpu=None):
+        self.obj = build_retina_kernel(src, level, workdir)
+        self.reader = build_perf_reader(workdir)
+        self.level, self.workdir, self.cpu = level, workdir, cpu
+        self.stats_path = os.path.join(workdir, f"retina-{level}.stats")
+        self.log_path = os.path.join(workdir, f"retina-{level}.log")
+        self.states = {"retina packetparser.c": "running"}
+        self.proc = None
+
+    def __enter__(self):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.stats_path)
+        args = [self.reader, self.obj, self.stats_path, "vpod1,vpod2"] + (["eth0"] if self.level == "low" else [])
+        pin = [] if self.cpu is None else ["taskset", "-c", str(self.cpu)]
+        self.log_file = open(self.log_path, "w")
+        self.proc = subprocess.Popen([*pin, "ip", "netns", "exec", NODE, *args], stdout=self.log_file,
+                                     stderr=subprocess.STDOUT)
+        deadline = time.time() + 30
+        while not os.path.exists(self.stats_path):
+            if self.proc.poll() is not None or time.time() > deadline:
+                stop_process(self.proc)
+                with open(self.log_path) as f:
+                    raise RuntimeError(f"perf_reader did not start: {f.read().strip()}")
+            time.sleep(0.1)
+        self.pid = self.proc.pid
+        time.sleep(1.0)
+        return self
+
+    def __exit__(self, *exc):
+        stop_process(self.proc)
+        self.log_file.close()
+        if self.proc.returncode not in (0, None) and not exc[0]:
+            raise RuntimeError(f"perf_reader exited with {self.proc.returncode}; see {self.log_path}")
+
+    def cpu_ticks(self):
+        return Agent.cpu_ticks(self)
+
+    def status(self):
+        return Agent.status(self)
+
+    def resident(self):
+        return Agent.resident(self)
+
+    def counters(self):
+        with open(self.stats_path) as f:
+            kv = dict(line.split() for line in f if line.strip())
+        samples, lost = float(kv["samples"]), float(kv["lost"])
+        return {"reports": samples + lost, "kernel_ringbuf_full": lost, "parsed": samples, "lost": lost,
+                "sampled_out": 0}
 
 
 # ---------------------------------------------------------------------- agent
@@ -416,13 +539,18 @@ class Agent:
 
 # ----------------------------------------------------------------- measuring
 
+# Program names (as the kernel keeps them, 15 characters) this script
+# profiles: retina's, and Retina's packetparser programs for the retina-* cases.
+BPF_PROGRAMS = ("retina_", "endpoint_ingres", "endpoint_egress", "host_ingress_fi", "host_egress_fil")
+
+
 def bpf_prog_stats():
-    """{name: (run_time_ns, run_cnt)} summed over every loaded retina program."""
+    """{name: (run_time_ns, run_cnt)} summed over every loaded program named in BPF_PROGRAMS."""
     out = sh("bpftool -j prog show", capture=True)
     stats = {}
     for p in json.loads(out or "[]"):
         name = p.get("name", "")
-        if not name.startswith("retina_"):
+        if not name.startswith(BPF_PROGRAMS):
             continue
         t, n = stats.get(name, (0, 0))
         stats[name] = (t + p.get("run_time_ns", 0), n + p.get("run_cnt", 0))
@@ -663,6 +791,8 @@ def main():
     ap.add_argument("--endpoints", type=int, default=10000, help="endpoints cached by the agent")
     ap.add_argument("--pin", help="CLIENT,SERVER,AGENT: pin the iperf3 client, server and the agent to these CPUs "
                     "(and run at least 8 pairs)")
+    ap.add_argument("--retina-src", help="a checkout of github.com/microsoft/retina, for the retina-high and "
+                    "retina-low cases (its packetparser.c is built from it)")
     ap.add_argument("--memory", action="store_true", help="only measure the agent's idle and start-up peak RSS "
                     "with every plugin, for a YAML and a JSON endpoints file")
     ap.add_argument("--json", help="write the results here (default: build/bench-e2e-<time>.json)")
@@ -691,6 +821,8 @@ def main():
     for c in cases:
         if c not in CASES:
             sys.exit(f"unknown case {c!r}; known: {', '.join(CASES)}")
+        if c.startswith("retina-") and not args.retina_src:
+            sys.exit(f"case {c} needs --retina-src (a checkout of github.com/microsoft/retina)")
     for t in tests:
         if t not in ("tcp", "udp64"):
             sys.exit(f"unknown test {t!r}")
@@ -738,6 +870,9 @@ def main():
                         baseline_half()
                     if cfg == "tc-nop":
                         under_test = NopFilters(work)
+                    elif isinstance(cfg, str) and cfg.startswith("retina-kernel:"):
+                        under_test = RetinaKernel(args.retina_src, cfg.split(":", 1)[1], work,
+                                                  args.pin[2] if args.pin else None)
                     elif cfg:
                         under_test = Agent(args.agent, c, cfg, work, eps, args.pin[2] if args.pin else None)
                     else:
