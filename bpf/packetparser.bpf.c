@@ -308,6 +308,13 @@ static __always_inline void pp_batch_packet(struct pp_ctx *c)
 
 /* ----------------------------------------------------------- conntrack */
 
+/* Side s of an entry: 0 tc ingress, 1 tc egress (apart in the entry; see
+ * struct retina_ct_entry). */
+static __always_inline struct retina_ct_side *ct_side(struct retina_ct_entry *e, __u32 s)
+{
+	return (s & 1) ? &e->side_egr : &e->side_ing;
+}
+
 /* A spill of the packed word starts once a field passes half its range:
  * every CPU that adds after that spills too, so neither field can wrap
  * before the spill took it (packets below 16 MiB go to the packed word). */
@@ -493,9 +500,10 @@ static __always_inline void ct_init_fields(struct retina_ct_entry *e, const stru
 	e->bytes[1] = 0;
 #pragma unroll
 	for (int s = 0; s < 2; s++) {
-		e->side[s].last_report_ns = 0;
-		e->side[s].flags_seen = 0;
-		e->side[s].last_reply = 0;
+		struct retina_ct_side *side = ct_side(e, s);
+		side->last_report_ns = 0;
+		side->flags_seen = 0;
+		side->last_reply = 0;
 	}
 }
 
@@ -515,7 +523,7 @@ static __always_inline void ct_first_packet(const struct pp_ctx *c, struct retin
 {
 	__u32 state = e->state;
 	bool reply = src_lo != !!(state & RETINA_CT_INIT_IS_LO);
-	struct retina_ct_side *side = &e->side[c->side & 1];
+	struct retina_ct_side *side = ct_side(e, c->side);
 	__u16 f = c->pkt.tcp_flags;
 	bool tcp = c->pkt.tuple.proto == IPPROTO_TCP;
 
@@ -550,7 +558,7 @@ static __always_inline void ct_packet(struct pp_ctx *c, struct retina_ct_entry *
 		prev = __sync_fetch_and_or(&e->state, bits);
 	__u32 state = prev | bits;
 	bool reply = src_lo != !!(state & RETINA_CT_INIT_IS_LO);
-	struct retina_ct_side *side = &e->side[c->side & 1];
+	struct retina_ct_side *side = ct_side(e, c->side);
 	__u8 reason;
 
 	/* Stored only when it moves (once a tick): CPUs sharing a connection
@@ -590,7 +598,7 @@ static __always_inline void ct_packet(struct pp_ctx *c, struct retina_ct_entry *
 static __always_inline void ct_fill_flush(struct retina_packet_event *ev, const struct retina_ct_key *k,
 					  struct retina_ct_entry *e, __u32 s, __u8 reason, __u64 now)
 {
-	struct retina_ct_side *side = &e->side[s & 1];
+	struct retina_ct_side *side = ct_side(e, s);
 	__u32 state = e->state;
 	bool reply = side->last_reply;
 	bool src_lo = !!(state & RETINA_CT_INIT_IS_LO) != reply;
@@ -624,7 +632,7 @@ static __always_inline void ct_flush_expired(const struct retina_ct_key *k, stru
 {
 #pragma unroll
 	for (__u32 s = 0; s < 2; s++) {
-		if (!ct_has_pending(&e->side[s]))
+		if (!ct_has_pending(ct_side(e, s)))
 			continue;
 		struct retina_packet_event *ev = retina_ringbuf_reserve(&retina_pp_evts, sizeof(*ev));
 		if (!ev)
@@ -806,7 +814,7 @@ static long sweep_one(struct bpf_map *map, struct retina_ct_key *key, struct ret
 			if (sc->flush_all) {
 #pragma unroll
 				for (__u32 s = 0; s < 2; s++) {
-					if (!ct_has_pending(&e->side[s]))
+					if (!ct_has_pending(ct_side(e, s)))
 						continue;
 					struct retina_packet_event *ev =
 						retina_ringbuf_reserve(&retina_pp_evts, sizeof(*ev));
@@ -821,12 +829,12 @@ static long sweep_one(struct bpf_map *map, struct retina_ct_key *key, struct ret
 		/* Reserve first: if the ring is full the entry stays for the
 		 * next sweep and nothing is lost. */
 		struct retina_packet_event *ev0 = NULL, *ev1 = NULL;
-		if (ct_has_pending(&e->side[0])) {
+		if (ct_has_pending(ct_side(e, 0))) {
 			ev0 = retina_ringbuf_reserve(&retina_pp_evts, sizeof(*ev0));
 			if (!ev0)
 				return 0;
 		}
-		if (ct_has_pending(&e->side[1])) {
+		if (ct_has_pending(ct_side(e, 1))) {
 			ev1 = retina_ringbuf_reserve(&retina_pp_evts, sizeof(*ev1));
 			if (!ev1) {
 				if (ev0)
@@ -863,8 +871,8 @@ static long sweep_one(struct bpf_map *map, struct retina_ct_key *key, struct ret
 #pragma unroll
 	for (__u32 s = 0; s < 2; s++) {
 		__u64 p, b;
-		ct_peek_pending(&e->side[s], &p, &b);
-		if (e->side[s].last_reply) {
+		ct_peek_pending(ct_side(e, s), &p, &b);
+		if (ct_side(e, s)->last_reply) {
 			sc->g.packets_rx += p;
 			sc->g.bytes_rx += b;
 		} else {
@@ -875,7 +883,7 @@ static long sweep_one(struct bpf_map *map, struct retina_ct_key *key, struct ret
 
 #pragma unroll
 	for (__u32 s = 0; s < 2; s++) {
-		struct retina_ct_side *side = &e->side[s];
+		struct retina_ct_side *side = ct_side(e, s);
 		if (!ct_has_pending(side))
 			continue;
 		if (!sc->flush_all && now < side->last_report_ns + cfg_report_interval_ns)

@@ -291,15 +291,15 @@ struct retina_ct_key {
 #define RETINA_CT_PEND_BYTES_MASK ((1ULL << RETINA_CT_PEND_BYTES_BITS) - 1)
 #define RETINA_CT_PEND_ONE_PACKET (1ULL << RETINA_CT_PEND_BYTES_BITS)
 struct retina_ct_side {
-	__u64 pending;                /*  0 packets << 40 | bytes */
-	__u64 pending_bytes;          /*  8 wide counters: spills and the rest */
-	__u32 pending_packets;        /* 16 */
-	__u32 pending_flags[RETINA_FLAG_IDX_MAX]; /* 20 per-flag counts of the pending packets */
-	__u64 last_report_ns;         /* 56 */
-	__u16 flags_seen;             /* 64 OR of flags already reported in this direction */
-	__u8 last_reply;              /* 66 1: the last packet here travelled responder -> initiator */
-	__u8 _pad0;                   /* 67 */
-	__u32 _pad1;                  /* 68 */
+	__u64 pending_bytes;          /*  0 wide counters: spills and the rest */
+	__u32 pending_packets;        /*  8 */
+	__u32 _pad1;                  /* 12 */
+	__u64 pending;                /* 16 packets << 40 | bytes */
+	__u64 last_report_ns;         /* 24 */
+	__u16 flags_seen;             /* 32 OR of flags already reported in this direction */
+	__u8 last_reply;              /* 34 1: the last packet here travelled responder -> initiator */
+	__u8 _pad0;                   /* 35 */
+	__u32 pending_flags[RETINA_FLAG_IDX_MAX]; /* 36 per-flag counts of the pending packets */
 };                                /* 72 */
 
 #define RETINA_CT_INIT_IS_LO 0x01   /* the initiator is addr_lo:port_lo */
@@ -321,15 +321,23 @@ struct retina_ct_side {
  * nanoseconds where the kernel's CONFIG_HZ is known, and CLOCK_BOOTTIME
  * otherwise; records carry CLOCK_BOOTTIME. packets and bytes count what
  * was reported (records and flushes); the sweeper adds what is pending for
- * the conntrack_* gauges, so the per-packet path never touches them. */
+ * the conntrack_* gauges, so the per-packet path never touches them.
+ *
+ * A veth's two hooks run on different CPUs for one flow (its data on the
+ * sender's, its ACKs on the receiver's), and a hash map value has no fixed
+ * cache-line alignment, so the layout keeps what each hook writes for every
+ * packet (its side's `pending`) and reads (`last_report_ns`, `flags_seen`,
+ * `last_reply`) at least 64 bytes from the other side's: the ingress side
+ * first, the egress side last, mirrored around the fields both read. */
 struct retina_ct_entry {
-	__u64 expires_ns;             /*   0 the entry is expired once now > expires_ns */
-	__u32 state;                  /*   8 RETINA_CT_* bits */
-	__u32 _pad;                   /*  12 */
-	__u64 packets[2];             /*  16 [0] initiator -> responder (tx), [1] reply (rx) */
-	__u64 bytes[2];               /*  32 */
-	struct retina_ct_side side[2]; /* 48 [0] tc ingress, [1] tc egress */
-};                                /* 192: three cache lines */
+	struct retina_ct_side side_ing; /*   0 tc ingress; hot fields at 16..35 */
+	__u64 expires_ns;             /*  72 the entry is expired once now > expires_ns */
+	__u32 state;                  /*  80 RETINA_CT_* bits */
+	__u32 _pad;                   /*  84 */
+	__u64 packets[2];             /*  88 [0] initiator -> responder (tx), [1] reply (rx) */
+	__u64 bytes[2];               /* 104 */
+	struct retina_ct_side side_egr; /* 120 tc egress; hot fields at 136..155 */
+};                                /* 192 */
 
 /* Sums over live conntrack entries, written by the sweeper (array map,
  * one element) and exported as the conntrack_* gauges. */

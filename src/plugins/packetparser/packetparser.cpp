@@ -31,10 +31,10 @@ namespace retina {
 
 // Maps shared with bpf/packetparser.bpf.c (which asserts the same sizes).
 static_assert(sizeof(retina_ct_key) == 44 && offsetof(retina_ct_key, ifindex) == 40);
-static_assert(sizeof(retina_ct_side) == 72 && offsetof(retina_ct_side, last_report_ns) == 56 &&
-              offsetof(retina_ct_side, flags_seen) == 64);
-static_assert(sizeof(retina_ct_entry) == 192 && offsetof(retina_ct_entry, packets) == 16 &&
-              offsetof(retina_ct_entry, side) == 48);
+static_assert(sizeof(retina_ct_side) == 72 && offsetof(retina_ct_side, pending) == 16 &&
+              offsetof(retina_ct_side, flags_seen) == 32);
+static_assert(sizeof(retina_ct_entry) == 192 && offsetof(retina_ct_entry, packets) == 88 &&
+              offsetof(retina_ct_entry, side_egr) == 120);
 static_assert(sizeof(retina_ct_gauges) == 48);
 static_assert(sizeof(retina_lpm_key) == 20 && offsetof(retina_lpm_key, addr) == 4);
 static_assert(sizeof(retina_packet_event) == 128 && offsetof(retina_packet_event, prev_flag_counts) == 88);
