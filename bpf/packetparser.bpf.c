@@ -870,9 +870,10 @@ static long sweep_one(struct bpf_map *map, struct retina_ct_key *key, struct ret
 	sc->g.bytes_rx += e->bytes[1];
 #pragma unroll
 	for (__u32 s = 0; s < 2; s++) {
+		const struct retina_ct_side *side = ct_side(e, s);
 		__u64 p, b;
-		ct_peek_pending(ct_side(e, s), &p, &b);
-		if (ct_side(e, s)->last_reply) {
+		ct_peek_pending(side, &p, &b);
+		if (side->last_reply) {
 			sc->g.packets_rx += p;
 			sc->g.bytes_rx += b;
 		} else {

@@ -328,7 +328,7 @@ struct retina_ct_side {
  * cache-line alignment, so the layout keeps what each hook writes for every
  * packet (its side's `pending`) and reads (`last_report_ns`, `flags_seen`,
  * `last_reply`) at least 64 bytes from the other side's: the ingress side
- * first, the egress side last, mirrored around the fields both read. */
+ * first, the egress side last, the fields both read between them. */
 struct retina_ct_entry {
 	struct retina_ct_side side_ing; /*   0 tc ingress; hot fields at 16..35 */
 	__u64 expires_ns;             /*  72 the entry is expired once now > expires_ns */
