@@ -129,9 +129,13 @@ const Endpoint* FlowStore::keep(const Endpoint* raw, const EndpointPtr* owner) n
   auto& refs = current_->refs;
   if (owner) {
     const auto bits = reinterpret_cast<uintptr_t>(raw);
-    const Endpoint*& seen = memo_[((bits >> 4) ^ (bits >> 12)) % kMemo];
-    if (seen == raw) return raw;  // this block already holds it
-    seen = raw;
+    const size_t i = ((bits >> 4) ^ (bits >> 12)) % kMemo;
+    // Two ways: a flow's source and destination that hash alike do not
+    // evict each other (that took two references for every flow).
+    const Endpoint*& first = memo_[i];
+    const Endpoint*& second = memo_[(i + 1) % kMemo];
+    if (first == raw || second == raw) return raw;  // this block already holds it
+    (first ? second : first) = raw;
     // Within the reserve (two per slot): no allocation.
     refs.push_back(*owner);
     return raw;
